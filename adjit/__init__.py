@@ -1,0 +1,29 @@
+"""adjit: a JIT-compiling automatic-differentiation compiler for NumPy-style Python."""
+
+from adjit import (
+    primitives,  # noqa: F401  (registers every primitive)
+    tree,  # noqa: F401
+)
+from adjit.api import (  # noqa: F401
+    grad,
+    jit,
+    jvp,
+    make_graph,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
+from adjit.config import config  # noqa: F401
+from adjit.errors import (  # noqa: F401
+    AdjitError,
+    AdjitTypeError,
+    AdjitValueError,
+    ConcretizationError,
+    MissingRuleError,
+    TracerLeakError,
+)
+from adjit.trace import _install_tracer_methods
+
+_install_tracer_methods()
+
+__version__ = "0.1.0"

@@ -1,0 +1,371 @@
+"""The public transformations. Each is a thin composition of stages:
+
+    trace the user's function -> transform its graph (jvp, linearize + transpose) by tracing a
+    function that evaluates it with the rules -> run the result (compiled, or interpreted).
+
+Called on concrete arrays, a transformed function traces once per input signature and caches
+what it built; called inside another trace, it stages its work into that trace, so any
+composition (``grad(grad(f))``, ``jit(grad(f))``) becomes one graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from adjit import tree
+from adjit.ad import jvp_eval, vjp_eval
+from adjit.backend import compile_graph
+from adjit.config import config
+from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.ir.graph import Graph
+from adjit.ir.interpret import bind_symbols
+from adjit.primitives import elementwise as ew
+from adjit.primitives.registry import Zero
+from adjit.primitives.structural import instantiate
+from adjit.trace import (
+    Tracer,
+    get_aval,
+    is_tracing,
+    trace_symbolic,
+    trace_to_graph,
+)
+
+# --------------------------------------------------------------------------- staging and caching
+
+
+class _Executable:
+    """One traced signature: the graph, its constants, the compiled runner, the output tree."""
+
+    __slots__ = ("graph", "consts", "run", "out_tree", "in_avals", "symbolic")
+
+    def __init__(self, graph: Graph, consts, out_tree):
+        self.graph = graph
+        self.consts = list(consts)
+        self.out_tree = out_tree
+        self.in_avals = graph.in_avals
+        self.symbolic = bool(graph.symbols())
+        self.run = compile_graph(graph, jit=config.jit)
+
+    def matches(self, leaves) -> bool:
+        try:
+            bind_symbols(self.graph, [*self.consts, *leaves])
+        except AdjitValueError:
+            return False
+        return True
+
+    def __call__(self, leaves):
+        outs = self.run([*self.consts, *leaves])
+        return tree.unflatten(self.out_tree, [o[()] if o.ndim == 0 else o for o in outs])
+
+
+def _signature(leaf):
+    if isinstance(leaf, np.ndarray):
+        return (leaf.dtype, leaf.ndim)
+    return type(leaf)
+
+
+def _check_leaf(leaf):
+    if not isinstance(leaf, (np.ndarray, float, int, bool, np.generic)):
+        get_aval(leaf)  # raises a clear error for strings, None and other objects
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        get_aval(leaf)  # complex and object dtypes
+
+
+class Staged:
+    """Runs ``body(*args) -> pytree`` traced and compiled, caching per input signature."""
+
+    def __init__(self, body: Callable, name: str):
+        self.body = body
+        self.name = name
+        self._cache: dict = {}
+
+    def __call__(self, *args):
+        if is_tracing():
+            return self.body(*args)
+        leaves, in_tree = tree.flatten(args)
+        key = (in_tree, *map(_signature, leaves))
+        entries = self._cache.get(key)
+        if entries is not None:
+            for exe in entries:
+                if not exe.symbolic and len(entries) == 1 or exe.matches(leaves):
+                    return exe(leaves)
+        for leaf in leaves:
+            _check_leaf(leaf)
+        exe = self._build(in_tree, leaves)
+        self._cache.setdefault(key, []).append(exe)
+        return exe(leaves)
+
+    def _build(self, in_tree, leaves) -> _Executable:
+        out_tree_box = []
+
+        def flat_body(*flat):
+            out = self.body(*tree.unflatten(in_tree, flat))
+            out_leaves, out_tree = tree.flatten(out)
+            out_tree_box.append(out_tree)
+            return out_leaves
+
+        graph, consts = trace_symbolic(flat_body, leaves)
+        return _Executable(graph, consts, out_tree_box[-1])
+
+
+def _trace_flat(fun: Callable, args, what: str):
+    """Trace ``fun(*args)``; returns (graph, consts, out_tree) over the flat leaves of args."""
+    leaves, in_tree = tree.flatten(args)
+    out_tree_box = []
+
+    def flat_fun(*flat):
+        out = fun(*tree.unflatten(in_tree, flat))
+        out_leaves, out_tree = tree.flatten(out)
+        for leaf in out_leaves:
+            if not isinstance(leaf, Tracer):
+                _check_output(leaf, what)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    graph, consts = trace_to_graph(flat_fun, [get_aval(x) for x in leaves])
+    return graph, consts, out_tree_box[-1], leaves
+
+
+def _check_output(value, what: str):
+    try:
+        get_aval(value)
+    except AdjitTypeError:
+        raise AdjitTypeError(f"adjit: the function given to {what} must return arrays or "
+                             f"numbers, got {type(value).__name__}") from None
+
+
+# --------------------------------------------------------------------------- argnums
+
+
+def _normalize_argnums(argnums, nargs: int, what: str):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for i in nums:
+        if not isinstance(i, int) or not -nargs <= i < nargs:
+            raise AdjitValueError(
+                f"adjit: {what} argnums={argnums!r} does not fit a call with {nargs} arguments")
+    return single, tuple(i % nargs for i in nums)
+
+
+def _diff_mask(args, argnums, what: str):
+    """Which flat leaves are differentiated; integer inputs there are an error."""
+    mask = []
+    for i, arg in enumerate(args):
+        arg_leaves = tree.leaves(arg)
+        for leaf in arg_leaves:
+            differentiated = i in argnums
+            if differentiated and not get_aval(leaf).is_float:
+                raise AdjitTypeError(
+                    f"adjit: {what} needs floating-point inputs, but argument {i} has dtype "
+                    f"{get_aval(leaf).dtype}; pass it as float (e.g. 1.0, or x.astype(float)) "
+                    "or leave it out of argnums")
+            mask.append(differentiated)
+    return mask
+
+
+# --------------------------------------------------------------------------- transformations
+
+
+def _value_and_grad_body(fun, argnums, has_aux, what):
+    def body(*args):
+        single, nums = _normalize_argnums(argnums, len(args), what)
+        diff = _diff_mask(args, nums, what)
+
+        def scalar_fun(*a):
+            out = fun(*a)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                    raise AdjitTypeError(
+                        f"adjit: with has_aux=True the function given to {what} must return a "
+                        "pair (output, aux)")
+                out, aux = out
+            if isinstance(out, (tuple, list, dict)) or out is None or isinstance(out, str):
+                raise AdjitTypeError(
+                    f"adjit: {what} needs a function returning a scalar, but it returned "
+                    f"{type(out).__name__}; use adjit.vjp or jacrev for other outputs")
+            aval = get_aval(out)
+            if aval.shape != () or not aval.is_float:
+                raise AdjitTypeError(
+                    f"adjit: {what} needs a function returning a float scalar, but it returned "
+                    f"an array {aval}; use adjit.vjp or jacrev for non-scalar outputs")
+            return (out, aux)
+
+        graph, consts, out_tree, leaves = _trace_flat(scalar_fun, args, what)
+        outs, backward = vjp_eval(graph, consts, leaves, diff)
+        one = np.ones((), get_aval(outs[0]).dtype)
+        cts = backward([one] + [Zero(get_aval(o)) for o in outs[1:]])
+        grads_flat = iter(instantiate(ct) for ct in cts)
+        grads = []
+        for i, arg in enumerate(args):
+            if i in nums:
+                arg_leaves, arg_tree = tree.flatten(arg)
+                grads.append((i, tree.unflatten(arg_tree, [next(grads_flat) for _ in arg_leaves])))
+        by_num = dict(grads)
+        grad_out = by_num[nums[0]] if single else tuple(by_num[i] for i in nums)
+        value, aux = tree.unflatten(out_tree, outs)
+        return ((value, aux) if has_aux else value), grad_out
+
+    return body
+
+
+def _transform_decorator(make):
+    """Lets a transformation be used as ``t(f)``, ``@t`` and ``@t(argnums=1)``."""
+
+    @functools.wraps(make)
+    def wrapper(fun=None, argnums=0, has_aux=False):
+        if fun is None:
+            return lambda f: make(f, argnums, has_aux)
+        if not callable(fun):
+            raise AdjitTypeError(f"adjit: {make.__name__} expects a function, got "
+                                 f"{type(fun).__name__}")
+        return make(fun, argnums, has_aux)
+
+    return wrapper
+
+
+@_transform_decorator
+def value_and_grad(fun, argnums=0, has_aux=False):
+    """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this."""
+    staged = Staged(_value_and_grad_body(fun, argnums, has_aux, "value_and_grad"),
+                    "value_and_grad")
+    return functools.wraps(fun)(lambda *args: staged(*args))
+
+
+@_transform_decorator
+def grad(fun, argnums=0, has_aux=False):
+    """The gradient of a scalar function: ``grad(f)(x)`` is df/dx, shaped like x."""
+    body = _value_and_grad_body(fun, argnums, has_aux, "grad")
+
+    def grad_body(*args):
+        value, g = body(*args)
+        return (g, value[1]) if has_aux else g
+
+    staged = Staged(grad_body, "grad")
+    return functools.wraps(fun)(lambda *args: staged(*args))
+
+
+def jit(fun: Callable) -> Callable:
+    """Compile ``fun``: traced once per input signature, then run as a kernel."""
+    staged = Staged(lambda *args: fun(*args), "jit")
+    return functools.wraps(fun)(lambda *args: staged(*args))
+
+
+# Per-function caches for the transformations that are called, not decorated (jvp, vjp):
+# a loop calling adjit.jvp(f, ...) traces f once, not every time.
+_call_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached(fun, kind: str, make: Callable) -> Staged:
+    try:
+        per_fun = _call_cache.setdefault(fun, {})
+    except TypeError:  # not weak-referenceable (a builtin): no cache
+        return make()
+    if kind not in per_fun:
+        per_fun[kind] = make()
+    return per_fun[kind]
+
+
+def _jvp_body(fun):
+    def body(primals, tangents):
+        graph, consts, out_tree, leaves = _trace_flat(fun, primals, "jvp")
+        t_leaves, t_tree = tree.flatten(tangents)
+        if t_tree != tree.flatten(primals)[1]:
+            raise AdjitValueError("adjit: jvp tangents must have the structure of the primals")
+        tangents_in = []
+        for p, t in zip(leaves, t_leaves):
+            pa, ta = get_aval(p), get_aval(t)
+            if not pa.is_float:
+                tangents_in.append(Zero(pa))
+                continue
+            if pa != ta and not (ta.shape == pa.shape or Tracer in (type(p), type(t))):
+                raise AdjitValueError(f"adjit: jvp tangent {ta} does not match primal {pa}")
+            tangents_in.append(ew.convert_element_type(t, pa.dtype))
+        outs, t_outs = jvp_eval(graph, consts, leaves, tangents_in)
+        return (tree.unflatten(out_tree, outs),
+                tree.unflatten(out_tree, [instantiate(t) for t in t_outs]))
+
+    return body
+
+
+def jvp(fun: Callable, primals, tangents):
+    """Forward mode: ``(fun(*primals), J(primals) @ tangents)``."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise AdjitTypeError("adjit: jvp takes primals and tangents as tuples: "
+                             "jvp(f, (x,), (v,))")
+    if len(primals) != len(tangents):
+        raise AdjitValueError(f"adjit: jvp got {len(primals)} primals and {len(tangents)} "
+                              "tangents")
+    staged = _cached(fun, "jvp", lambda: Staged(_jvp_body(fun), "jvp"))
+    return staged(tuple(primals), tuple(tangents))
+
+
+def _vjp_body(fun, has_aux):
+    def body(primals, cts):
+        def fun_main(*a):
+            out = fun(*a)
+            return out if not has_aux else out[0]
+
+        graph, consts, out_tree, leaves = _trace_flat(fun_main, primals, "vjp")
+        diff = [get_aval(x).is_float for x in leaves]
+        ct_leaves, ct_tree = tree.flatten(cts)
+        if ct_tree != out_tree:
+            raise AdjitValueError("adjit: the cotangent passed to a vjp function must have the "
+                                  "structure of the function's output")
+        outs, backward = vjp_eval(graph, consts, leaves, diff)
+        ct_in = []
+        for o, c in zip(outs, ct_leaves):
+            oa = get_aval(o)
+            if get_aval(c).shape != oa.shape and Tracer not in (type(c), type(o)):
+                raise AdjitValueError(f"adjit: cotangent {get_aval(c)} does not match output "
+                                      f"{oa}")
+            ct_in.append(ew.convert_element_type(c, oa.dtype) if oa.is_float else Zero(oa))
+        grads = iter(backward(ct_in))
+        flat = [instantiate(next(grads)) if d else np.zeros(np.shape(x), get_aval(x).dtype)
+                for x, d in zip(leaves, diff)]
+        per_arg, it = [], iter(flat)
+        for p in primals:
+            p_leaves, p_tree = tree.flatten(p)
+            per_arg.append(tree.unflatten(p_tree, [next(it) for _ in p_leaves]))
+        return tuple(per_arg)
+
+    return body
+
+
+def vjp(fun: Callable, *primals, has_aux: bool = False):
+    """Reverse mode: ``(fun(*primals), f_vjp)`` with ``f_vjp(ct)`` the cotangents of primals."""
+    forward = _cached(fun, "jit", lambda: Staged(lambda *a: fun(*a), "jit"))
+    out = forward(*primals)
+    backward = _cached(fun, f"vjp{has_aux}", lambda: Staged(_vjp_body(fun, has_aux), "vjp"))
+
+    def f_vjp(ct):
+        return backward(tuple(primals), ct)
+
+    if has_aux:
+        out, aux = out
+        return out, f_vjp, aux
+    return out, f_vjp
+
+
+def stop_gradient(x):
+    """``x`` unchanged, with a zero derivative (a pytree of arrays works too)."""
+    return tree.tree_map(lambda leaf: ew.stop_gradient(leaf), x)
+
+
+def make_graph(fun: Callable) -> Callable:
+    """``make_graph(f)(*args)`` returns the traced graph (printable) of ``f`` at those args."""
+
+    def build(*args):
+        leaves, in_tree = tree.flatten(args)
+
+        def flat_fun(*flat):
+            return tree.leaves(fun(*tree.unflatten(in_tree, flat)))
+
+        graph, _ = trace_symbolic(flat_fun, leaves)
+        return graph
+
+    return build

@@ -1,0 +1,16 @@
+"""Backends turn a graph into a callable ``run(inputs) -> outputs`` (constvar values first)."""
+
+from __future__ import annotations
+
+from adjit.ir.graph import Graph
+from adjit.ir.interpret import interpret
+
+
+def compile_graph(graph: Graph, jit: bool = True):
+    """A callable running ``graph``; until the compiler lands, the reference interpreter."""
+    n_consts = len(graph.constvars)
+
+    def run(inputs):
+        return interpret(graph, inputs[:n_consts], inputs[n_consts:])
+
+    return run

@@ -1,0 +1,355 @@
+"""The IR: a flat graph of SSA equations over typed variables.
+
+Grammar (this is also what the printer writes)::
+
+    graph   ::= "{ lambda " [vars] " ; " [vars] " ." eqn* " in (" atoms ") }"
+    vars    ::= var ("," var)*             -- constvars before ";", invars after
+    var     ::= name ":" type
+    type    ::= dtype "[" [dim ("," dim)*] "]"        e.g. f64[n0,3]
+    dim     ::= int | symbol ["+" int | "-" int]       e.g. 3, n0, n0-1
+    eqn     ::= var " = " prim [params] atom*
+    params  ::= "[" key "=" value ("," key "=" value)* "]"
+    atom    ::= name | literal                         literals are scalars: 1.0:f64
+
+Every variable is assigned exactly once, before it is used. Each equation applies one primitive
+(a name looked up in the rule tables of ``adjit.primitives.registry``) and has one output.
+
+Shapes may hold symbolic dimensions (``Dim``): a graph traced for ``f64[n0]`` serves every
+length, which is what lets the compiler build one kernel per (dtype, rank). A symbol stands for
+the same length wherever it appears; ``Dim("n0", -1)`` is that length minus one.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from adjit.errors import ConcretizationError
+
+# --------------------------------------------------------------------------- symbolic dims
+
+
+class Dim:
+    """A symbolic array length, optionally shifted by a constant (``n0-1`` after ``x[1:]``).
+
+    Python code that needs the number itself (``range(x.shape[0])``, ``x.shape[0] == 3``)
+    gets it, and the trace records a guard: the graph is then retraced with that length fixed,
+    so the result is always right and only as general as the code allows.
+    """
+
+    __slots__ = ("name", "offset")
+
+    def __init__(self, name: str, offset: int = 0):
+        self.name = name
+        self.offset = offset
+
+    def __repr__(self):
+        if self.offset == 0:
+            return self.name
+        return f"{self.name}{self.offset:+d}"
+
+    def __hash__(self):
+        return hash((self.name, self.offset))
+
+    def __eq__(self, other):
+        if isinstance(other, Dim):
+            return self.name == other.name and self.offset == other.offset
+        if isinstance(other, (int, np.integer)):
+            return self.concrete() == other
+        return NotImplemented
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def concrete(self) -> int:
+        return concrete_value(self.name) + self.offset
+
+    def __index__(self):
+        return self.concrete()
+
+    __int__ = __index__
+
+    def __float__(self):
+        return float(self.concrete())
+
+    def __add__(self, other):
+        if isinstance(other, (int, np.integer)):
+            return Dim(self.name, self.offset + int(other))
+        return dim_add(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return dim_sub(self, other)
+
+    def __rsub__(self, other):
+        return dim_sub(other, self)
+
+    def __mul__(self, other):
+        if isinstance(other, (int, np.integer)) and other == 1:
+            return self
+        return self.concrete() * other
+
+    __rmul__ = __mul__
+
+    def __lt__(self, other):
+        return self.concrete() < other
+
+    def __le__(self, other):
+        return self.concrete() <= other
+
+    def __gt__(self, other):
+        return self.concrete() > other
+
+    def __ge__(self, other):
+        return self.concrete() >= other
+
+    def __floordiv__(self, other):
+        return self.concrete() // other
+
+    def __neg__(self):
+        return -self.concrete()
+
+
+DimLike = int | Dim
+
+# The concrete lengths behind the symbols of the outermost trace, and the symbols whose value
+# Python code asked for. Set by ``adjit.trace.symbolic_context``.
+_dim_values: dict[str, int] = {}
+_dim_guards: set[str] = set()
+
+
+def concrete_value(name: str) -> int:
+    try:
+        value = _dim_values[name]
+    except KeyError:
+        raise ConcretizationError(
+            f"the length {name} is symbolic here and has no concrete value"
+        ) from None
+    _dim_guards.add(name)
+    return value
+
+
+def is_symbolic(d) -> bool:
+    return isinstance(d, Dim)
+
+
+def dim_add(a, b):
+    if not is_symbolic(a) and not is_symbolic(b):
+        return int(a) + int(b)
+    if is_symbolic(a) and not is_symbolic(b):
+        return Dim(a.name, a.offset + int(b))
+    if is_symbolic(b) and not is_symbolic(a):
+        return Dim(b.name, b.offset + int(a))
+    return a.concrete() + b.concrete()
+
+
+def dim_sub(a, b):
+    if not is_symbolic(b):
+        return dim_add(a, -int(b))
+    if is_symbolic(a) and a.name == b.name:
+        return a.offset - b.offset
+    return int(a) - b.concrete()
+
+
+def resolve_dim(d, env: dict[str, int]) -> int:
+    """The concrete length of ``d`` given the lengths bound to the symbols."""
+    if isinstance(d, Dim):
+        return env[d.name] + d.offset
+    return d
+
+
+def resolve_param(value, env: dict[str, int]):
+    """Replace every Dim inside a parameter (ints, tuples of ints) by its length."""
+    if isinstance(value, Dim):
+        return env[value.name] + value.offset
+    if isinstance(value, tuple):
+        return tuple(resolve_param(v, env) for v in value)
+    return value
+
+
+def has_symbols(value) -> bool:
+    if isinstance(value, Dim):
+        return True
+    if isinstance(value, tuple):
+        return any(has_symbols(v) for v in value)
+    return False
+
+
+# --------------------------------------------------------------------------- abstract values
+
+_DTYPE_NAMES = {
+    np.dtype("float64"): "f64",
+    np.dtype("float32"): "f32",
+    np.dtype("int64"): "i64",
+    np.dtype("int32"): "i32",
+    np.dtype("bool"): "bool",
+}
+
+
+def dtype_name(dtype) -> str:
+    return _DTYPE_NAMES.get(np.dtype(dtype), str(np.dtype(dtype)))
+
+
+class ShapedArray:
+    """The abstract value of an array: its dtype and shape (ints or symbolic Dims)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(d if isinstance(d, Dim) else int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, ShapedArray)
+            and self.dtype == other.dtype
+            and same_shape(self.shape, other.shape)
+        )
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+    def __repr__(self):
+        return f"{dtype_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    def update(self, shape=None, dtype=None) -> ShapedArray:
+        return ShapedArray(self.shape if shape is None else shape,
+                           self.dtype if dtype is None else dtype)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype.kind == "f"
+
+
+def same_shape(a, b) -> bool:
+    """Shape equality. Two symbols compare by name; a symbol against a number (an input's length
+    against a captured array's) compares by value and fixes that length in the trace."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, Dim) != isinstance(y, Dim):
+            if int(x) != int(y):
+                return False
+            continue
+        if isinstance(x, Dim):
+            if x.name != y.name or x.offset != y.offset:
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- graph nodes
+
+_var_ids = itertools.count()
+
+
+class Var:
+    """An SSA variable. Identity is the object; the printer gives it a short name."""
+
+    __slots__ = ("aval", "id")
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+        self.id = next(_var_ids)
+
+    def __repr__(self):
+        return f"Var({self.id}:{self.aval})"
+
+
+class Literal:
+    """A scalar constant written inline in an equation."""
+
+    __slots__ = ("value", "aval")
+
+    def __init__(self, value, dtype):
+        dtype = np.dtype(dtype)
+        self.value = dtype.type(value)
+        self.aval = ShapedArray((), dtype)
+
+    def __repr__(self):
+        return f"{_format_scalar(self.value)}:{dtype_name(self.aval.dtype)}"
+
+    def key(self):
+        return ("lit", repr(self.value.item()), self.aval.dtype.str)
+
+
+def _format_scalar(value) -> str:
+    if isinstance(value, (np.bool_, bool)):
+        return str(bool(value))
+    return repr(value.item()) if hasattr(value, "item") else repr(value)
+
+
+Atom = Var | Literal
+
+
+class Eqn:
+    """``out = prim[params](*inputs)``. ``source`` is the user's (file, line) that made it."""
+
+    __slots__ = ("prim", "inputs", "out", "params", "source")
+
+    def __init__(self, prim: str, inputs, out: Var, params: dict, source=None):
+        self.prim = prim
+        self.inputs = tuple(inputs)
+        self.out = out
+        self.params = params
+        self.source = source
+
+    def replace(self, **changes) -> Eqn:
+        fields = {s: getattr(self, s) for s in self.__slots__}
+        fields.update(changes)
+        return Eqn(**fields)
+
+    def __repr__(self):
+        return f"Eqn({self.prim})"
+
+
+class Graph:
+    """A function: constvars (values supplied by the caller of the trace), invars, eqns, outvars.
+
+    Graphs are never mutated: a pass builds a new one.
+    """
+
+    __slots__ = ("constvars", "invars", "eqns", "outvars")
+
+    def __init__(self, constvars, invars, eqns, outvars):
+        self.constvars = tuple(constvars)
+        self.invars = tuple(invars)
+        self.eqns = tuple(eqns)
+        self.outvars = tuple(outvars)
+
+    def replace(self, **changes) -> Graph:
+        fields = {s: getattr(self, s) for s in self.__slots__}
+        fields.update(changes)
+        return Graph(**fields)
+
+    @property
+    def in_avals(self):
+        return [v.aval for v in self.invars]
+
+    @property
+    def out_avals(self):
+        return [v.aval for v in self.outvars]
+
+    def __str__(self):
+        from adjit.ir.printer import format_graph
+
+        return format_graph(self)
+
+    __repr__ = __str__
+
+    def symbols(self) -> list[str]:
+        """The symbolic lengths of the inputs, in order of first appearance."""
+        seen = []
+        for v in (*self.constvars, *self.invars):
+            for d in v.aval.shape:
+                if isinstance(d, Dim) and d.name not in seen:
+                    seen.append(d.name)
+        return seen

@@ -1,0 +1,360 @@
+"""Elementwise primitives. Binary ones take arrays of one shape and dtype: adjit.numpy
+broadcasts and promotes before it binds, so these rules never deal with broadcasting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.ir.graph import ShapedArray, same_shape
+from adjit.primitives.registry import (
+    defjvp,
+    defjvp_full,
+    deflinear,
+    defnondiff,
+    defprim,
+    deftranspose,
+    is_linear,
+)
+from adjit.primitives.structural import bind, broadcast_in_dim, instantiate
+from adjit.trace import get_aval
+
+
+def _binder(name):
+    def apply(*args, **params):
+        return bind(name, *args, **params)
+
+    apply.__name__ = name
+    return apply
+
+
+def full_like(x, value):
+    """``value`` in the shape and dtype of ``x``: the typed constant rules multiply by."""
+    aval = get_aval(x)
+    return broadcast_in_dim(np.asarray(value, aval.dtype), aval.shape, ())
+
+
+def _unary_abstract(x, **_):
+    return x
+
+
+def _float_unary_abstract(x, **_):
+    if not x.is_float:
+        raise AdjitTypeError(f"expected a floating-point array, got {x}")
+    return x
+
+
+def _binary_abstract(x, y, **_):
+    if x.dtype != y.dtype or not same_shape(x.shape, y.shape):
+        raise AdjitValueError(f"elementwise operands differ: {x} and {y}")
+    return x
+
+
+def _compare_abstract(x, y, **_):
+    _binary_abstract(x, y)
+    return ShapedArray(x.shape, np.bool_)
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+neg = _binder("neg")
+defprim("neg", _unary_abstract, np.negative)
+deflinear("neg", lambda ct, x: [neg(ct)])
+
+add = _binder("add")
+defprim("add", _binary_abstract, np.add)
+deflinear("add", lambda ct, x, y: [ct if is_linear(x) else None, ct if is_linear(y) else None])
+
+sub = _binder("sub")
+defprim("sub", _binary_abstract, np.subtract)
+deflinear("sub", lambda ct, x, y: [ct if is_linear(x) else None,
+                                   neg(ct) if is_linear(y) else None])
+
+mul = _binder("mul")
+defprim("mul", _binary_abstract, np.multiply)
+defjvp("mul", lambda t, x, y, **_: mul(t, y), lambda t, x, y, **_: mul(x, t))
+# Linear in whichever argument carries the tangent; the other is a primal coefficient.
+deftranspose("mul", lambda ct, x, y: [mul(ct, y) if is_linear(x) else None,
+                                      mul(x, ct) if is_linear(y) else None])
+
+div = _binder("div")
+defprim("div", _binary_abstract, lambda x, y: np.divide(x, y) if x.dtype.kind == "f"
+        else np.floor_divide(x, y))
+defjvp("div", lambda t, x, y, **_: div(t, y),
+       lambda t, x, y, out, **_: neg(mul(t, div(out, y))))
+deftranspose("div", lambda ct, x, y: [div(ct, y), None])
+
+max_p = _binder("max")
+defprim("max", _binary_abstract, np.maximum)
+
+
+def _minmax_jvp(name, wins):
+    # Where the operands tie each gets half the tangent, as JAX does: the mean of the one-sided
+    # derivatives, which keeps max(x, x) = x differentiable with slope 1.
+    def jvp(primals, tangents):
+        x, y = primals
+        out = bind(name, x, y)
+        tx, ty = (instantiate(t) for t in tangents)
+        half = full_like(x, 0.5)
+        x_share = select(wins(x, y), full_like(x, 1.0),
+                         select(eq(x, y), half, full_like(x, 0.0)))
+        y_share = sub(full_like(x, 1.0), x_share)
+        return out, add(mul(tx, x_share), mul(ty, y_share))
+
+    return jvp
+
+
+defjvp_full("max", _minmax_jvp("max", lambda x, y: gt(x, y)))
+
+min_p = _binder("min")
+defprim("min", _binary_abstract, np.minimum)
+defjvp_full("min", _minmax_jvp("min", lambda x, y: lt(x, y)))
+
+pow_p = _binder("pow")
+defprim("pow", _binary_abstract, np.power)
+
+
+def _pow_jvp_exponent(t, x, y, out, **_):
+    # d/dy x**y = log(x) x**y; where x == 0 the term is 0 (the limit for y > 0), not nan.
+    zero = eq(x, full_like(x, 0.0))
+    safe_log = log(select(zero, full_like(x, 1.0), x))
+    return mul(t, mul(safe_log, out))
+
+
+defjvp("pow",
+       lambda t, x, y, **_: mul(t, mul(y, pow_p(x, sub(y, full_like(y, 1.0))))),
+       _pow_jvp_exponent)
+
+integer_pow = _binder("integer_pow")
+defprim("integer_pow", _unary_abstract, lambda x, *, y: np.power(x, y))
+defjvp("integer_pow", lambda t, x, *, y, **_:
+       mul(t, full_like(x, 0.0)) if y == 0 else
+       mul(t, mul(full_like(x, float(y)), integer_pow(x, y=y - 1) if y != 2 else x)))
+
+atan2 = _binder("atan2")
+defprim("atan2", _binary_abstract, np.arctan2)
+defjvp("atan2",
+       lambda t, y, x, **_: mul(t, div(x, add(mul(x, x), mul(y, y)))),
+       lambda t, y, x, **_: mul(t, neg(div(y, add(mul(x, x), mul(y, y))))))
+
+# --------------------------------------------------------------------------- transcendental
+
+sin = _binder("sin")
+cos = _binder("cos")
+defprim("sin", _float_unary_abstract, np.sin)
+defjvp("sin", lambda t, x, **_: mul(t, cos(x)))
+defprim("cos", _float_unary_abstract, np.cos)
+defjvp("cos", lambda t, x, **_: neg(mul(t, sin(x))))
+
+tan = _binder("tan")
+defprim("tan", _float_unary_abstract, np.tan)
+defjvp("tan", lambda t, x, out, **_: mul(t, add(full_like(x, 1.0), mul(out, out))))
+
+sqrt = _binder("sqrt")
+defprim("sqrt", _float_unary_abstract, np.sqrt)
+defjvp("sqrt", lambda t, x, out, **_: div(t, mul(full_like(x, 2.0), out)))
+
+cbrt = _binder("cbrt")
+defprim("cbrt", _float_unary_abstract, np.cbrt)
+defjvp("cbrt", lambda t, x, out, **_: div(t, mul(full_like(x, 3.0), mul(out, out))))
+
+
+def _one_minus_square(x):
+    return sub(full_like(x, 1.0), mul(x, x))
+
+
+asin = _binder("asin")
+defprim("asin", _float_unary_abstract, np.arcsin)
+defjvp("asin", lambda t, x, **_: div(t, sqrt(_one_minus_square(x))))
+
+acos = _binder("acos")
+defprim("acos", _float_unary_abstract, np.arccos)
+defjvp("acos", lambda t, x, **_: neg(div(t, sqrt(_one_minus_square(x)))))
+
+atan = _binder("atan")
+defprim("atan", _float_unary_abstract, np.arctan)
+defjvp("atan", lambda t, x, **_: div(t, add(full_like(x, 1.0), mul(x, x))))
+
+sinh = _binder("sinh")
+cosh = _binder("cosh")
+defprim("sinh", _float_unary_abstract, np.sinh)
+defjvp("sinh", lambda t, x, **_: mul(t, cosh(x)))
+defprim("cosh", _float_unary_abstract, np.cosh)
+defjvp("cosh", lambda t, x, **_: mul(t, sinh(x)))
+
+tanh = _binder("tanh")
+defprim("tanh", _float_unary_abstract, np.tanh)
+defjvp("tanh", lambda t, x, out, **_: mul(t, _one_minus_square(out)))
+
+asinh = _binder("asinh")
+defprim("asinh", _float_unary_abstract, np.arcsinh)
+defjvp("asinh", lambda t, x, **_: div(t, sqrt(add(mul(x, x), full_like(x, 1.0)))))
+
+acosh = _binder("acosh")
+defprim("acosh", _float_unary_abstract, np.arccosh)
+defjvp("acosh", lambda t, x, **_: div(t, sqrt(sub(mul(x, x), full_like(x, 1.0)))))
+
+atanh = _binder("atanh")
+defprim("atanh", _float_unary_abstract, np.arctanh)
+defjvp("atanh", lambda t, x, **_: div(t, _one_minus_square(x)))
+
+exp = _binder("exp")
+defprim("exp", _float_unary_abstract, np.exp)
+defjvp("exp", lambda t, x, out, **_: mul(t, out))
+
+expm1 = _binder("expm1")
+defprim("expm1", _float_unary_abstract, np.expm1)
+defjvp("expm1", lambda t, x, out, **_: mul(t, add(out, full_like(x, 1.0))))
+
+log = _binder("log")
+defprim("log", _float_unary_abstract, np.log)
+defjvp("log", lambda t, x, **_: div(t, x))
+
+log1p = _binder("log1p")
+defprim("log1p", _float_unary_abstract, np.log1p)
+defjvp("log1p", lambda t, x, **_: div(t, add(x, full_like(x, 1.0))))
+
+logistic = _binder("logistic")
+defprim("logistic", _float_unary_abstract,
+        lambda x: (0.5 * (np.tanh(0.5 * x) + 1)).astype(x.dtype))
+defjvp("logistic", lambda t, x, out, **_: mul(t, mul(out, sub(full_like(x, 1.0), out))))
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+erf = _binder("erf")
+defprim("erf", _float_unary_abstract, lambda x: _erf(x).astype(x.dtype))
+defjvp("erf", lambda t, x, **_: mul(t, mul(full_like(x, 2.0 / math.sqrt(math.pi)),
+                                          exp(neg(mul(x, x))))))
+
+_lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
+lgamma = _binder("lgamma")
+defprim("lgamma", _float_unary_abstract, lambda x: _lgamma(x).astype(x.dtype))
+defjvp("lgamma", lambda t, x, **_: mul(t, digamma(x)))
+
+digamma = _binder("digamma")
+
+
+def _digamma_impl(x):
+    # Recurrence up to x >= 6, then the asymptotic series: accurate to ~1e-12 for x > 0.
+    x = np.asarray(x, np.float64)
+    shift = np.zeros_like(x)
+    for _ in range(6):
+        small = x < 6
+        shift = shift - np.where(small, 1.0 / x, 0.0)
+        x = np.where(small, x + 1.0, x)
+    inv2 = 1.0 / (x * x)
+    series = np.log(x) - 0.5 / x - inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (
+        1 / 240 - inv2 / 132))))
+    return series + shift
+
+
+defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype))
+defnondiff("digamma")
+
+# --------------------------------------------------------------------------- piecewise constant
+
+abs_p = _binder("abs")
+sign = _binder("sign")
+defprim("abs", _unary_abstract, np.abs)
+defjvp("abs", lambda t, x, **_: mul(t, sign(x)))
+defprim("sign", _unary_abstract, np.sign)
+defnondiff("sign")
+
+floor = _binder("floor")
+defprim("floor", _float_unary_abstract, np.floor)
+defnondiff("floor")
+
+ceil = _binder("ceil")
+defprim("ceil", _float_unary_abstract, np.ceil)
+defnondiff("ceil")
+
+round_p = _binder("round")
+defprim("round", _float_unary_abstract, np.round)
+defnondiff("round")
+
+# --------------------------------------------------------------------------- comparisons, logic
+
+eq, ne, lt, le, gt, ge = (_binder(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
+for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
+                   ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)]:
+    defprim(_name, _compare_abstract, _fn)
+    defnondiff(_name)
+
+logical_and, logical_or = _binder("and"), _binder("or")
+logical_not = _binder("not")
+defprim("and", _compare_abstract, np.logical_and)
+defnondiff("and")
+defprim("or", _compare_abstract, np.logical_or)
+defnondiff("or")
+defprim("not", lambda x: ShapedArray(x.shape, np.bool_), np.logical_not)
+defnondiff("not")
+
+# --------------------------------------------------------------------------- select
+# out = on_true where pred else on_false; linear in the two branches.
+
+select = _binder("select")
+
+
+def _select_abstract(pred, on_true, on_false):
+    if pred.dtype != np.bool_ or not same_shape(pred.shape, on_true.shape):
+        raise AdjitValueError(f"select: predicate {pred} does not match {on_true}")
+    return _binary_abstract(on_true, on_false)
+
+
+def _select_jvp(primals, tangents):
+    pred, on_true, on_false = primals
+    out = select(pred, on_true, on_false)
+    _, t_true, t_false = tangents
+    from adjit.primitives.registry import Zero
+
+    if isinstance(t_true, Zero) and isinstance(t_false, Zero):
+        return out, Zero(get_aval(out))
+    return out, select(pred, instantiate(t_true), instantiate(t_false))
+
+
+def _select_transpose(ct, pred, on_true, on_false):
+    zeros = full_like(ct, 0.0)
+    return [None,
+            select(pred, ct, zeros) if is_linear(on_true) else None,
+            select(pred, zeros, ct) if is_linear(on_false) else None]
+
+
+defprim("select", _select_abstract, np.where)
+defjvp_full("select", _select_jvp)
+deftranspose("select", _select_transpose)
+
+# --------------------------------------------------------------------------- convert_element_type
+
+convert_p = _binder("convert_element_type")
+
+
+def convert_element_type(x, new_dtype):
+    new_dtype = np.dtype(new_dtype)
+    if get_aval(x).dtype == new_dtype:
+        return x
+    return convert_p(x, new_dtype=new_dtype)
+
+
+def _convert_jvp(primals, tangents, *, new_dtype):
+    from adjit.primitives.registry import Zero
+
+    (x,), (t,) = primals, tangents
+    out = convert_p(x, new_dtype=new_dtype)
+    if isinstance(t, Zero) or new_dtype.kind != "f":
+        return out, Zero(get_aval(out))
+    return out, convert_p(t, new_dtype=new_dtype)
+
+
+defprim("convert_element_type", lambda x, *, new_dtype: x.update(dtype=new_dtype),
+        lambda x, *, new_dtype: x.astype(new_dtype))
+defjvp_full("convert_element_type", _convert_jvp)
+deftranspose("convert_element_type",
+             lambda ct, x, *, new_dtype: [convert_element_type(ct, x.aval.dtype)])
+
+# --------------------------------------------------------------------------- stop_gradient
+# The identity with a zero derivative.
+
+stop_gradient = _binder("stop_gradient")
+defprim("stop_gradient", _unary_abstract, lambda x: x)
+defnondiff("stop_gradient")

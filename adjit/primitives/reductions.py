@@ -1,0 +1,106 @@
+"""Reductions over axes (``reduce_sum`` lives with the structural primitives it transposes to)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adjit.ir.graph import ShapedArray
+from adjit.primitives.elementwise import convert_element_type, div, eq, mul
+from adjit.primitives.registry import Zero, defjvp, defjvp_full, deflinear, defnondiff, defprim
+from adjit.primitives.structural import (
+    _reduce_abstract,
+    bind,
+    broadcast_in_dim,
+    instantiate,
+    reduce_sum,
+)
+from adjit.trace import get_aval
+
+
+def _reduction(name):
+    def apply(x, axes):
+        axes = tuple(sorted(set(axes)))
+        return bind(name, x, axes=axes) if axes else x
+
+    apply.__name__ = name
+    return apply
+
+
+def _expand_back(out, x, axes):
+    """Broadcast a reduction's result back over the reduced axes of ``x``."""
+    shape = get_aval(x).shape
+    return broadcast_in_dim(out, shape, tuple(i for i in range(len(shape)) if i not in axes))
+
+
+# --------------------------------------------------------------------------- max, min
+# The tangent is the mean of the tangents at the positions that attain the extremum.
+
+
+def _extremum_jvp(name):
+    def jvp(primals, tangents, *, axes):
+        (x,), (t,) = primals, tangents
+        out = bind(name, x, axes=axes)
+        if isinstance(t, Zero):
+            return out, Zero(get_aval(out))
+        mask = convert_element_type(eq(x, _expand_back(out, x, axes)), get_aval(x).dtype)
+        count = reduce_sum(mask, axes)
+        return out, div(reduce_sum(mul(t, mask), axes), count)
+
+    return jvp
+
+
+reduce_max = _reduction("reduce_max")
+defprim("reduce_max", _reduce_abstract, lambda x, *, axes: np.max(x, axis=axes))
+defjvp_full("reduce_max", _extremum_jvp("reduce_max"))
+
+reduce_min = _reduction("reduce_min")
+defprim("reduce_min", _reduce_abstract, lambda x, *, axes: np.min(x, axis=axes))
+defjvp_full("reduce_min", _extremum_jvp("reduce_min"))
+
+# --------------------------------------------------------------------------- prod
+# d prod = prod * sum(t / x): exact wherever no factor is zero (a known limit, see the docs).
+
+reduce_prod = _reduction("reduce_prod")
+defprim("reduce_prod", _reduce_abstract, lambda x, *, axes: np.prod(x, axis=axes))
+defjvp("reduce_prod", lambda t, x, *, axes, out:
+       mul(out, reduce_sum(div(t, x), axes)))
+
+# --------------------------------------------------------------------------- argmax, argmin
+
+
+def _arg_abstract(x, *, axis):
+    return ShapedArray([d for i, d in enumerate(x.shape) if i != axis], np.int64)
+
+
+def argmax(x, axis):
+    return bind("argmax", x, axis=axis)
+
+
+def argmin(x, axis):
+    return bind("argmin", x, axis=axis)
+
+
+defprim("argmax", _arg_abstract, lambda x, *, axis: np.argmax(x, axis=axis).astype(np.int64))
+defnondiff("argmax")
+defprim("argmin", _arg_abstract, lambda x, *, axis: np.argmin(x, axis=axis).astype(np.int64))
+defnondiff("argmin")
+
+# --------------------------------------------------------------------------- cumsum
+# Inclusive running sum along one axis; its transpose runs the other way.
+
+
+def cumsum(x, axis, reverse=False):
+    return bind("cumsum", x, axis=axis, reverse=reverse)
+
+
+def _cumsum_impl(x, *, axis, reverse):
+    if reverse:
+        return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+    return np.cumsum(x, axis=axis)
+
+
+defprim("cumsum", lambda x, *, axis, reverse: x, _cumsum_impl)
+deflinear("cumsum", lambda ct, x, *, axis, reverse: [cumsum(ct, axis, not reverse)])
+
+__all__ = ["argmax", "argmin", "cumsum", "instantiate", "reduce_max", "reduce_min",
+           "reduce_prod"]

@@ -1,0 +1,399 @@
+"""Tracing: running a Python function on Tracers records its primitives as a Graph.
+
+Every ``bind`` goes to the innermost active trace (so nested transforms stage everything into
+the graph being built); a tracer of an outer trace that reaches an inner one is captured as a
+constvar of the inner graph. With no active trace, ``bind`` runs the reference implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from adjit.errors import AdjitTypeError, ConcretizationError, TracerLeakError
+from adjit.ir import graph as ir
+from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var
+from adjit.primitives.registry import abstract_rules, impl_rules, rule
+
+_ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
+_SUPPORTED_DTYPES = {np.dtype(t) for t in ("float64", "float32", "int64", "int32", "bool")}
+
+
+# --------------------------------------------------------------------------- user source lines
+
+
+def user_frame():
+    """(filename, lineno) of the innermost frame outside adjit itself, or None."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_ADJIT_DIR) and "contextlib" not in filename:
+            return filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def format_source(source) -> str:
+    if source is None:
+        return "<unknown>"
+    import linecache
+
+    filename, lineno = source
+    text = linecache.getline(filename, lineno).strip()
+    where = f"{filename}:{lineno}"
+    return f"{where}: {text}" if text else where
+
+
+# --------------------------------------------------------------------------- abstract values
+
+
+def get_aval(x) -> ShapedArray:
+    if isinstance(x, Tracer):
+        return x.aval
+    if isinstance(x, (Var, Literal)):
+        return x.aval
+    if isinstance(x, (bool, np.bool_)):
+        return ShapedArray((), np.bool_)
+    if isinstance(x, int):
+        return ShapedArray((), np.int64)
+    if isinstance(x, float):
+        return ShapedArray((), np.float64)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(np.shape(x), canonical_dtype(x.dtype))
+    raise AdjitTypeError(
+        f"adjit: expected an array or a number, got {type(x).__name__} ({x!r:.60})"
+    )
+
+
+def canonical_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype in _SUPPORTED_DTYPES:
+        return dtype
+    if dtype.kind == "c":
+        raise AdjitTypeError(f"adjit: complex arrays ({dtype}) are not supported")
+    if dtype.kind in "iu":
+        return np.dtype(np.int64)
+    if dtype.kind == "f":
+        return np.dtype(np.float64)
+    raise AdjitTypeError(f"adjit: arrays of dtype {dtype} are not supported")
+
+
+# --------------------------------------------------------------------------- tracers
+
+
+class Tracer:
+    """A value inside a trace: an abstract array standing for the variable ``var``."""
+
+    __slots__ = ("trace", "variable")
+    __array_priority__ = 1000
+
+    def __init__(self, trace: GraphTrace, var: Var):
+        self.trace = trace
+        self.variable = var
+
+    @property
+    def aval(self) -> ShapedArray:
+        return self.variable.aval
+
+    @property
+    def shape(self):
+        return self.aval.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.aval.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    @property
+    def size(self):
+        size = 1
+        for d in self.shape:
+            size = d * size if isinstance(d, Dim) else size * d
+        return size
+
+    def __repr__(self):
+        return f"Tracer<{self.aval}>"
+
+    def __len__(self):
+        if not self.shape:
+            raise AdjitTypeError("adjit: len() of a 0-d traced array")
+        return int(self.shape[0])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def _concrete_error(self, what: str):
+        made = self.trace.producer.get(self.variable.id)
+        origin = ""
+        if made is not None:
+            origin = f", computed by '{made.prim}' at {format_source(made.source)}"
+        elif any(self.variable is v for v in self.trace.invars):
+            origin = ", an input of the function being transformed"
+        return ConcretizationError(
+            f"adjit: {what} needs the concrete value of a traced {self.aval}{origin}.\n"
+            f"  at {format_source(user_frame())}\n"
+            "While adjit traces a function its arrays are abstract, so Python control flow "
+            "(if/while/and/or) cannot depend on them. Use adjit.numpy.where(cond, a, b) to choose "
+            "between values, or adjit's control-flow primitives for loops and branches."
+        )
+
+    def __bool__(self):
+        raise self._concrete_error("Python control flow (bool())")
+
+    def __float__(self):
+        raise self._concrete_error("float()")
+
+    def __int__(self):
+        raise self._concrete_error("int()")
+
+    def __index__(self):
+        raise self._concrete_error("using it as an index or int")
+
+    def __complex__(self):
+        raise self._concrete_error("complex()")
+
+    def __array__(self, dtype=None, copy=None):
+        raise self._concrete_error("conversion to a NumPy array")
+
+    def __hash__(self):
+        return id(self)
+
+    def __setitem__(self, idx, value):
+        raise AdjitTypeError(
+            "adjit: traced arrays are immutable; in-place assignment x[idx] = v is not "
+            f"supported (at {format_source(user_frame())}). Use x = x.at[idx].set(v) instead."
+        )
+
+
+def _install_tracer_methods():
+    """Python operators and array methods, implemented by adjit.numpy."""
+    import adjit.numpy as anp
+
+    def binary(fn):
+        return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
+
+    for name, fn in [
+        ("add", anp.add), ("sub", anp.subtract), ("mul", anp.multiply),
+        ("truediv", anp.divide), ("pow", anp.power), ("matmul", anp.matmul),
+        ("floordiv", anp.floor_divide), ("mod", anp.mod),
+    ]:
+        forward, reflected = binary(fn)
+        setattr(Tracer, f"__{name}__", forward)
+        setattr(Tracer, f"__r{name}__", reflected)
+    for name, fn in [("lt", anp.less), ("le", anp.less_equal), ("gt", anp.greater),
+                     ("ge", anp.greater_equal), ("eq", anp.equal), ("ne", anp.not_equal),
+                     ("and", anp.logical_and), ("or", anp.logical_or)]:
+        setattr(Tracer, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+    Tracer.__rand__ = lambda self, other: anp.logical_and(other, self)
+    Tracer.__ror__ = lambda self, other: anp.logical_or(other, self)
+    Tracer.__neg__ = lambda self: anp.negative(self)
+    Tracer.__pos__ = lambda self: self
+    Tracer.__abs__ = lambda self: anp.abs(self)
+    Tracer.__invert__ = lambda self: anp.logical_not(self)
+    Tracer.__getitem__ = lambda self, idx: anp.getitem(self, idx)
+    Tracer.T = property(lambda self: anp.transpose(self))
+    Tracer.at = property(lambda self: anp.IndexUpdateHelper(self))
+    def method(fn):
+        return lambda self, *a, **k: fn(self, *a, **k)
+
+    for name in ("sum", "prod", "max", "min", "mean", "var", "std", "cumsum", "argmax", "argmin"):
+        setattr(Tracer, name, method(getattr(anp, name)))
+    Tracer.reshape = lambda self, *shape, **k: anp.reshape(
+        self, shape[0] if len(shape) == 1 else shape, **k)
+    Tracer.transpose = lambda self, *axes: anp.transpose(
+        self, (axes[0] if len(axes) == 1 else axes) or None)
+    Tracer.astype = lambda self, dtype: anp.astype(self, dtype)
+    Tracer.dot = lambda self, other: anp.dot(self, other)
+    Tracer.squeeze = lambda self, axis=None: anp.squeeze(self, axis)
+    Tracer.ravel = Tracer.flatten = lambda self: anp.ravel(self)
+    Tracer.clip = lambda self, lo=None, hi=None: anp.clip(self, lo, hi)
+    Tracer.__array_ufunc__ = anp.array_ufunc
+    Tracer.__array_function__ = anp.array_function
+
+
+# --------------------------------------------------------------------------- traces
+
+
+class GraphTrace:
+    """Records equations. ``level`` orders nested traces: the innermost is the largest."""
+
+    def __init__(self, level: int):
+        self.level = level
+        self.invars: list[Var] = []
+        self.eqns: list[Eqn] = []
+        self.constvars: list[Var] = []
+        self.const_values: list = []
+        self._captured: dict[int, Var] = {}
+        self.producer: dict[int, Eqn] = {}
+
+    def new_arg(self, aval: ShapedArray) -> Tracer:
+        var = Var(aval)
+        self.invars.append(var)
+        return Tracer(self, var)
+
+    def capture(self, value, aval: ShapedArray) -> Var:
+        """A value from outside the trace (an outer tracer or an array) becomes a constvar."""
+        key = id(value)
+        var = self._captured.get(key)
+        if var is None:
+            var = Var(aval)
+            self._captured[key] = var
+            self.constvars.append(var)
+            self.const_values.append(value)
+        return var
+
+    def to_atom(self, x):
+        if isinstance(x, Tracer):
+            if x.trace is self:
+                return x.variable
+            if x.trace.level > self.level or x.trace not in _trace_stack:
+                raise TracerLeakError(
+                    f"adjit: a traced value {x.aval} escaped the function that made it and was "
+                    f"used later (at {format_source(user_frame())}). Return it from the "
+                    "function instead of storing it in an outer variable."
+                )
+            return self.capture(x, x.aval)
+        if isinstance(x, (bool, int, float, np.bool_, np.number)) or (
+            isinstance(x, np.ndarray) and x.ndim == 0
+        ):
+            return Literal(x, get_aval(x).dtype)
+        if isinstance(x, np.ndarray):
+            return self.capture(x, get_aval(x))
+        raise AdjitTypeError(
+            f"adjit: expected an array or a number, got {type(x).__name__} ({x!r:.60})"
+        )
+
+    def bind(self, prim: str, args, params) -> Tracer:
+        inputs = [self.to_atom(a) for a in args]
+        aval = rule(abstract_rules, "shape", prim)(*[a.aval for a in inputs], **params)
+        out = Var(aval)
+        eqn = Eqn(prim, inputs, out, params, user_frame())
+        self.eqns.append(eqn)
+        self.producer[out.id] = eqn
+        return Tracer(self, out)
+
+
+_trace_stack: list[GraphTrace] = []
+
+
+def bind(prim: str, *args, **params):
+    """Apply a primitive: staged into the innermost trace, or run by its reference rule."""
+    if _trace_stack:
+        return _trace_stack[-1].bind(prim, args, params)
+    for a in args:
+        if isinstance(a, Tracer):
+            raise TracerLeakError(
+                f"adjit: a traced value {a.aval} was used after its trace ended "
+                f"(at {format_source(user_frame())})"
+            )
+    values = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in args]
+    rule(abstract_rules, "shape", prim)(*[get_aval(v) for v in values], **params)
+    return np.asarray(rule(impl_rules, "impl", prim)(*values, **params))
+
+
+@contextlib.contextmanager
+def new_trace():
+    trace = GraphTrace(len(_trace_stack))
+    _trace_stack.append(trace)
+    try:
+        yield trace
+    finally:
+        _trace_stack.pop()
+
+
+def is_tracing() -> bool:
+    return bool(_trace_stack)
+
+
+def trace_to_graph(fun: Callable, avals) -> tuple[Graph, list]:
+    """Trace ``fun(*flat_args) -> list of flat outputs`` into (graph, constvar values)."""
+    with new_trace() as trace:
+        args = [trace.new_arg(aval) for aval in avals]
+        outs = fun(*args)
+        outvars = []
+        for out in outs:
+            atom = trace.to_atom(out)
+            if isinstance(atom, Literal):
+                # An output must be a variable; a constant result is broadcast into one.
+                from adjit.primitives.structural import materialize
+
+                atom = trace.to_atom(materialize(out))
+            outvars.append(atom)
+    graph = Graph(trace.constvars, trace.invars, trace.eqns, outvars)
+    from adjit.config import config
+
+    if config.check_graphs:
+        from adjit.ir.check import check_graph
+
+        check_graph(graph)
+    return graph, trace.const_values
+
+
+# --------------------------------------------------------------------------- symbolic shapes
+
+
+def symbolic_avals(values) -> tuple[list[ShapedArray], dict[str, int]]:
+    """Abstract values whose lengths are symbols: equal lengths share one, 0 and 1 stay literal.
+
+    Lengths 0 and 1 stay concrete because NumPy broadcasting treats 1 specially.
+    """
+    symbols: dict[int, Dim] = {}
+    dim_values: dict[str, int] = {}
+    avals = []
+    for x in values:
+        aval = get_aval(x)
+        shape = []
+        for d in aval.shape:
+            if d <= 1:
+                shape.append(d)
+                continue
+            if d not in symbols:
+                symbols[d] = Dim(f"n{len(symbols)}")
+                dim_values[symbols[d].name] = d
+            shape.append(symbols[d])
+        avals.append(ShapedArray(shape, aval.dtype))
+    return avals, dim_values
+
+
+def _fix_dims(avals, dim_values, names):
+    fixed = []
+    for aval in avals:
+        shape = [dim_values[d.name] if isinstance(d, Dim) and d.name in names else d
+                 for d in aval.shape]
+        fixed.append(aval.update(shape=shape))
+    return fixed
+
+
+@contextlib.contextmanager
+def dim_values_context(dim_values: dict[str, int]):
+    saved_values, saved_guards = dict(ir._dim_values), set(ir._dim_guards)
+    ir._dim_values.update(dim_values)
+    ir._dim_guards.clear()
+    try:
+        yield ir._dim_guards
+    finally:
+        ir._dim_values.clear()
+        ir._dim_values.update(saved_values)
+        ir._dim_guards.clear()
+        ir._dim_guards.update(saved_guards)
+
+
+def trace_symbolic(fun: Callable, values) -> tuple[Graph, list]:
+    """Trace for symbolic lengths; lengths that Python code looked at are fixed, then retraced."""
+    avals, dim_values = symbolic_avals(values)
+    for _ in range(len(dim_values) + 1):
+        with dim_values_context(dim_values) as guards:
+            graph, consts = trace_to_graph(fun, avals)
+            looked_at = set(guards) & set(dim_values)
+        if not looked_at:
+            return graph, consts
+        avals = _fix_dims(avals, dim_values, looked_at)
+        dim_values = {k: v for k, v in dim_values.items() if k not in looked_at}
+    raise AssertionError("unreachable: every retrace fixes at least one symbol")
