@@ -230,7 +230,12 @@ class ShapedArray:
 
 def same_shape(a, b) -> bool:
     """Shape equality. Two symbols compare by name; a symbol against a number (an input's length
-    against a captured array's) compares by value and fixes that length in the trace."""
+    against a captured array's) compares by value and fixes that length in the trace.
+
+    Two different symbols that are equal now (a cotangent of length n1 for an output of length
+    n0-1, a weight as long as ``x[1:]``) also compare by value and fix both lengths: the
+    graph cannot say n1 == n0-1, so the retrace makes both concrete. Outside a trace
+    (no values) they differ."""
     if len(a) != len(b):
         return False
     for x, y in zip(a, b):
@@ -239,7 +244,10 @@ def same_shape(a, b) -> bool:
                 return False
             continue
         if isinstance(x, Dim):
-            if x.name != y.name or x.offset != y.offset:
+            if x.name == y.name:
+                if x.offset != y.offset:
+                    return False
+            elif not (x.name in _dim_values and y.name in _dim_values) or int(x) != int(y):
                 return False
         elif x != y:
             return False

@@ -31,7 +31,9 @@ def _normalize(idx, ndim):
     if Ellipsis in [e for e in entries if not _is_array_index(e)]:
         at = next(i for i, e in enumerate(entries) if e is Ellipsis and not _is_array_index(e))
         entries[at:at + 1] = [slice(None)] * (ndim - used)
-    entries += [slice(None)] * (ndim - used - sum(1 for e in entries if e is Ellipsis))
+    # The axes no entry consumed (all of them already, if there was an ellipsis) stay whole.
+    consumed = sum(1 for e in entries if e is not None)
+    entries += [slice(None)] * (ndim - consumed)
     return entries
 
 

@@ -58,7 +58,8 @@ def _broadcast_in_dim_abstract(x, *, shape, broadcast_dimensions):
     if len(broadcast_dimensions) != x.ndim:
         raise AdjitValueError(f"broadcast_in_dim: {x} needs {x.ndim} broadcast dimensions")
     for i, d in enumerate(broadcast_dimensions):
-        if not (x.shape[i] == 1 and not is_symbolic(x.shape[i])) and not _dims_match(
+        # is_symbolic first: ``Dim == 1`` reads the length and would pin it in the trace.
+        if not (not is_symbolic(x.shape[i]) and x.shape[i] == 1) and not _dims_match(
             x.shape[i], shape[d]
         ):
             raise AdjitValueError(f"broadcast_in_dim: cannot broadcast {x} to {list(shape)}")
@@ -75,8 +76,8 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     in_shape = x.aval.shape
     summed = tuple(i for i in range(len(shape)) if i not in broadcast_dimensions)
     ones = tuple(i for i, d in enumerate(broadcast_dimensions)
-                 if in_shape[i] == 1 and not is_symbolic(in_shape[i]) and not (
-                     shape[d] == 1 and not is_symbolic(shape[d])))
+                 if not is_symbolic(in_shape[i]) and in_shape[i] == 1 and not (
+                     not is_symbolic(shape[d]) and shape[d] == 1))
     out = reduce_sum(ct, summed + tuple(broadcast_dimensions[i] for i in ones))
     return [reshape(out, in_shape)]
 
@@ -166,7 +167,7 @@ deflinear("reduce_sum", _reduce_sum_transpose)
 def slice_p(x, start_indices, limit_indices, strides=None):
     aval = get_aval(x)
     strides = tuple(strides) if strides is not None else (1,) * aval.ndim
-    if all(s == 0 and not is_symbolic(s) for s in start_indices) and same_shape(
+    if all(not is_symbolic(s) and s == 0 for s in start_indices) and same_shape(
         tuple(limit_indices), aval.shape) and all(s == 1 for s in strides):
         return x
     return bind("slice", x, start_indices=tuple(start_indices),
