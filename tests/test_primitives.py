@@ -310,7 +310,8 @@ for _name, _fn, _shape, _prims in INDEXING:
 case("logistic", ew.logistic, [((3,), "any")], "logistic")
 case("erf", ew.erf, [((3,), "any")], "erf")
 case("lgamma", ew.lgamma, [((3,), "pos")], "lgamma digamma")
-case("digamma", ew.digamma, [((3,), "pos")], "digamma")
+case("digamma", ew.digamma, [((3,), "pos")], "digamma polygamma")
+case("polygamma", lambda x: ew.polygamma(x, m=2), [((3,), "pos")], "polygamma")
 case("stop_gradient", lambda x: x + adjit.stop_gradient(x) - anp.stop_gradient(x),
      [((3,), "any")], "stop_gradient")
 
@@ -389,10 +390,24 @@ def test_values_match_numpy():
     np.testing.assert_allclose(adjit.jit(lambda a: a[::-2, [0, 2]])(x), x[::-2, [0, 2]])
     np.testing.assert_allclose(adjit.jit(lambda a: a.at[[0, 0], 1].add(1.0))(x),
                                _np_add_at(x, ([0, 0], 1), 1.0))
-    np.testing.assert_allclose(adjit.jit(lambda a: a * anp.linspace(0.0, 1.0, 7))(1.0), np.linspace(0.0, 1.0, 7))
+    np.testing.assert_allclose(adjit.jit(lambda a: a * anp.linspace(0.0, 1.0, 7))(1.0),
+                               np.linspace(0.0, 1.0, 7))
 
 
 def _np_add_at(x, idx, v):
     x = x.copy()
     np.add.at(x, idx, v)
     return x
+
+
+def test_special_function_values():
+    import math
+
+    x = np.array([0.5, 1.0, 2.5])
+    np.testing.assert_allclose(ew.lgamma(x), [math.lgamma(v) for v in x])
+    np.testing.assert_allclose(ew.erf(x), [math.erf(v) for v in x])
+    np.testing.assert_allclose(ew.logistic(x), 1 / (1 + np.exp(-x)))
+    np.testing.assert_allclose(ew.digamma(np.array([1.0])), [-0.5772156649015329])
+    np.testing.assert_allclose(ew.polygamma(np.array([1.0, 0.5]), m=1),
+                               [math.pi ** 2 / 6, math.pi ** 2 / 2])
+    np.testing.assert_allclose(ew.polygamma(np.array([1.0]), m=2), [-2 * 1.2020569031595942])
