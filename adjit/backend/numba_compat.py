@@ -1,0 +1,173 @@
+"""Every Numba workaround adjit needs, in one place.
+
+Each helper names the Numba behaviour it works around. Everything here touches Numba
+internals (``Dispatcher._cache``, ``numba.core.caching``); they are stable from Numba 0.60
+through 0.68.1 (checked on 0.68.1). If a Numba upgrade breaks one, fix it here only.
+
+Cache-related workarounds (used by ``adjit.backend.cache``):
+
+* ``njit(cache=True)`` on a function made by ``exec`` fails at decoration time ("no locator
+  available for file '<string>'", numba issue #3501): :func:`compile_without_disk_cache`
+  rewrites the decorator's ``cache=`` flag to ``False`` (syntax tree, not text) before exec.
+* A garbage or truncated index (``.nbi``) or data (``.nbc``) file makes
+  ``Dispatcher.compile`` raise (an unpickling error) instead of recompiling:
+  :func:`guard_disk_cache` wraps the dispatcher's cache so that such an entry is reported,
+  removed, and recompiled.
+* Numba's index/data update is not safe against two processes saving *different* signatures
+  of one function at the same moment (the index can end up pointing a signature at another
+  signature's data file). adjit serialises its own processes with a file lock, and
+  :func:`guard_disk_cache` also rejects a loaded entry whose signature is not the one asked for.
+* A failure while *saving* to the disk cache (disk full, folder made read-only) would raise
+  from ``Dispatcher.compile`` after a successful compilation: it is reported and ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from numba.core import sigutils
+
+__all__ = [
+    "cache_counts",
+    "cache_entry_files",
+    "compile_without_disk_cache",
+    "ensure_disk_caching",
+    "guard_disk_cache",
+    "is_dispatcher",
+    "purge_cache_entry",
+]
+
+
+def is_dispatcher(obj) -> bool:
+    """True for a Numba ``njit`` dispatcher (not a plain function, as under NUMBA_DISABLE_JIT)."""
+    return hasattr(obj, "compile") and hasattr(obj, "py_func") and hasattr(obj, "_cache")
+
+
+def _set_cache_keyword(call: ast.Call, value: bool) -> None:
+    for kw in call.keywords:
+        if kw.arg == "cache":
+            kw.value = ast.Constant(value)
+            return
+    call.keywords.append(ast.keyword(arg="cache", value=ast.Constant(value)))
+
+
+def _is_jit_decorator(node) -> bool:
+    func = node.func if isinstance(node, ast.Call) else node
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name in ("njit", "jit")
+
+
+def compile_without_disk_cache(source: str, filename: str):
+    """Code object of ``source`` with every ``@njit(...)``/``@jit(...)`` decorator's ``cache``
+    flag set to False, so that it can be exec'd (numba issue #3501). Line numbers are kept."""
+    tree = ast.parse(source, filename=filename, mode="exec")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and _is_jit_decorator(deco):
+                    _set_cache_keyword(deco, False)
+    ast.fix_missing_locations(tree)
+    return compile(tree, filename, "exec")
+
+
+def ensure_disk_caching(dispatcher) -> None:
+    """Turn on Numba's disk cache for a dispatcher decorated without ``cache=True``.
+    Raises RuntimeError (Numba's "no locator available") where no cache folder is usable."""
+    from numba.core.caching import NullCache
+
+    if isinstance(dispatcher._cache, NullCache):
+        dispatcher.enable_caching()
+
+
+def cache_counts(dispatcher) -> tuple[int, int]:
+    """(disk-cache hits, disk-cache misses) so far; a miss is a compilation.
+    ``Dispatcher.compile`` counts one of them for each signature it does not already hold."""
+    stats = dispatcher.stats
+    return sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+
+
+def cache_entry_files(dispatcher) -> list[Path]:
+    """The index and data files of this dispatcher's Numba disk-cache entry (existing ones)."""
+    cache_file = getattr(dispatcher._cache, "_cache_file", None)
+    if cache_file is None:  # NullCache: no disk cache
+        return []
+    index = Path(cache_file._index_path)
+    base = index.name[: -len(".nbi")]
+    pattern = os.path.join(glob.escape(str(index.parent)), glob.escape(base) + ".*.nbc")
+    files = [index] if index.exists() else []
+    return files + sorted(Path(p) for p in glob.glob(pattern))
+
+
+def purge_cache_entry(dispatcher) -> list[Path]:
+    """Remove this dispatcher's Numba index and data files; returns those removed."""
+    removed = []
+    for path in cache_entry_files(dispatcher):
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:  # already gone, or not ours to remove: Numba ignores a stale entry
+            pass
+    return removed
+
+
+def _culprit(cache, sig, target_context) -> str:
+    """The file that most likely made a cache load fail: the index, else the data file."""
+    cache_file = cache._cache_file
+    try:
+        overloads = cache_file._load_index()
+    except Exception:
+        return cache_file._index_path
+    try:
+        name = overloads.get(cache._index_key(sig, target_context.codegen()))
+        if name is not None:
+            return cache_file._data_path(name)
+    except Exception:
+        pass
+    return cache_file._index_path
+
+
+def guard_disk_cache(
+    dispatcher,
+    on_corrupt: Callable[[str, BaseException], None],
+    on_save_error: Callable[[BaseException], None],
+) -> None:
+    """Make the dispatcher's disk cache fail soft.
+
+    A load that raises (garbage or truncated index/data file) or returns a compile result for
+    another signature calls ``on_corrupt(path, error)``, removes the entry's files and returns
+    None, so that Numba compiles afresh and rewrites the entry. A save that raises calls
+    ``on_save_error(error)`` and is otherwise ignored (the compiled function is fine).
+    """
+    cache = dispatcher._cache
+    if getattr(cache, "_adjit_guarded", False) or not hasattr(cache, "_cache_file"):
+        return
+    load, save = cache.load_overload, cache.save_overload
+
+    def load_overload(sig, target_context):
+        try:
+            cres = load(sig, target_context)
+            if cres is not None:
+                want = tuple(sigutils.normalize_signature(sig)[0])
+                got = tuple(cres.signature.args)
+                if got != want:
+                    raise ValueError(f"entry holds signature {got}, expected {want}")
+            return cres
+        except Exception as exc:
+            path = _culprit(cache, sig, target_context)
+            on_corrupt(path, exc)
+            purge_cache_entry(dispatcher)
+            return None
+
+    def save_overload(sig, data):
+        try:
+            save(sig, data)
+        except Exception as exc:
+            on_save_error(exc)
+
+    cache.load_overload = load_overload
+    cache.save_overload = save_overload
+    cache._adjit_guarded = True
