@@ -52,10 +52,12 @@ class _Executable:
 
     def matches(self, leaves) -> bool:
         try:
-            bind_symbols(self.graph, [*self.consts, *leaves])
+            lengths = bind_symbols(self.graph, [*self.consts, *leaves])
         except AdjitValueError:
             return False
-        return True
+        # A symbol stands for a length >= 2: tracing keeps 0 and 1 literal (broadcasting treats
+        # 1 specially) and relies on it (x[1:] is n-1 >= 1 long), so shorter inputs retrace.
+        return all(n >= 2 for n in lengths.values())
 
     def __call__(self, leaves):
         outs = self.run([*self.consts, *leaves])

@@ -240,7 +240,9 @@ def same_shape(a, b) -> bool:
         return False
     for x, y in zip(a, b):
         if isinstance(x, Dim) != isinstance(y, Dim):
-            if int(x) != int(y):
+            sym, num = (x, y) if isinstance(x, Dim) else (y, x)
+            # A symbol stands for a length >= 2, so a smaller number differs without reading it.
+            if sym.name not in _dim_values or int(num) < 2 + sym.offset or int(x) != int(y):
                 return False
             continue
         if isinstance(x, Dim):

@@ -40,8 +40,11 @@ def _normalize(idx, ndim):
 def _int_position(i, n):
     """The start of integer index ``i`` on an axis of length ``n`` (maybe symbolic)."""
     i = int(i)
-    if is_symbolic(n):
+    # A symbol stands for a length >= 2 (longer inputs retrace), so -2..1 fit every length it
+    # can take; any other index reads the length, which fixes it in the trace.
+    if is_symbolic(n) and -2 <= i < 2:
         return dim_add(n, i) if i < 0 else i
+    n = int(n)
     if not -n <= i < n:
         raise AdjitValueError(f"adjit: index {i} is out of bounds for an axis of length {n}")
     return i % n
@@ -57,7 +60,10 @@ def _slice_bounds(s: slice, n):
         stop = n if s.stop is None else (dim_add(n, s.stop) if s.stop < 0 else s.stop)
         if isinstance(start, int) and isinstance(stop, Dim) or (
                 isinstance(start, Dim) and isinstance(stop, Dim)):
-            if int(dim_sub(stop, start)) >= 0:
+            # n-1 and n-2 are never negative (symbols stand for lengths >= 2), so they keep n
+            # symbolic; any other length is checked against the traced one, which fixes it.
+            length = dim_sub(stop, start)
+            if is_symbolic(length) and length.offset >= -2 or int(length) >= 0:
                 return start, stop, 1
     start, stop, step = slice(s.start, s.stop, step).indices(int(n))
     return start, stop, step
