@@ -1,0 +1,292 @@
+"""The compiled-kernel cache (adjit.backend.cache): memory, disk, corruption, concurrency."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+
+import numba
+import numpy as np
+import pytest
+
+from adjit.backend import cache
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+A64 = numba.types.Array(numba.float64, 1, "A")
+A32 = numba.types.Array(numba.float32, 1, "A")
+SIG = (A64, A64)
+
+
+def make_source(scale="2.0"):
+    """A generated-style module: out = scale*x + cos(x) over a 1-D array."""
+    return textwrap.dedent(
+        f"""\
+        import numpy as np
+        import numba
+        import math
+
+
+        @numba.njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+        def kernel(x, out):
+            for i in range(x.shape[0]):
+                out[i] = x.dtype.type({scale}) * x[i] + math.cos(x[i])
+            return out
+        """
+    )
+
+
+def run_kernel(kernel, scale=2.0, dtype=np.float64):
+    x = np.linspace(-1.0, 2.0, 33).astype(dtype)
+    got = kernel(x, np.empty_like(x))
+    np.testing.assert_allclose(got, scale * x + np.cos(x), rtol=1e-6)
+
+
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch):
+    """A fresh, empty cache folder for this test and a fresh in-process cache state."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(root))
+    monkeypatch.delenv("ADJIT_LOG_COMPILES", raising=False)
+    cache._reset_for_tests()
+    yield root
+    cache._reset_for_tests()
+
+
+def entry_dir(root):
+    (tag,) = [p for p in root.iterdir() if p.is_dir()]
+    return tag
+
+
+def counts():
+    info = cache.cache_info()
+    return info["compiles"], info["memory_hits"], info["disk_hits"]
+
+
+def test_memory_hit_and_new_signature(cache_root):
+    src = make_source()
+    k1 = cache.load_kernel(src, SIG)
+    k2 = cache.load_kernel(src, SIG)
+    assert k1 is k2
+    assert counts() == (1, 1, 0)
+    run_kernel(k1)
+    # a new dtype is one more compilation of the same dispatcher
+    k3 = cache.load_kernel(src, (A32, A32), reason="new dtype or rank")
+    assert k3 is k1
+    assert counts() == (2, 1, 0)
+    run_kernel(k3, dtype=np.float32)
+    # the entry is the content-addressed source file in a version-tag folder
+    assert cache.cache_dir() == cache_root
+    tag = entry_dir(cache_root)
+    assert tag.name.startswith(f"py{sys.version_info[0]}{sys.version_info[1]}-")
+    assert f"numba{numba.__version__}" in tag.name
+    (py,) = tag.glob("k_*.py")
+    assert py.read_text() == src
+    assert list((tag / "__pycache__").glob("*.nbi"))
+
+
+def test_disk_hit_in_process(cache_root):
+    src = make_source()
+    cache.load_kernel(src, SIG)
+    cache._reset_for_tests()  # as if a fresh process
+    k = cache.load_kernel(src, SIG)
+    assert counts() == (0, 0, 1)
+    run_kernel(k)
+
+
+CHILD = """
+import json, sys
+import numba, numpy as np
+sys.path.insert(0, {root!r})
+from adjit.backend import cache
+A = numba.types.Array(numba.float64, 1, "A")
+src = {src!r}
+k = cache.load_kernel(src, (A, A))
+x = np.linspace(-1.0, 2.0, 33)
+ok = bool(np.allclose(k(x, np.empty_like(x)), 2.0 * x + np.cos(x)))
+print(json.dumps(dict(cache.cache_info(), ok=ok)))
+"""
+
+
+def spawn_child(src, root, log=False):
+    env = dict(os.environ, ADJIT_CACHE_DIR=str(root), PYTHONPATH=str(ROOT))
+    env.pop("ADJIT_LOG_COMPILES", None)
+    if log:
+        env["ADJIT_LOG_COMPILES"] = "1"
+    code = CHILD.format(root=str(ROOT), src=src)
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def child_result(proc):
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1]), err
+
+
+def test_disk_hit_across_processes(cache_root):
+    src = make_source()
+    run_kernel(cache.load_kernel(src, SIG))
+    info, _ = child_result(spawn_child(src, cache_root))
+    assert info["ok"]
+    assert info["disk_hits"] >= 1
+    assert info["compiles"] == 0
+
+
+def test_two_processes_at_once(cache_root):
+    src = make_source()
+    procs = [spawn_child(src, cache_root, log=True) for _ in range(2)]
+    results = [child_result(p) for p in procs]
+    assert all(info["ok"] for info, _ in results)
+    assert all(info["compiles"] + info["disk_hits"] == 1 for info, _ in results)
+    compiles = sum(info["compiles"] for info, _ in results)
+    # the file lock makes the second process wait for the first and load its work
+    assert compiles == 1 if hasattr(cache, "fcntl") and cache.fcntl is not None else compiles >= 1
+    # ADJIT_LOG_COMPILES=1 with no logging set up: one stderr line per compilation
+    logged = sum(err.count("[first call]") for _, err in results)
+    assert logged == compiles
+    # and the entry they left is sound
+    cache.load_kernel(src, SIG)
+    assert counts() == (0, 0, 1)
+
+
+def test_changed_source_recompiles(cache_root):
+    old, new = make_source("2.0"), make_source("3.0")
+    run_kernel(cache.load_kernel(old, SIG), 2.0)
+    run_kernel(cache.load_kernel(new, SIG), 3.0)
+    assert counts() == (2, 0, 0)
+    cache._reset_for_tests()
+    run_kernel(cache.load_kernel(new, SIG), 3.0)
+    run_kernel(cache.load_kernel(old, SIG), 2.0)
+    assert counts() == (0, 0, 2)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_source_file(cache_root, damage):
+    src = make_source()
+    cache.load_kernel(src, SIG)
+    (py,) = entry_dir(cache_root).glob("k_*.py")
+    py.write_text(src[: len(src) // 2] if damage == "truncated" else "@@ not python \x00\x01")
+    cache._reset_for_tests()
+    with pytest.warns(cache.AdjitCacheWarning) as record:
+        k = cache.load_kernel(src, SIG)
+    assert len(record) == 1
+    assert py.name in str(record[0].message)
+    assert counts() == (1, 0, 0)  # recompiled, not loaded from a suspect entry
+    run_kernel(k)
+    assert py.read_text() == src
+    # the rewritten entry is healthy
+    cache._reset_for_tests()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_kernel(cache.load_kernel(src, SIG))
+    assert counts() == (0, 0, 1)
+
+
+@pytest.mark.parametrize("which", ["*.nbi", "*.nbc"])
+def test_corrupt_numba_file(cache_root, which):
+    src = make_source()
+    cache.load_kernel(src, SIG)
+    (bad,) = (entry_dir(cache_root) / "__pycache__").glob(which)
+    bad.write_bytes(b"\x80\x05garbage, not a pickle")
+    cache._reset_for_tests()
+    with pytest.warns(cache.AdjitCacheWarning) as record:
+        k = cache.load_kernel(src, SIG)
+    assert len(record) == 1
+    assert bad.name in str(record[0].message)
+    assert counts() == (1, 0, 0)
+    run_kernel(k)
+    cache._reset_for_tests()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_kernel(cache.load_kernel(src, SIG))
+    assert counts() == (0, 0, 1)
+
+
+def check_memory_only(expect_warning):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        k = cache.load_kernel(make_source("2.0"), SIG)
+        run_kernel(k, 2.0)
+        assert cache.load_kernel(make_source("2.0"), SIG) is k
+        run_kernel(cache.load_kernel(make_source("3.0"), SIG), 3.0)
+    ours = [w for w in record if issubclass(w.category, cache.AdjitCacheWarning)]
+    assert counts() == (2, 1, 0)
+    if expect_warning:
+        assert len(ours) == 1, [str(w.message) for w in ours]
+        assert "memory only" in str(ours[0].message)
+        assert cache.cache_dir() is None
+        assert cache.cache_info()["dir"] is None
+    else:
+        assert not ours
+
+
+def test_cache_path_under_a_regular_file(cache_root, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(blocker / "cache"))
+    check_memory_only(expect_warning=True)
+
+
+def test_read_only_cache_folder(cache_root, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(locked))
+    try:
+        # root may write anyway: then the disk cache simply works; either way results are right
+        can_write = os.access(locked, os.W_OK)
+        check_memory_only(expect_warning=not can_write)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_eight_threads_compile_once(cache_root):
+    src = make_source("4.0")
+    barrier = threading.Barrier(8)
+    got, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            got.append(cache.load_kernel(src, SIG))
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(got) == 8 and all(k is got[0] for k in got)
+    assert counts() == (1, 7, 0)
+    run_kernel(got[0], 4.0)
+
+
+def test_log_compiles(cache_root, monkeypatch, caplog):
+    monkeypatch.setenv("ADJIT_LOG_COMPILES", "1")
+    caplog.set_level("INFO", logger="adjit")
+    src = make_source()
+    cache.load_kernel(src, SIG)
+    cache.load_kernel(src, (A32, A32), reason="new dtype or rank")
+    cache.load_kernel(src, SIG)  # memory hit: not logged
+    messages = [r.getMessage() for r in caplog.records if r.name == "adjit"]
+    assert len(messages) == 2
+    assert "[first call]" in messages[0]
+    assert "[new dtype or rank]" in messages[1]
+
+
+def test_typing_error_shows_generated_line(cache_root):
+    src = make_source().replace("math.cos(x[i])", 'math.cos(x[i]) + "oops"')
+    with pytest.raises(numba.core.errors.TypingError) as info:
+        cache.load_kernel(src, SIG)
+    assert '"oops"' in str(info.value)
