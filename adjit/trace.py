@@ -129,38 +129,45 @@ class Tracer:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def _concrete_error(self, what: str):
+    def _concrete_error(self, what: str, conversion: bool = False):
         made = self.trace.producer.get(self.variable.id)
         origin = ""
         if made is not None:
             origin = f", computed by '{made.prim}' at {format_source(made.source)}"
         elif any(self.variable is v for v in self.trace.invars):
             origin = ", an input of the function being transformed"
+        # A conversion is most often a function from outside adjit.numpy (math.sin, a C
+        # extension) that wants a Python number: say so, not only the control-flow advice.
+        outside = (
+            "Functions outside adjit.numpy (math.sin, code that calls float() or np.asarray) "
+            "cannot take a traced array: use the adjit.numpy counterpart (adjit.numpy.sin). "
+            if conversion else "")
         return ConcretizationError(
             f"adjit: {what} needs the concrete value of a traced {self.aval}{origin}.\n"
             f"  at {format_source(user_frame())}\n"
             "While adjit traces a function its arrays are abstract, so Python control flow "
-            "(if/while/and/or) cannot depend on them. Use adjit.numpy.where(cond, a, b) to choose "
-            "between values, or adjit's control-flow primitives for loops and branches."
+            "(if/while/and/or) and Python numbers cannot depend on them. " + outside +
+            "Use adjit.numpy.where(cond, a, b) to choose between values, or adjit's control-flow "
+            "primitives for loops and branches."
         )
 
     def __bool__(self):
         raise self._concrete_error("Python control flow (bool())")
 
     def __float__(self):
-        raise self._concrete_error("float()")
+        raise self._concrete_error("float()", conversion=True)
 
     def __int__(self):
-        raise self._concrete_error("int()")
+        raise self._concrete_error("int()", conversion=True)
 
     def __index__(self):
-        raise self._concrete_error("using it as an index or int")
+        raise self._concrete_error("using it as an index or int", conversion=True)
 
     def __complex__(self):
-        raise self._concrete_error("complex()")
+        raise self._concrete_error("complex()", conversion=True)
 
     def __array__(self, dtype=None, copy=None):
-        raise self._concrete_error("conversion to a NumPy array")
+        raise self._concrete_error("conversion to a NumPy array", conversion=True)
 
     def __hash__(self):
         return id(self)

@@ -13,9 +13,10 @@ _REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 
 
 def _lookup(module, name, what):
-    fn = getattr(module, name, None) if name else None
+    fn = getattr(module, name, None) if name and module is not None else None
     if fn is None or not callable(fn):
-        raise AdjitTypeError(f"adjit: {what} is not supported on traced arrays")
+        raise AdjitTypeError(f"adjit: {what} is not supported on traced arrays: adjit.numpy "
+                             "has no counterpart to trace and differentiate")
     return fn
 
 
@@ -39,7 +40,8 @@ def array_function(func, args, kwargs):
     import adjit.numpy as anp
 
     module = func.__module__ or ""
-    namespace = anp.linalg if module.endswith("linalg") else anp
-    prefix = "numpy.linalg." if namespace is not anp else "numpy."
-    qualified = prefix + func.__name__
+    qualified = f"{module}.{func.__name__}"
+    # Only numpy and numpy.linalg have counterparts: numpy.fft.fft is not adjit.numpy.fft, and
+    # numpy.emath.sqrt is not adjit.numpy.sqrt.
+    namespace = {"numpy": anp, "numpy.linalg": anp.linalg}.get(module)
     return _lookup(namespace, func.__name__, qualified)(*args, **kwargs)
