@@ -92,7 +92,8 @@ def test_unsupported_numpy_function(fun, name):
     assert "not supported" in str(info.value)
 
 
-def test_missing_rule_names_the_primitive():
+def test_missing_rule_names_the_primitive(monkeypatch):
+    monkeypatch.setattr(adjit.config, "jit", False)  # a test primitive has no kernel lowering
     name = "test_only_square"
     registry.defprim(name, lambda x: x, lambda x: x * x)
     try:
@@ -111,7 +112,8 @@ def test_missing_rule_names_the_primitive():
     assert registry.missing_rules() == {}
 
 
-def test_missing_transpose_rule_names_the_primitive():
+def test_missing_transpose_rule_names_the_primitive(monkeypatch):
+    monkeypatch.setattr(adjit.config, "jit", False)
     name = "test_only_double"
     registry.defprim(name, lambda x: x, lambda x: 2 * x)
     registry.defjvp(name, lambda t, x, **_: bind(name, t))

@@ -14,6 +14,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
+from adjit.config import config
 from adjit.primitives import elementwise as ew
 from adjit.primitives.registry import abstract_rules, missing_rules
 from adjit.testing import check_grads
@@ -316,6 +317,14 @@ case("stop_gradient", lambda x: x + adjit.stop_gradient(x) - anp.stop_gradient(x
      [((3,), "any")], "stop_gradient")
 
 # --------------------------------------------------------------------------- tests
+
+
+@pytest.fixture(autouse=True)
+def _reference_interpreter(monkeypatch):
+    # The rules are checked here, run by the reference interpreter: compiling a kernel for
+    # each of the thousands of graphs these checks build would take minutes. The compiled
+    # backend is tested against the interpreter in its own tests.
+    monkeypatch.setattr(config, "jit", False)
 
 
 def _ids(cases):
