@@ -60,13 +60,17 @@ class _Executable:
         return all(n >= 2 for n in lengths.values())
 
     def __call__(self, leaves):
+        # The kernel takes 0-d inputs as scalars.
+        leaves = [x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x for x in leaves]
         outs = self.run([*self.consts, *leaves])
         return tree.unflatten(self.out_tree, [o[()] if o.ndim == 0 else o for o in outs])
 
 
 def _signature(leaf):
+    """What a compiled kernel is specialized on: type, and for arrays dtype, rank and layout."""
     if isinstance(leaf, np.ndarray):
-        return (leaf.dtype, leaf.ndim)
+        flags = leaf.flags
+        return (leaf.dtype, leaf.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable)
     return type(leaf)
 
 

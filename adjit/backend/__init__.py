@@ -7,7 +7,11 @@ from adjit.ir.interpret import interpret
 
 
 def compile_graph(graph: Graph, jit: bool = True):
-    """A callable running ``graph``; until the compiler lands, the reference interpreter."""
+    """A callable running ``graph``: a Numba kernel, or the reference interpreter."""
+    if jit:
+        from adjit.backend.cpu import CompiledGraph
+
+        return CompiledGraph(graph)
     n_consts = len(graph.constvars)
 
     def run(inputs):

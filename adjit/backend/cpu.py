@@ -1,0 +1,42 @@
+"""The CPU backend: optimize, fuse, generate, compile with Numba, and call.
+
+``CompiledGraph`` is built once per traced signature. It compiles on its first call, for the
+dtypes, ranks and layouts it is called with (the dispatcher keys on those), and afterwards
+calls the kernel directly.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from adjit.backend.cache import load_kernel
+from adjit.backend.codegen import generate
+from adjit.ir.graph import Graph
+from adjit.passes import optimize
+from adjit.passes.fusion import fuse
+
+
+class CompiledGraph:
+    def __init__(self, graph: Graph, reason: str = "first call"):
+        self.trail: list = []
+        self.graph = graph
+        self.optimized = optimize(graph, self.trail)
+        self.schedule = fuse(self.optimized)
+        self.source = generate(self.schedule)
+        self.reason = reason
+        self.kernel = None
+        self._scalar_out = self.source.scalar_outputs
+
+    def compile_for(self, inputs):
+        arg_types = tuple(numba.typeof(x) for x in inputs)
+        self.dispatcher = load_kernel(self.source.text, arg_types, self.reason)
+        # The compiled entry point skips Numba's own type dispatch; that is safe because the
+        # caller keys this object on exactly these types (dtype, rank, layout, writability).
+        self.kernel = self.dispatcher.overloads[arg_types].entry_point
+
+    def __call__(self, inputs):
+        if self.kernel is None:
+            self.compile_for(inputs)
+        outs = self.kernel(*inputs)
+        return [np.asarray(o) for o in outs]

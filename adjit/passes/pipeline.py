@@ -1,0 +1,38 @@
+"""The optimization pipeline: a visible list of named passes.
+
+``ADJIT_DUMP_IR=1`` prints the graph after each pass; ``optimize(graph, trail)`` records them
+for ``adjit.inspect``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from adjit.ir.graph import Graph
+from adjit.passes.cse import cse
+from adjit.passes.dce import dce
+from adjit.passes.fold import fold_constants
+from adjit.passes.simplify import simplify
+
+PIPELINE = [
+    ("dce", dce),
+    ("fold_constants", fold_constants),
+    ("simplify", simplify),
+    ("cse", cse),
+    ("dce", dce),
+]
+
+
+def optimize(graph: Graph, trail: list | None = None) -> Graph:
+    dump = os.environ.get("ADJIT_DUMP_IR", "") not in ("", "0")
+    if dump:
+        print(f"--- adjit IR: traced ({len(graph.eqns)} equations)\n{graph}", file=sys.stderr)
+    for name, run in PIPELINE:
+        graph = run(graph)
+        if trail is not None:
+            trail.append((name, graph))
+        if dump:
+            print(f"--- adjit IR after {name} ({len(graph.eqns)} equations)\n{graph}",
+                  file=sys.stderr)
+    return graph
