@@ -1,0 +1,553 @@
+"""The four benchmark rows of issue 3, each measured against its peers in the same process run.
+
+Every implementation's first result is checked against the NumPy formula
+f(x) = x**2 + sin(x), f'(x) = 2x + cos(x) before it is timed; an implementation that fails its
+check, or raises, is reported with the reason and not timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import hand_numba
+import numpy as np
+from harness import CheckError, Line, Report, check_close, fmt_time, log, time_per_call
+from numba import njit
+
+SEED_X = 0.5
+N = 1_000_000
+SIZES = [2, 3, 7, 16, 100, 1000, 4099, 10_000, 65_536, 1_000_000]
+PEERS = ("hand-written Numba", "JAX", "PyTensor", "PyTorch")
+
+
+def ref_f(x):
+    return x**2 + np.sin(x)
+
+
+def ref_df(x):
+    return 2.0 * x + np.cos(x)
+
+
+@dataclass
+class Context:
+    adjit: object
+    anp: object
+    peers: dict  # "jax" -> (jax, jnp), "torch" -> torch, "pytensor" -> (pytensor, pt)
+    budget_s: float
+    quick: bool
+    report: Report
+    bench_dir: str
+    adjit_root: str
+    tmp_dir: str
+
+    def cache_info(self):
+        if hasattr(self.adjit, "cache_info"):
+            try:
+                info = self.adjit.cache_info()
+                if isinstance(info, dict):
+                    return info
+            except Exception as e:
+                log(f"adjit.cache_info() raised {type(e).__name__}: {e}")
+        return None
+
+    def compiles(self):
+        info = self.cache_info()
+        return None if info is None or "compiles" not in info else int(info["compiles"])
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").replace("|", "/")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def measure(ctx: Context, label: str, fn, arg, check) -> tuple[float | None, str]:
+    """Warm up (compile), check the result, then time ``fn(arg)``; (seconds or None, note)."""
+    try:
+        check(fn(arg))
+        fn(arg)
+        best, reps, batches = time_per_call(fn, arg, ctx.budget_s)
+    except CheckError as e:
+        log(f"  {label}: CHECK FAILED {e}")
+        return None, f"check failed: {_short(e)}"
+    except Exception as e:
+        log(f"  {label}: ERROR {_short(e, 400)}")
+        return None, f"error: {_short(e)}"
+    log(f"  {label}: {fmt_time(best)} per call ({reps} calls x {batches} batches)")
+    return best, ""
+
+
+def _missing(ctx: Context, key: str) -> str | None:
+    return None if key in ctx.peers else "not installed (skipped)"
+
+
+# --------------------------------------------------------------------------- row 1
+
+
+def row1_scalar(ctx: Context) -> None:
+    log("row 1: per-call latency of grad(f) at a Python float")
+    anp, rep = ctx.anp, ctx.report
+    expected = ref_df(SEED_X)
+
+    def check(r):
+        check_close("grad(f)(0.5)", float(np.asarray(r)), expected, rtol=1e-12)
+
+    results = {}
+    g = ctx.adjit.grad(lambda x: x**2 + anp.sin(x))
+    results["adjit"] = measure(ctx, "adjit", g, SEED_X, check)
+    results["hand-written Numba"] = measure(ctx, "hand njit", hand_numba.df_scalar, SEED_X, check)
+    if "jax" in ctx.peers:
+        jax, jnp = ctx.peers["jax"]
+        jg = jax.jit(jax.grad(lambda x: x**2 + jnp.sin(x)))
+        results["JAX"] = measure(ctx, "jax", lambda a: jg(a).block_until_ready(), SEED_X, check)
+    if "pytensor" in ctx.peers:
+        pytensor, pt = ctx.peers["pytensor"]
+        try:
+            xs = pt.dscalar("x")
+            fn = pytensor.function([xs], pytensor.grad(xs**2 + pt.sin(xs), xs), mode="NUMBA")
+            results["PyTensor"] = measure(ctx, "pytensor", fn, SEED_X, check)
+        except Exception as e:
+            results["PyTensor"] = (None, f"error: {_short(e)}")
+    if "torch" in ctx.peers:
+        torch = ctx.peers["torch"]
+
+        def torch_grad(a):
+            x = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+            (gx,) = torch.autograd.grad(x**2 + torch.sin(x), x)
+            return gx.item()
+
+        results["PyTorch"] = measure(ctx, "torch", torch_grad, SEED_X, check)
+
+    a, a_note = results["adjit"]
+    goals = {
+        "hand-written Numba": ("≤ 2x", lambda r, *_: r <= 2.0),
+        "JAX": ("≥ 10x faster (≤ 0.1x)", lambda r, *_: r <= 0.1),
+    }
+    notes = {
+        "hand-written Numba": "`@njit` 2x+cos x",
+        "JAX": "`jax.jit(jax.grad(f))`, block_until_ready",
+        "PyTensor": "`pytensor.function(mode='NUMBA')` of `pytensor.grad`",
+        "PyTorch": "eager: 0-d tensor, `autograd.grad`, `.item()`",
+    }
+    for peer in PEERS:
+        key = {"JAX": "jax", "PyTensor": "pytensor", "PyTorch": "torch"}.get(peer)
+        other, o_note = results.get(peer, (None, _missing(ctx, key) if key else ""))
+        goal, ok = goals.get(peer, ("", None))
+        note = "; ".join(x for x in (a_note and f"adjit {a_note}", o_note, notes[peer]) if x)
+        rep.lines.append(Line("1", "`grad(f)(0.5)` per call, float64", peer, a, other, goal, ok,
+                              note))
+
+
+# --------------------------------------------------------------------------- row 2
+
+
+def _np_dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def row2_arrays(ctx: Context) -> None:
+    anp, rep = ctx.anp, ctx.report
+    rng = np.random.default_rng(0)
+    x64 = rng.uniform(-2.0, 2.0, N)
+    for dtype in (np.float64, np.float32):
+        name = _np_dtype_name(dtype)
+        log(f"row 2: N=10^6 {name}")
+        x = x64.astype(dtype)
+        xr = x.astype(np.float64)
+        exp_val, exp_grad = float(np.sum(ref_f(xr))), ref_df(xr)
+        f32 = dtype == np.float32
+        g_tol = dict(rtol=1e-5, atol=1e-5) if f32 else dict(rtol=1e-12, atol=1e-12)
+        v_rtol = 1e-3 if f32 else 1e-9
+        dtype_notes: dict[str, str] = {}
+
+        def check_grad(label, g, dtype=dtype, exp_grad=exp_grad, g_tol=g_tol,
+                       dtype_notes=dtype_notes):
+            g_np = np.asarray(g)
+            check_close(f"{label} gradient", g_np, exp_grad, **g_tol)
+            if g_np.dtype != dtype:
+                dtype_notes[label] = f"gradient dtype {g_np.dtype}"
+
+        def check_vg(label, r, exp_val=exp_val, v_rtol=v_rtol, check_grad=check_grad):
+            value, g = r
+            check_close(f"{label} value", float(np.asarray(value)), exp_val, rtol=v_rtol)
+            check_grad(label, g)
+
+        vg_res, g_res = {}, {}
+        fa = lambda x: anp.sum(x**2 + anp.sin(x))
+        vg_res["adjit"] = measure(ctx, "adjit value_and_grad", ctx.adjit.value_and_grad(fa), x,
+                                  lambda r: check_vg("adjit", r))
+        g_res["adjit"] = measure(ctx, "adjit grad", ctx.adjit.grad(fa), x,
+                                 lambda r: check_grad("adjit", r))
+        hvg = hand_numba.value_and_grad_f32 if f32 else hand_numba.value_and_grad_f64
+        hg = hand_numba.grad_f32 if f32 else hand_numba.grad_f64
+        vg_res["hand-written Numba"] = measure(ctx, "hand njit value_and_grad", hvg, x,
+                                               lambda r: check_vg("hand", r))
+        g_res["hand-written Numba"] = measure(ctx, "hand njit grad", hg, x,
+                                              lambda r: check_grad("hand", r))
+        if "jax" in ctx.peers:
+            jax, jnp = ctx.peers["jax"]
+            fj = lambda x: jnp.sum(x**2 + jnp.sin(x))
+            jvg, jg = jax.jit(jax.value_and_grad(fj)), jax.jit(jax.grad(fj))
+            xj = jnp.asarray(x)
+            vg_res["JAX"] = measure(ctx, "jax value_and_grad",
+                                    lambda a: jax.block_until_ready(jvg(a)), xj,
+                                    lambda r: check_vg("JAX", r))
+            g_res["JAX"] = measure(ctx, "jax grad", lambda a: jg(a).block_until_ready(), xj,
+                                   lambda r: check_grad("JAX", r))
+        if "pytensor" in ctx.peers:
+            pytensor, pt = ctx.peers["pytensor"]
+            try:
+                xv = pt.vector("x", dtype=name)
+                y = pt.sum(xv**2 + pt.sin(xv))
+                gy = pytensor.grad(y, xv)
+                pvg = pytensor.function([xv], [y, gy], mode="NUMBA")
+                pg = pytensor.function([xv], gy, mode="NUMBA")
+                vg_res["PyTensor"] = measure(ctx, "pytensor value_and_grad", pvg, x,
+                                             lambda r: check_vg("PyTensor", r))
+                g_res["PyTensor"] = measure(ctx, "pytensor grad", pg, x,
+                                            lambda r: check_grad("PyTensor", r))
+            except Exception as e:
+                vg_res["PyTensor"] = g_res["PyTensor"] = (None, f"error: {_short(e)}")
+        if "torch" in ctx.peers:
+            torch = ctx.peers["torch"]
+            xt = torch.from_numpy(x)
+
+            def torch_vg(t):
+                t = t.detach().requires_grad_(True)
+                y = (t**2 + torch.sin(t)).sum()
+                (gt,) = torch.autograd.grad(y, t)
+                return y.item(), gt
+
+            def torch_g(t):
+                t = t.detach().requires_grad_(True)
+                (gt,) = torch.autograd.grad((t**2 + torch.sin(t)).sum(), t)
+                return gt
+
+            vg_res["PyTorch"] = measure(ctx, "torch value_and_grad", torch_vg, xt,
+                                        lambda r: check_vg("PyTorch", (r[0], r[1].numpy())))
+            g_res["PyTorch"] = measure(ctx, "torch grad", torch_g, xt,
+                                       lambda r: check_grad("PyTorch", r.numpy()))
+
+        goals = {
+            "hand-written Numba": ("≤ 1.1x", lambda r, *_: r <= 1.1),
+            "JAX": ("faster (< 1x)", lambda r, *_: r < 1.0),
+        }
+        label_of = {"hand-written Numba": "hand", "JAX": "JAX", "PyTensor": "PyTensor",
+                    "PyTorch": "PyTorch"}
+        for what, res, star in (
+            (f"`value_and_grad(sum f)` N=10^6 {name}", vg_res, ""),
+            (f"elementwise `grad(sum f)` = 2x+cos x, N=10^6 {name}", g_res, "*"),
+        ):
+            a, a_note = res["adjit"]
+            if "adjit" in dtype_notes:
+                a_note = "; ".join(x for x in (a_note, "adjit " + dtype_notes["adjit"]) if x)
+            for peer in PEERS:
+                key = {"JAX": "jax", "PyTensor": "pytensor", "PyTorch": "torch"}.get(peer)
+                other, o_note = res.get(peer, (None, _missing(ctx, key) if key else ""))
+                if label_of[peer] in dtype_notes:
+                    o_note = "; ".join(x for x in (o_note, dtype_notes[label_of[peer]]) if x)
+                goal, ok = goals.get(peer, ("", None))
+                note = "; ".join(x for x in (a_note and f"adjit {a_note}", o_note) if x)
+                rep.lines.append(Line("2", what, peer, a, other, goal + star if goal else "", ok,
+                                      note))
+
+
+# --------------------------------------------------------------------------- row 3
+
+
+def row3_compile_warm(ctx: Context) -> None:
+    """First call of a new function's derivative in a process that has compiled before."""
+    log("row 3a: compile latency in a warm process")
+    anp, rep = ctx.anp, ctx.report
+    xa = np.linspace(-1.5, 2.0, 1000)  # not symmetric: odd variants must not sum to ~0
+    times: dict[tuple[str, str], list[float]] = {}
+    errors: dict[tuple[str, str], str] = {}
+    compiles: list = []
+
+    def first_call(key, make, arg, check):
+        if key in errors:
+            return
+        try:
+            fn = make()
+            t0 = time.perf_counter()
+            r = fn(arg)
+            dt = time.perf_counter() - t0
+            check(r)
+            times.setdefault(key, []).append(dt)
+        except Exception as e:
+            errors[key] = (f"check failed: {_short(e)}" if isinstance(e, CheckError)
+                           else f"error: {_short(e)}")
+            log(f"  {key}: {errors[key]}")
+
+    for k, (value, deriv) in enumerate(hand_numba.VARIANTS):
+        exp_s = eval(f"lambda x: {deriv}", {"m": np})(SEED_X)
+        terms = eval(f"lambda x: {value}", {"m": np})(xa)
+        exp_val, val_atol = float(np.sum(terms)), 1e-12 * float(np.sum(np.abs(terms)))
+        exp_g = eval(f"lambda x: {deriv}", {"m": np})(xa)
+
+        def chk_s(r, exp_s=exp_s):
+            check_close("scalar first call", float(np.asarray(r)), exp_s, rtol=1e-12)
+
+        def chk_a(r, exp_val=exp_val, val_atol=val_atol, exp_g=exp_g):
+            check_close("array value", float(np.asarray(r[0])), exp_val, rtol=1e-9,
+                        atol=val_atol)
+            check_close("array gradient", np.asarray(r[1]), exp_g, rtol=1e-12, atol=1e-12)
+
+        fa = eval(f"lambda x: {value}", {"m": anp})
+        before = ctx.compiles()
+        first_call(("adjit", "scalar"), lambda fa=fa: ctx.adjit.grad(fa), SEED_X, chk_s)
+        after = ctx.compiles()
+        compiles.append(None if before is None or after is None else after - before)
+        first_call(("adjit", "array"),
+                   lambda fa=fa: ctx.adjit.value_and_grad(lambda x: anp.sum(fa(x))), xa, chk_a)
+        first_call(("hand-written Numba", "scalar"), lambda k=k: hand_numba.scalar_variant(k),
+                   SEED_X, chk_s)
+        first_call(("hand-written Numba", "array"), lambda k=k: hand_numba.array_variant(k),
+                   xa, chk_a)
+        if "jax" in ctx.peers:
+            jax, jnp = ctx.peers["jax"]
+            fj = eval(f"lambda x: {value}", {"m": jnp})
+
+            def jax_scalar(fj=fj, jax=jax):
+                jg = jax.jit(jax.grad(fj))
+                return lambda a: jg(a).block_until_ready()
+
+            def jax_array(fj=fj, jax=jax, jnp=jnp):
+                jvg = jax.jit(jax.value_and_grad(lambda x: jnp.sum(fj(x))))
+                return lambda a: jax.block_until_ready(jvg(a))
+
+            first_call(("JAX", "scalar"), jax_scalar, SEED_X, chk_s)
+            first_call(("JAX", "array"), jax_array, xa, chk_a)
+
+    def med(key):
+        return statistics.median(times[key]) if key in times and key not in errors else None
+
+    detail = ["| implementation | workload | median | min | max | first calls |",
+              "|---|---|---|---|---|---|"]
+    for (impl, kind), ts in sorted(times.items()):
+        if (impl, kind) in errors:
+            continue
+        detail.append(f"| {impl} | {kind} | {fmt_time(statistics.median(ts))} | "
+                      f"{fmt_time(min(ts))} | {fmt_time(max(ts))} | {len(ts)} |")
+    for (impl, kind), err in sorted(errors.items()):
+        detail.append(f"| {impl} | {kind} | {err} | | | |")
+    rep.detail("3a", "\n".join(detail))
+    rep.detail("3a", "adjit compilations counted during each scalar first call: "
+               + (", ".join("n/a" if c is None else str(c) for c in compiles)))
+    for kind, what in (("scalar", "first call of `grad` of a new f at a float (warm process)"),
+                       ("array", "first call of `value_and_grad(sum f)`, new f, N=1000 "
+                                 "(warm process)")):
+        a = med(("adjit", kind))
+        a_note = errors.get(("adjit", kind), "")
+        for peer in ("hand-written Numba", "JAX"):
+            if peer == "JAX" and "jax" not in ctx.peers:
+                other, o_note = None, "not installed (skipped)"
+            else:
+                other, o_note = med((peer, kind)), errors.get((peer, kind), "")
+            note = "; ".join(x for x in (a_note and f"adjit {a_note}", o_note,
+                                         f"median of {len(hand_numba.VARIANTS)} new functions")
+                             if x)
+            rep.lines.append(Line("3", what, peer, a, other, "", None, note))
+
+
+def _fresh_env(ctx: Context, cache_root: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (ctx.adjit_root, os.environ.get("PYTHONPATH", "")) if p)
+    env["ADJIT_CACHE_DIR"] = os.path.join(cache_root, "adjit")
+    env["NUMBA_CACHE_DIR"] = os.path.join(cache_root, "numba")
+    return env
+
+
+def _run_fresh(ctx: Context, env: dict, lib: str, workload: str, imports_only: bool):
+    cmd = [sys.executable, os.path.join(ctx.bench_dir, "fresh_process.py"), lib, workload]
+    if imports_only:
+        cmd.append("--imports-only")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        raise RuntimeError(f"subprocess exited {proc.returncode}: {tail[0]}")
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def row3_fresh_process(ctx: Context) -> None:
+    """A fresh process with a warm disk cache: adjit's cache against Numba's cache=True."""
+    log("row 3b: fresh process with a warm disk cache")
+    rep = ctx.report
+    reps = 2 if ctx.quick else 3
+    xa = np.linspace(-1.5, 2.0, 1000)  # the same array as fresh_process.py
+    expected = {"scalar": ref_df(SEED_X), "array": (float(np.sum(ref_f(xa))), ref_df(xa))}
+    detail = ["| library | workload | wall (min) | imports-only wall (min) | wall − imports | "
+              "first call inside (min) | cache counters in the measured runs |",
+              "|---|---|---|---|---|---|---|"]
+    for workload in ("scalar", "array"):
+        env = _fresh_env(ctx, os.path.join(ctx.tmp_dir, f"fresh-{workload}"))
+        res: dict[str, dict] = {}
+        for lib in ("adjit", "numba"):
+            res[lib] = {"wall": [], "imports": [], "inside": [], "cache": [], "error": ""}
+            try:  # the warm-up run fills the disk caches
+                _, data = _run_fresh(ctx, env, lib, workload, False)
+                res[lib]["warmup_cache"] = data.get("cache")
+                if workload == "scalar":
+                    check_close(f"{lib} fresh scalar", data["result"], expected["scalar"],
+                                rtol=1e-12)
+                else:
+                    check_close(f"{lib} fresh value", data["result"][0], expected["array"][0],
+                                rtol=1e-9)
+                    check_close(f"{lib} fresh gradient", np.array(data["result"][1]),
+                                expected["array"][1], rtol=1e-12, atol=1e-12)
+            except Exception as e:
+                res[lib]["error"] = (f"check failed: {_short(e)}" if isinstance(e, CheckError)
+                                     else f"error: {_short(e)}")
+                log(f"  {lib} {workload}: {res[lib]['error']}")
+        for _ in range(reps):  # interleaved, so that machine noise hits both libraries alike
+            for lib in ("adjit", "numba"):
+                if res[lib]["error"]:
+                    continue
+                try:
+                    wall, data = _run_fresh(ctx, env, lib, workload, False)
+                    res[lib]["wall"].append(wall)
+                    res[lib]["inside"].append(data["first_call_s"])
+                    res[lib]["cache"].append(data.get("cache"))
+                    wall, _ = _run_fresh(ctx, env, lib, workload, True)
+                    res[lib]["imports"].append(wall)
+                except Exception as e:
+                    res[lib]["error"] = f"error: {_short(e)}"
+        net = {}
+        for lib in ("adjit", "numba"):
+            r = res[lib]
+            if r["error"] or not r["wall"]:
+                net[lib] = None
+                detail.append(f"| {lib} | {workload} | {r['error'] or 'no runs'} | | | | |")
+                continue
+            net[lib] = min(r["wall"]) - min(r["imports"])
+            counters = json.dumps(r["cache"][-1]) if r["cache"] else "—"
+            detail.append(f"| {lib} | {workload} | {fmt_time(min(r['wall']))} | "
+                          f"{fmt_time(min(r['imports']))} | {fmt_time(net[lib])} | "
+                          f"{fmt_time(min(r['inside']))} | {counters} |")
+            log(f"  {lib} {workload}: wall {fmt_time(min(r['wall']))}, net {fmt_time(net[lib])},"
+                f" inside {fmt_time(min(r['inside']))}")
+        notes = []
+        if res["adjit"]["error"]:
+            notes.append(f"adjit {res['adjit']['error']}")
+        if res["numba"]["error"]:
+            notes.append(f"Numba {res['numba']['error']}")
+        a_cache = res["adjit"]["cache"][-1] if res["adjit"]["cache"] else None
+        override = ""
+        if not res["adjit"]["error"]:
+            if a_cache is None:
+                notes.append("adjit.cache_info missing: disk hit not verified")
+                override = "⚠️ not verified (no adjit.cache_info)"
+            elif not a_cache.get("disk_hits") or a_cache.get("compiles"):
+                notes.append(f"adjit did not load from disk: {json.dumps(a_cache)}")
+                override = "❌ missed (no disk hit)"
+        n_cache = res["numba"]["cache"][-1] if res["numba"]["cache"] else None
+        if n_cache is not None and not n_cache.get("cache_hits"):
+            notes.append("Numba did not hit its cache")
+        a, o = net["adjit"], net["numba"]
+        if a is not None and a <= 0:
+            notes.append("adjit's wall − imports is below the run-to-run noise (no ratio)")
+        if a is not None and o is not None:
+            a_wall, o_wall = min(res["adjit"]["wall"]), min(res["numba"]["wall"])
+            notes.append(f"total wall {fmt_time(a_wall)} vs {fmt_time(o_wall)} "
+                         f"({a_wall / o_wall:.2f}x)")
+        what = ("`grad(f)(0.5)`" if workload == "scalar" else "`value_and_grad(sum f)` N=1000")
+        rep.lines.append(Line("3", f"fresh process, warm disk cache, {what}: "
+                                   "wall − imports-only wall",
+                              "Numba `cache=True`", a, o, "≤ 1.5x", lambda r, *_: r <= 1.5,
+                              "; ".join(notes), override=override))
+    rep.detail("3b", "\n".join(detail))
+    rep.detail("3b", f"Minimum over {reps} runs each, after one warm-up run per library that "
+               "fills the caches; every subprocess gets the same ADJIT_CACHE_DIR and "
+               "NUMBA_CACHE_DIR (fresh folders per run of this script).")
+
+
+# --------------------------------------------------------------------------- row 4
+
+
+def row4_sizes(ctx: Context) -> None:
+    log("row 4: ten array lengths")
+    anp, rep = ctx.anp, ctx.report
+    import numba.core.event as nb_event
+
+    events = []
+
+    class _Counter(nb_event.Listener):
+        def on_start(self, event):
+            events.append(event.data)
+
+        def on_end(self, event):
+            pass
+
+    listener = _Counter()
+    nb_event.register("numba:compile", listener)
+    per_size, error = [], ""
+    try:
+        g = ctx.adjit.grad(lambda x: anp.sum(x**2 + anp.sin(x)))
+        rng = np.random.default_rng(1)
+        start = ctx.compiles()
+        for n in SIZES:
+            x = rng.uniform(-2.0, 2.0, n)
+            before = ctx.compiles()
+            check_close(f"adjit grad at n={n}", np.asarray(g(x)), ref_df(x), rtol=1e-12,
+                        atol=1e-12)
+            after = ctx.compiles()
+            per_size.append(None if before is None or after is None else after - before)
+        end = ctx.compiles()
+    except Exception as e:
+        error = (f"check failed: {_short(e)}" if isinstance(e, CheckError)
+                 else f"error: {_short(e)}")
+        log(f"  adjit: {error}")
+        start = end = None
+    finally:
+        nb_event.unregister("numba:compile", listener)
+    adjit_count = None if error or start is None or end is None else end - start
+    n_events = len(events)
+    log(f"  adjit compiles: {adjit_count}; numba:compile events: {n_events}")
+
+    # Peers: a hand-written njit kernel (one signature), and JAX's jit (one trace per shape).
+    hand = njit(fastmath=True)(hand_numba.grad_f64.py_func)
+    for n in SIZES:
+        x = np.linspace(-2.0, 2.0, n)
+        check_close(f"hand njit at n={n}", hand(x), ref_df(x), rtol=1e-12, atol=1e-12)
+    hand_count = len(hand.signatures)
+    jax_count, jax_note = None, ""
+    if "jax" in ctx.peers:
+        jax, jnp = ctx.peers["jax"]
+        jg = jax.jit(jax.grad(lambda x: jnp.sum(x**2 + jnp.sin(x))))
+        try:
+            for n in SIZES:
+                x = np.linspace(-2.0, 2.0, n)
+                check_close(f"jax at n={n}", np.asarray(jg(x)), ref_df(x), rtol=1e-12,
+                            atol=1e-12)
+            jax_count = jg._cache_size()
+        except Exception as e:
+            jax_note = f"error: {_short(e)}"
+    else:
+        jax_note = "not installed (skipped)"
+
+    note = [f"numba:compile events during adjit's calls: {n_events}"]
+    if error:
+        note.insert(0, f"adjit {error}")
+    elif adjit_count is None:
+        note.insert(0, "adjit.cache_info() missing: compilations not counted")
+    what = "compilations for `grad(sum f)` at ten lengths (float64)"
+    ok = lambda r, a, o: a == 1
+    rep.lines.append(Line("4", what, "hand-written Numba", adjit_count, hand_count, "1 compilation",
+                          ok, "; ".join(note), unit="count"))
+    rep.lines.append(Line("4", what, "JAX", adjit_count, jax_count, "1 compilation", ok,
+                          "; ".join(x for x in (jax_note, "JAX: `jit` cache entries") if x),
+                          unit="count"))
+    rep.detail("4", f"Lengths: {', '.join(map(str, SIZES))}. adjit compilations per length "
+               f"(from `adjit.cache_info()['compiles']`): "
+               + (", ".join("n/a" if c is None else str(c) for c in per_size) or "n/a")
+               + f". Numba `numba:compile` events seen during adjit's calls: {n_events} "
+               "(counts every dispatcher compile, callees included).")
+
