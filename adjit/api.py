@@ -28,6 +28,7 @@ from adjit.primitives.registry import Zero
 from adjit.primitives.structural import instantiate
 from adjit.trace import (
     Tracer,
+    _trace_stack,
     get_aval,
     is_tracing,
     trace_symbolic,
@@ -40,17 +41,31 @@ from adjit.trace import (
 class _Executable:
     """One traced signature: the graph, its constants, the compiled runner, the output tree."""
 
-    __slots__ = ("graph", "consts", "run", "out_tree", "in_avals", "symbolic")
+    __slots__ = ("graph", "consts", "run", "out_tree", "in_avals", "any_arrays", "fast")
 
     def __init__(self, graph: Graph, consts, out_tree):
         self.graph = graph
         self.consts = list(consts)
         self.out_tree = out_tree
         self.in_avals = graph.in_avals
-        self.symbolic = bool(graph.symbols())
+        # Inputs that are all scalars need no shape check: the signature key says it all.
+        self.any_arrays = any(v.aval.shape for v in (*graph.constvars, *graph.invars))
         self.run = compile_graph(graph, jit=config.jit)
+        self.fast = None
+
+    def _make_fast(self):
+        """The scalar fast path: scalars in, one scalar out, straight to the kernel."""
+        kernel = getattr(self.run, "kernel", None)
+        outs = self.graph.outvars
+        if kernel is None or self.any_arrays or self.consts or self.out_tree != tree.LEAF \
+                or len(outs) != 1 or outs[0].aval.shape != ():
+            return
+        result_type = outs[0].aval.dtype.type
+        self.fast = lambda *args: result_type(kernel(*args))
 
     def matches(self, leaves) -> bool:
+        if not self.any_arrays:
+            return True
         try:
             lengths = bind_symbols(self.graph, [*self.consts, *leaves])
         except AdjitValueError:
@@ -63,6 +78,8 @@ class _Executable:
         # The kernel takes 0-d inputs as scalars.
         leaves = [x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x for x in leaves]
         outs = self.run([*self.consts, *leaves])
+        if self.fast is None:
+            self._make_fast()
         return tree.unflatten(self.out_tree, [o[()] if o.ndim == 0 else o for o in outs])
 
 
@@ -88,10 +105,44 @@ class Staged:
         self.body = body
         self.name = name
         self._cache: dict = {}
+        self._fast: dict = {}     # the same entries, keyed by plain argument signatures
+        self._fast_scalar: dict = {}  # one scalar argument's type -> the kernel's fast path
+        self._last_key = None
 
     def __call__(self, *args):
-        if is_tracing():
+        if _trace_stack:
             return self.body(*args)
+        if len(args) == 1:
+            # Fastest path: one scalar in, one scalar out, compiled: a dict lookup and the kernel.
+            fast = self._fast_scalar.get(type(args[0]))
+            if fast is not None:
+                return fast(args[0])
+        # Fast path: Python floats and arrays as arguments, keyed without flattening.
+        key = []
+        for a in args:
+            t = type(a)
+            if t is float or t is int:
+                key.append(t)
+            elif t is np.ndarray:
+                key.append(_signature(a))
+            else:
+                break
+        else:
+            entries = self._fast.get(tuple(key))
+            if entries is not None:
+                for exe in entries:
+                    if exe.fast is not None:
+                        return exe.fast(*args)
+                    if exe.matches(args):
+                        return exe(args)
+            result = self._call(args)
+            entries = self._fast[tuple(key)] = self._cache[self._last_key]
+            if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int):
+                self._fast_scalar[type(args[0])] = entries[0].fast
+            return result
+        return self._call(args)
+
+    def _call(self, args):
         leaves, in_tree = tree.flatten(args)
         key = (in_tree, *map(_signature, leaves))
         entries = self._cache.get(key)
@@ -100,11 +151,13 @@ class Staged:
                 # The key holds ranks, not lengths: a graph whose lengths were fixed while
                 # tracing serves only those, so every entry checks the shapes it is given.
                 if exe.matches(leaves):
+                    self._last_key = key
                     return exe(leaves)
         for leaf in leaves:
             _check_leaf(leaf)
         exe = self._build(in_tree, leaves)
         self._cache.setdefault(key, []).append(exe)
+        self._last_key = key
         return exe(leaves)
 
     def _build(self, in_tree, leaves) -> _Executable:
@@ -118,6 +171,12 @@ class Staged:
 
         graph, consts = trace_symbolic(flat_body, leaves)
         return _Executable(graph, consts, out_tree_box[-1])
+
+
+def _named_like(staged: Staged, fun) -> Staged:
+    """Give ``staged`` the name and docstring of ``fun`` (not its __dict__: fun may itself be
+    a Staged, whose caches must stay its own)."""
+    return functools.update_wrapper(staged, fun, updated=())
 
 
 def _trace_flat(fun: Callable, args, what: str):
@@ -241,7 +300,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this."""
     staged = Staged(_value_and_grad_body(fun, argnums, has_aux, "value_and_grad"),
                     "value_and_grad")
-    return functools.wraps(fun)(lambda *args: staged(*args))
+    return _named_like(staged, fun)
 
 
 @_transform_decorator
@@ -254,13 +313,13 @@ def grad(fun, argnums=0, has_aux=False):
         return (g, value[1]) if has_aux else g
 
     staged = Staged(grad_body, "grad")
-    return functools.wraps(fun)(lambda *args: staged(*args))
+    return _named_like(staged, fun)
 
 
 def jit(fun: Callable) -> Callable:
     """Compile ``fun``: traced once per input signature, then run as a kernel."""
     staged = Staged(lambda *args: fun(*args), "jit")
-    return functools.wraps(fun)(lambda *args: staged(*args))
+    return _named_like(staged, fun)
 
 
 # Per-function caches for the transformations that are called, not decorated (jvp, vjp):

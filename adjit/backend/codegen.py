@@ -148,6 +148,7 @@ class _Generator:
         self.consts: dict[tuple, str] = {}
         self.w = _Writer()
         self.uses_digamma = False
+        self.counter = 0
         self.used_outside: dict[int, set] = {}
 
     # ---------------------------------------------------------------- naming
@@ -156,6 +157,12 @@ class _Generator:
         if var.id not in self.names:
             self.names[var.id] = f"v{len(self.names)}"
         return self.names[var.id]
+
+    def fresh(self, prefix: str) -> str:
+        """A new local name, numbered per kernel: equal graphs give equal source text, which
+        is what the kernel cache keys on (global variable ids would differ run to run)."""
+        self.counter += 1
+        return f"{prefix}{self.counter}"
 
     def const(self, value, dtype) -> str:
         """A name for a typed constant, assigned once at the top of the kernel."""
@@ -198,7 +205,8 @@ class _Generator:
             else:
                 self.array_eqn(item)
         outs = [self.atom(v) for v in g.outvars]
-        body(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+        # One output is returned bare (no tuple to build and index on every call).
+        body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
         const_lines = [f"    {name} = {text}" for text, name in self.consts.items()]
         header = [
             "import math",
@@ -265,13 +273,13 @@ class _Generator:
             if a.aval.shape == ():
                 return self.name(a)
             if a.id not in reads:
-                reads[a.id] = f"e{a.id}"
+                reads[a.id] = self.fresh("e")
                 w(f"{reads[a.id]} = {self.name(a)}[{', '.join(index)}]")
             return reads[a.id]
 
         for eqn in nest.eqns:
             out = eqn.out
-            target = f"t{out.id}"
+            target = self.fresh("t")
             if eqn.prim in REDUCTIONS:
                 self.reduce_into(eqn, read(eqn.inputs[0]), index)
                 continue

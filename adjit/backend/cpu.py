@@ -26,7 +26,8 @@ class CompiledGraph:
         self.source = generate(self.schedule)
         self.reason = reason
         self.kernel = None
-        self._scalar_out = self.source.scalar_outputs
+        self._out_dtypes = [v.aval.dtype for v in self.optimized.outvars]
+        self._single = len(self._out_dtypes) == 1
 
     def compile_for(self, inputs):
         arg_types = tuple(numba.typeof(x) for x in inputs)
@@ -39,4 +40,7 @@ class CompiledGraph:
         if self.kernel is None:
             self.compile_for(inputs)
         outs = self.kernel(*inputs)
-        return [np.asarray(o) for o in outs]
+        if self._single:
+            outs = (outs,)
+        # Numba returns scalars as Python floats; keep the graph's dtype (float32 stays float32).
+        return [np.asarray(o, dt) for o, dt in zip(outs, self._out_dtypes)]
