@@ -23,6 +23,7 @@ from adjit.errors import (  # noqa: F401
     MissingRuleError,
     TracerLeakError,
 )
+from adjit.inspect import inspect  # noqa: F401
 from adjit.trace import _install_tracer_methods
 
 _install_tracer_methods()

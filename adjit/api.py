@@ -30,7 +30,6 @@ from adjit.trace import (
     Tracer,
     _trace_stack,
     get_aval,
-    is_tracing,
     trace_symbolic,
     trace_to_graph,
 )
@@ -43,14 +42,14 @@ class _Executable:
 
     __slots__ = ("graph", "consts", "run", "out_tree", "in_avals", "any_arrays", "fast")
 
-    def __init__(self, graph: Graph, consts, out_tree):
+    def __init__(self, graph: Graph, consts, out_tree, reason: str = "first call"):
         self.graph = graph
         self.consts = list(consts)
         self.out_tree = out_tree
         self.in_avals = graph.in_avals
         # Inputs that are all scalars need no shape check: the signature key says it all.
         self.any_arrays = any(v.aval.shape for v in (*graph.constvars, *graph.invars))
-        self.run = compile_graph(graph, jit=config.jit)
+        self.run = compile_graph(graph, jit=config.jit, reason=reason)
         self.fast = None
 
     def _make_fast(self):
@@ -155,12 +154,16 @@ class Staged:
                     return exe(leaves)
         for leaf in leaves:
             _check_leaf(leaf)
-        exe = self._build(in_tree, leaves)
+        # Why this signature compiles, for ADJIT_LOG_COMPILES.
+        reason = ("first call" if not self._cache else
+                  "new lengths (fixed while tracing)" if key in self._cache else
+                  "new dtype, rank or layout")
+        exe = self._build(in_tree, leaves, reason)
         self._cache.setdefault(key, []).append(exe)
         self._last_key = key
         return exe(leaves)
 
-    def _build(self, in_tree, leaves) -> _Executable:
+    def _build(self, in_tree, leaves, reason: str = "first call") -> _Executable:
         out_tree_box = []
 
         def flat_body(*flat):
@@ -170,7 +173,7 @@ class Staged:
             return out_leaves
 
         graph, consts = trace_symbolic(flat_body, leaves)
-        return _Executable(graph, consts, out_tree_box[-1])
+        return _Executable(graph, consts, out_tree_box[-1], reason)
 
 
 def _named_like(staged: Staged, fun) -> Staged:

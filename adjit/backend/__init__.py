@@ -6,12 +6,12 @@ from adjit.ir.graph import Graph
 from adjit.ir.interpret import interpret
 
 
-def compile_graph(graph: Graph, jit: bool = True):
+def compile_graph(graph: Graph, jit: bool = True, reason: str = "first call"):
     """A callable running ``graph``: a Numba kernel, or the reference interpreter."""
     if jit:
         from adjit.backend.cpu import CompiledGraph
 
-        return CompiledGraph(graph)
+        return CompiledGraph(graph, reason)
     n_consts = len(graph.constvars)
 
     def run(inputs):

@@ -30,7 +30,7 @@ class CompiledGraph:
         self._single = len(self._out_dtypes) == 1
 
     def compile_for(self, inputs):
-        arg_types = tuple(numba.typeof(x) for x in inputs)
+        arg_types = self.arg_types = tuple(numba.typeof(x) for x in inputs)
         self.dispatcher = load_kernel(self.source.text, arg_types, self.reason)
         # The compiled entry point skips Numba's own type dispatch; that is safe because the
         # caller keys this object on exactly these types (dtype, rank, layout, writability).
