@@ -61,6 +61,7 @@ class _Executable:
             return
         result_type = outs[0].aval.dtype.type
         self.fast = lambda *args: result_type(kernel(*args))
+        self.fast.parts = (kernel, result_type)
 
     def matches(self, leaves) -> bool:
         if not self.any_arrays:
@@ -105,17 +106,13 @@ class Staged:
         self.name = name
         self._cache: dict = {}
         self._fast: dict = {}     # the same entries, keyed by plain argument signatures
-        self._fast_scalar: dict = {}  # one scalar argument's type -> the kernel's fast path
+        # One scalar argument's type -> (kernel, result type), read by the entry function.
+        self._fast_scalar: dict = {}
         self._last_key = None
 
     def __call__(self, *args):
         if _trace_stack:
             return self.body(*args)
-        if len(args) == 1:
-            # Fastest path: one scalar in, one scalar out, compiled: a dict lookup and the kernel.
-            fast = self._fast_scalar.get(type(args[0]))
-            if fast is not None:
-                return fast(args[0])
         # Fast path: Python floats and arrays as arguments, keyed without flattening.
         key = []
         for a in args:
@@ -137,7 +134,7 @@ class Staged:
             result = self._call(args)
             entries = self._fast[tuple(key)] = self._cache[self._last_key]
             if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int):
-                self._fast_scalar[type(args[0])] = entries[0].fast
+                self._fast_scalar[type(args[0])] = entries[0].fast.parts
             return result
         return self._call(args)
 
@@ -176,10 +173,25 @@ class Staged:
         return _Executable(graph, consts, out_tree_box[-1], reason)
 
 
-def _named_like(staged: Staged, fun) -> Staged:
-    """Give ``staged`` the name and docstring of ``fun`` (not its __dict__: fun may itself be
-    a Staged, whose caches must stay its own)."""
-    return functools.update_wrapper(staged, fun, updated=())
+def _named_like(staged: Staged, fun) -> Callable:
+    """The function users call: a closure (cheaper to call than an object's __call__) whose
+    fastest path, one scalar in and one scalar out, is a dict lookup and the kernel. It has the
+    name and docstring of ``fun`` (not its __dict__: fun may be another entry function)."""
+    fast_scalar = staged._fast_scalar
+    trace_stack = _trace_stack
+    slow = staged.__call__
+
+    def entry(*args):
+        if not trace_stack and len(args) == 1:
+            fast = fast_scalar.get(type(args[0]))
+            if fast is not None:
+                kernel, result_type = fast
+                return result_type(kernel(args[0]))
+        return slow(*args)
+
+    functools.update_wrapper(entry, fun, updated=())
+    entry.staged = staged
+    return entry
 
 
 def _trace_flat(fun: Callable, args, what: str):
