@@ -14,6 +14,7 @@ from adjit.api import (  # noqa: F401
     vjp,
 )
 from adjit.backend.cache import AdjitCacheWarning, cache_info  # noqa: F401
+from adjit.batching import vmap  # noqa: F401
 from adjit.config import config  # noqa: F401
 from adjit.errors import (  # noqa: F401
     AdjitError,

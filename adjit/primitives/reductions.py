@@ -6,7 +6,15 @@ import numpy as np
 
 from adjit.ir.graph import ShapedArray
 from adjit.primitives.elementwise import convert_element_type, div, eq, mul
-from adjit.primitives.registry import Zero, defjvp, defjvp_full, deflinear, defnondiff, defprim
+from adjit.primitives.registry import (
+    Zero,
+    defbatch_params,
+    defjvp,
+    defjvp_full,
+    deflinear,
+    defnondiff,
+    defprim,
+)
 from adjit.primitives.structural import (
     _reduce_abstract,
     bind,
@@ -32,6 +40,11 @@ def _expand_back(out, x, axes):
     return broadcast_in_dim(out, shape, tuple(i for i in range(len(shape)) if i not in axes))
 
 
+def _shift_axes(*, axes):
+    """Batching: the reduced axes, one further along past the leading batch axis."""
+    return {"axes": tuple(a + 1 for a in axes)}
+
+
 # --------------------------------------------------------------------------- max, min
 # The tangent is the mean of the tangents at the positions that attain the extremum.
 
@@ -52,10 +65,12 @@ def _extremum_jvp(name):
 reduce_max = _reduction("reduce_max")
 defprim("reduce_max", _reduce_abstract, lambda x, *, axes: np.max(x, axis=axes))
 defjvp_full("reduce_max", _extremum_jvp("reduce_max"))
+defbatch_params("reduce_max", _shift_axes)
 
 reduce_min = _reduction("reduce_min")
 defprim("reduce_min", _reduce_abstract, lambda x, *, axes: np.min(x, axis=axes))
 defjvp_full("reduce_min", _extremum_jvp("reduce_min"))
+defbatch_params("reduce_min", _shift_axes)
 
 # --------------------------------------------------------------------------- prod
 # d prod = prod * sum(t / x): exact wherever no factor is zero (a known limit, see the docs).
@@ -64,6 +79,7 @@ reduce_prod = _reduction("reduce_prod")
 defprim("reduce_prod", _reduce_abstract, lambda x, *, axes: np.prod(x, axis=axes))
 defjvp("reduce_prod", lambda t, x, *, axes, out:
        mul(out, reduce_sum(div(t, x), axes)))
+defbatch_params("reduce_prod", _shift_axes)
 
 # --------------------------------------------------------------------------- argmax, argmin
 
@@ -84,6 +100,8 @@ defprim("argmax", _arg_abstract, lambda x, *, axis: np.argmax(x, axis=axis).asty
 defnondiff("argmax")
 defprim("argmin", _arg_abstract, lambda x, *, axis: np.argmin(x, axis=axis).astype(np.int64))
 defnondiff("argmin")
+defbatch_params("argmax", lambda *, axis: {"axis": axis + 1})
+defbatch_params("argmin", lambda *, axis: {"axis": axis + 1})
 
 # --------------------------------------------------------------------------- cumsum
 # Inclusive running sum along one axis; its transpose runs the other way.
@@ -101,6 +119,7 @@ def _cumsum_impl(x, *, axis, reverse):
 
 defprim("cumsum", lambda x, *, axis, reverse: x, _cumsum_impl)
 deflinear("cumsum", lambda ct, x, *, axis, reverse: [cumsum(ct, axis, not reverse)])
+defbatch_params("cumsum", lambda *, axis, reverse: {"axis": axis + 1, "reverse": reverse})
 
 __all__ = ["argmax", "argmin", "cumsum", "instantiate", "reduce_max", "reduce_min",
            "reduce_prod"]

@@ -7,8 +7,9 @@ Each primitive module registers a primitive and all its rules in one block:
     # linear primitives also get a transpose rule:      deflinear("neg", lambda ct, x: [neg(ct)])
 
 Tangents may be the symbolic ``Zero``; transpose rules receive ``LinearArg`` placeholders for the
-arguments being transposed. Batching rules (``batching``) and backend lowerings (``lowerings``,
-filled by ``adjit.backend``) are tables keyed the same way.
+arguments being transposed. Batching rules (``batching_rules``, used by ``adjit.vmap``: most
+are one ``defbatch_elementwise`` or ``defbatch_params`` line) and backend lowerings are tables
+keyed the same way.
 """
 
 from __future__ import annotations
@@ -124,6 +125,49 @@ def defnondiff(name: str) -> None:
 
     jvp_rules[name] = jvp
     nondiff_prims.add(name)
+
+
+# --------------------------------------------------------------------------- batching
+# A batching rule is ``rule(args, dims, **params) -> (out, out_dim)``: ``dims[i]`` is 0 when
+# args[i] carries the batch on its leading axis, None when it is the same for every example.
+# Rules are only called with at least one batched argument, and return 0 or None.
+
+
+def batch_size(args, dims):
+    from adjit.trace import get_aval
+
+    return next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
+
+
+def batch_all(args, dims):
+    """Every argument with the batch on axis 0: unbatched ones are broadcast along it."""
+    from adjit.primitives.structural import broadcast_in_dim
+    from adjit.trace import get_aval
+
+    size = batch_size(args, dims)
+    out = []
+    for x, d in zip(args, dims):
+        if d is None:
+            aval = get_aval(x)
+            x = broadcast_in_dim(x, (size, *aval.shape), tuple(range(1, aval.ndim + 1)))
+        out.append(x)
+    return out
+
+
+def defbatch_elementwise(name: str) -> None:
+    """Elementwise (same-shape operands): broadcast the unbatched ones, apply as is."""
+    from adjit.primitives.structural import bind
+
+    batching_rules[name] = lambda args, dims, **params: (
+        bind(name, *batch_all(args, dims), **params), 0)
+
+
+def defbatch_params(name: str, shift: Callable) -> None:
+    """One (batched) operand; ``shift(**params)`` gives the params for the leading batch axis."""
+    from adjit.primitives.structural import bind
+
+    batching_rules[name] = lambda args, dims, **params: (
+        bind(name, *args, **shift(**params)), 0)
 
 
 def _tangent_aval(x) -> ShapedArray:

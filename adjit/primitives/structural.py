@@ -8,7 +8,17 @@ import numpy as np
 
 from adjit.errors import AdjitValueError
 from adjit.ir.graph import Dim, ShapedArray, dim_add, dim_sub, is_symbolic, same_shape
-from adjit.primitives.registry import Zero, deflinear, defnondiff, defprim, is_linear
+from adjit.primitives.registry import (
+    Zero,
+    batch_all,
+    batch_size,
+    batching_rules,
+    defbatch_params,
+    deflinear,
+    defnondiff,
+    defprim,
+    is_linear,
+)
 from adjit.trace import bind, get_aval
 
 # --------------------------------------------------------------------------- helpers
@@ -84,6 +94,9 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
 
 defprim("broadcast_in_dim", _broadcast_in_dim_abstract, _broadcast_in_dim_impl)
 deflinear("broadcast_in_dim", _broadcast_in_dim_transpose)
+batching_rules["broadcast_in_dim"] = lambda args, dims, *, shape, broadcast_dimensions: (
+    bind("broadcast_in_dim", args[0], shape=(batch_size(args, dims), *shape),
+         broadcast_dimensions=(0, *(d + 1 for d in broadcast_dimensions))), 0)
 
 
 # --------------------------------------------------------------------------- reshape
@@ -112,6 +125,8 @@ def _reshape_abstract(x, *, new_sizes):
 
 defprim("reshape", _reshape_abstract, lambda x, *, new_sizes: np.reshape(x, new_sizes))
 deflinear("reshape", lambda ct, x, *, new_sizes: [reshape(ct, x.aval.shape)])
+batching_rules["reshape"] = lambda args, dims, *, new_sizes: (
+    reshape(args[0], (batch_size(args, dims), *new_sizes)), 0)
 
 
 # --------------------------------------------------------------------------- transpose
@@ -133,6 +148,8 @@ def _transpose_abstract(x, *, permutation):
 defprim("transpose", _transpose_abstract, lambda x, *, permutation: np.transpose(x, permutation))
 deflinear("transpose", lambda ct, x, *, permutation:
           [transpose(ct, np.argsort(permutation).tolist())])
+defbatch_params("transpose", lambda *, permutation: {
+    "permutation": (0, *(p + 1 for p in permutation))})
 
 
 # --------------------------------------------------------------------------- reduce_sum
@@ -158,6 +175,7 @@ def _reduce_sum_transpose(ct, x, *, axes):
 
 defprim("reduce_sum", _reduce_abstract, lambda x, *, axes: np.sum(x, axis=axes))
 deflinear("reduce_sum", _reduce_sum_transpose)
+defbatch_params("reduce_sum", lambda *, axes: {"axes": tuple(a + 1 for a in axes)})
 
 
 # --------------------------------------------------------------------------- slice
@@ -206,6 +224,9 @@ def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
 
 defprim("slice", _slice_abstract, _slice_impl)
 deflinear("slice", _slice_transpose)
+batching_rules["slice"] = lambda args, dims, *, start_indices, limit_indices, strides: (
+    bind("slice", args[0], start_indices=(0, *start_indices),
+         limit_indices=(batch_size(args, dims), *limit_indices), strides=(1, *strides)), 0)
 
 
 # --------------------------------------------------------------------------- pad
@@ -240,6 +261,8 @@ def _pad_transpose(ct, x, *, lo, hi, interior):
 
 defprim("pad", _pad_abstract, _pad_impl)
 deflinear("pad", _pad_transpose)
+defbatch_params("pad", lambda *, lo, hi, interior: {
+    "lo": (0, *lo), "hi": (0, *hi), "interior": (0, *interior)})
 
 
 # --------------------------------------------------------------------------- concatenate
@@ -287,6 +310,8 @@ def _concatenate_transpose(ct, *xs, dimension):
 defprim("concatenate", _concatenate_abstract,
         lambda *xs, dimension: np.concatenate(xs, axis=dimension))
 deflinear("concatenate", _concatenate_transpose)
+batching_rules["concatenate"] = lambda args, dims, *, dimension: (
+    bind("concatenate", *batch_all(args, dims), dimension=dimension + 1), 0)
 
 
 # --------------------------------------------------------------------------- iota
@@ -305,6 +330,7 @@ def _iota_impl(*, dtype, shape, dimension):
 
 defprim("iota", lambda *, dtype, shape, dimension: ShapedArray(shape, dtype), _iota_impl)
 defnondiff("iota")
+batching_rules["iota"] = lambda args, dims, **params: (bind("iota", **params), None)  # no inputs
 
 
 # --------------------------------------------------------------------------- shape_size
@@ -320,6 +346,7 @@ def shape_size(dims, dtype):
 defprim("shape_size", lambda *, dims, dtype: ShapedArray((), dtype),
         lambda *, dims, dtype: np.asarray(math.prod(dims), dtype))
 defnondiff("shape_size")
+batching_rules["shape_size"] = lambda args, dims, **params: (bind("shape_size", **params), None)
 
 
 __all__ = [

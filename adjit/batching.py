@@ -1,0 +1,171 @@
+"""Batching: ``vmap`` evaluates a function's graph with each primitive's batching rule.
+
+Like ``jvp_eval``, ``batch_eval`` walks a graph and stages into the current trace, so a
+vectorized function (and any transform of it, or inside it) is one graph and one kernel: the
+loop over the batch is the kernel's loop, fused with the body, never a Python loop.
+
+Every value carries its batch axis: 0 (the canonical place; inputs are moved there first) or
+None when it is the same for the whole batch. Equations whose inputs are all unbatched are
+staged unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adjit import tree
+from adjit.api import Staged, Tracer, _check_output, _named_like
+from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.ir.graph import Graph, Literal, ShapedArray, same_shape
+from adjit.primitives.registry import batching_rules, rule
+from adjit.primitives.structural import broadcast_in_dim, transpose
+from adjit.trace import bind, get_aval, trace_to_graph
+
+# --------------------------------------------------------------------------- the evaluator
+
+
+def batch_eval(graph: Graph, consts, args, dims):
+    """(outputs, their batch axes) of ``graph`` on ``args``, batched on axis 0 where ``dims``
+    says 0 and shared by every example where it says None."""
+    values: dict[int, object] = {}
+    dim_of: dict[int, int] = {}
+
+    def read(atom):
+        return atom.value if isinstance(atom, Literal) else values[atom.id]
+
+    def read_dim(atom):
+        return None if isinstance(atom, Literal) else dim_of.get(atom.id)
+
+    for var, value in zip(graph.constvars, consts):
+        values[var.id] = value
+    for var, value, d in zip(graph.invars, args, dims):
+        values[var.id] = value
+        if d is not None:
+            dim_of[var.id] = d
+    for eqn in graph.eqns:
+        ins = [read(a) for a in eqn.inputs]
+        in_dims = [read_dim(a) for a in eqn.inputs]
+        if all(d is None for d in in_dims):
+            values[eqn.out.id] = bind(eqn.prim, *ins, **eqn.params)
+            continue
+        out, out_dim = rule(batching_rules, "batching", eqn.prim)(ins, in_dims, **eqn.params)
+        values[eqn.out.id] = out
+        if out_dim is not None:
+            dim_of[eqn.out.id] = out_dim
+    return [read(v) for v in graph.outvars], [read_dim(v) for v in graph.outvars]
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def moveaxis(x, source: int, destination: int):
+    ndim = get_aval(x).ndim
+    perm = [i for i in range(ndim) if i != source]
+    perm.insert(destination, source)
+    return transpose(x, perm)
+
+
+def _normalize_axis(axis, ndim: int, what: str) -> int:
+    if not isinstance(axis, int) or not -ndim <= axis < ndim:
+        raise AdjitValueError(f"adjit: vmap {what}={axis!r} is out of range for an array of "
+                              f"rank {ndim - 1 if what == 'in_axes' else ndim}")
+    return axis % ndim
+
+
+def _prefix_leaves(axes, value, what: str) -> list:
+    """One axis (or None) per leaf of ``value``: ``axes`` is a tree prefix of it, whose int or
+    None entries stand for every leaf below them (JAX's in_axes and out_axes)."""
+    if axes is None or isinstance(axes, int):
+        return [axes] * len(tree.leaves(value))
+    if isinstance(value, dict) and isinstance(axes, dict) and sorted(axes) == sorted(value):
+        return [a for k in sorted(value) for a in _prefix_leaves(axes[k], value[k], what)]
+    if isinstance(value, (tuple, list)) and isinstance(axes, (tuple, list)) and \
+            len(axes) == len(value):
+        return [a for ax, v in zip(axes, value) for a in _prefix_leaves(ax, v, what)]
+    raise AdjitValueError(f"adjit: vmap {what}={axes!r} does not match the structure of "
+                          f"{type(value).__name__} (each entry an int, None or a matching tree)")
+
+
+# --------------------------------------------------------------------------- vmap
+
+
+def _vmap_body(fun, in_axes, out_axes):
+    def body(*args):
+        leaves, in_tree = tree.flatten(args)
+        axes = _prefix_leaves(tuple(in_axes) if isinstance(in_axes, list) else in_axes,
+                              args, "in_axes")
+        size = None
+        moved, per_example = [], []
+        for x, ax in zip(leaves, axes):
+            aval = get_aval(x)
+            if ax is None:
+                moved.append(x)
+                per_example.append(aval)
+                continue
+            ax = _normalize_axis(ax, aval.ndim, "in_axes") if aval.ndim else None
+            if ax is None:
+                raise AdjitValueError("adjit: vmap cannot map over an axis of a scalar; "
+                                      "give it in_axes=None")
+            n = aval.shape[ax]
+            if size is None:
+                size = n
+            elif not same_shape((size,), (n,)):
+                raise AdjitValueError(f"adjit: vmap got inputs with different sizes along "
+                                      f"the mapped axes: {size} and {n}")
+            moved.append(moveaxis(x, ax, 0))
+            per_example.append(ShapedArray(aval.shape[:ax] + aval.shape[ax + 1:], aval.dtype))
+        if size is None:
+            raise AdjitValueError("adjit: vmap needs at least one argument with a mapped axis")
+        dims = [None if ax is None else 0 for ax in axes]
+
+        graph, consts, out_tree = _trace_example(fun, in_tree, per_example)
+        outs, out_dims = batch_eval(graph, consts, moved, dims)
+        results = []
+        leaf_out_axes = _prefix_leaves(out_axes, tree.unflatten(out_tree, outs), "out_axes")
+        for out, d, ax in zip(outs, out_dims, leaf_out_axes):
+            aval = get_aval(out)
+            if ax is None:
+                if d is not None:
+                    raise AdjitValueError("adjit: vmap out_axes=None needs an output that "
+                                          "does not depend on the mapped inputs")
+                results.append(out)
+                continue
+            if d is None:
+                out = broadcast_in_dim(out, (size, *aval.shape),
+                                       tuple(range(1, aval.ndim + 1)))
+            results.append(moveaxis(out, 0, _normalize_axis(ax, aval.ndim + (d is None),
+                                                             "out_axes")))
+        return tree.unflatten(out_tree, results)
+
+    return body
+
+
+def _trace_example(fun, in_tree, avals):
+    """Trace ``fun`` on one example (abstract values without the batch axis)."""
+    out_tree_box = []
+
+    def flat_fun(*flat):
+        out = fun(*tree.unflatten(in_tree, flat))
+        out_leaves, out_tree = tree.flatten(out)
+        for leaf in out_leaves:
+            if not isinstance(leaf, Tracer):
+                _check_output(leaf, "vmap")
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    graph, consts = trace_to_graph(flat_fun, avals)
+    return graph, consts, out_tree_box[-1]
+
+
+def vmap(fun: Callable = None, in_axes=0, out_axes=0):
+    """Vectorize ``fun`` over an axis of its inputs: ``vmap(f)(xs)[i] == f(xs[i])``.
+
+    ``in_axes`` picks the mapped axis of each argument (None: the same value for every
+    example); ``out_axes`` where the batch axis goes in each output. Compiled to one kernel.
+    """
+    if fun is None:
+        return lambda f: vmap(f, in_axes, out_axes)
+    if not callable(fun):
+        raise AdjitTypeError(f"adjit: vmap expects a function, got {type(fun).__name__}")
+    return _named_like(Staged(_vmap_body(fun, in_axes, out_axes), "vmap"), fun)
+
