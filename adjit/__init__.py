@@ -25,6 +25,7 @@ from adjit.errors import (  # noqa: F401
     TracerLeakError,
 )
 from adjit.inspect import inspect  # noqa: F401
+from adjit.jacobians import hessian, jacfwd, jacrev  # noqa: F401
 from adjit.trace import _install_tracer_methods
 
 _install_tracer_methods()

@@ -1,0 +1,122 @@
+"""Jacobians and Hessians: ``vmap`` of ``jvp`` over a basis of the input (forward mode) or of
+``vjp`` over a basis of the output (reverse mode). Staged like every transform, so
+``hessian = jacfwd(jacrev(f))`` and ``vmap(jacrev(f))`` are each one graph and one kernel.
+
+The basis of an array of shape S is the identity of shape (*S, *S), built from iotas so that
+symbolic lengths stay symbolic; one ``vmap`` per axis of S maps over it, and a Jacobian has
+shape (*output shape, *input shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adjit import tree
+from adjit.api import Staged, _named_like, _normalize_argnums, jvp, vjp
+from adjit.batching import vmap
+from adjit.errors import AdjitTypeError
+from adjit.primitives import elementwise as ew
+from adjit.primitives import structural as st
+from adjit.trace import get_aval
+
+
+def _identity(aval):
+    """The basis of arrays shaped like ``aval``: E[i..., j...] = (i == j), shape (*S, *S)."""
+    shape, r = aval.shape, aval.ndim
+    if r == 0:
+        return st.broadcast_in_dim(ew.convert_element_type(True, aval.dtype), (), ())
+    full = (*shape, *shape)
+    same = None
+    for k in range(r):
+        eq = ew.eq(st.iota("int64", full, k), st.iota("int64", full, r + k))
+        same = eq if same is None else ew.logical_and(same, eq)
+    return ew.convert_element_type(same, aval.dtype)
+
+
+def _map_basis(fn, basis, rank: int):
+    """``fn`` applied to every basis element: vmapped over the leading ``rank`` axes."""
+    for _ in range(rank):
+        fn = vmap(fn)
+    return fn(basis)
+
+
+def _check_float(x, what: str):
+    aval = get_aval(x)
+    if not aval.is_float:
+        raise AdjitTypeError(f"adjit: {what} needs floating-point inputs, got {aval}")
+    return aval
+
+
+def _with_arg(fun, args, i):
+    return lambda x: fun(*args[:i], x, *args[i + 1:])
+
+
+def _jac_decorator(make):
+    def wrapper(fun=None, argnums=0):
+        if fun is None:
+            return lambda f: make(f, argnums)
+        if not callable(fun):
+            raise AdjitTypeError(f"adjit: {make.__name__} expects a function, got "
+                                 f"{type(fun).__name__}")
+        return make(fun, argnums)
+
+    wrapper.__name__ = make.__name__
+    wrapper.__doc__ = make.__doc__
+    return wrapper
+
+
+def _per_argnum(fun, argnums, what, jac_of_arg):
+    def body(*args):
+        single, nums = _normalize_argnums(argnums, len(args), what)
+        jacs = tuple(jac_of_arg(_with_arg(fun, args, i), args[i]) for i in nums)
+        return jacs[0] if single else jacs
+
+    return body
+
+
+@_jac_decorator
+def jacfwd(fun: Callable, argnums=0):
+    """The Jacobian by forward mode: one JVP per input element, vmapped."""
+
+    def jac_of_arg(f, x):
+        aval = _check_float(x, "jacfwd")
+
+        def push(t):
+            return jvp(f, (x,), (t,))[1]
+
+        cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
+        return tree.tree_map(
+            lambda c: st.transpose(c, (*range(aval.ndim, get_aval(c).ndim),
+                                       *range(aval.ndim))), cols)
+
+    return _named_like(Staged(_per_argnum(fun, argnums, "jacfwd", jac_of_arg), "jacfwd"), fun)
+
+
+@_jac_decorator
+def jacrev(fun: Callable, argnums=0):
+    """The Jacobian by reverse mode: one VJP per output element, vmapped."""
+
+    def jac_of_arg(f, x):
+        _check_float(x, "jacrev")
+        out, f_vjp = vjp(f, x)
+        out_leaves, out_tree = tree.flatten(out)
+        rows = []
+        for k, y in enumerate(out_leaves):
+            aval = _check_float(y, "jacrev (of its outputs)")
+
+            def pull(ct, k=k):
+                cts = [ct if j == k else st.zeros_like_aval(get_aval(o))
+                       for j, o in enumerate(out_leaves)]
+                return f_vjp(tree.unflatten(out_tree, cts))[0]
+
+            rows.append(_map_basis(pull, _identity(aval), aval.ndim))  # (*out, *in)
+        return tree.unflatten(out_tree, rows)
+
+    return _named_like(Staged(_per_argnum(fun, argnums, "jacrev", jac_of_arg), "jacrev"), fun)
+
+
+def hessian(fun: Callable = None, argnums=0):
+    """The Hessian: ``jacfwd(jacrev(f))``, forward over reverse."""
+    if fun is None:
+        return lambda f: hessian(f, argnums)
+    return jacfwd(jacrev(fun, argnums), argnums)
