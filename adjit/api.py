@@ -197,6 +197,13 @@ def _named_like(staged: Staged, fun) -> Callable:
 def _trace_flat(fun: Callable, args, what: str):
     """Trace ``fun(*args)``; returns (graph, consts, out_tree) over the flat leaves of args."""
     leaves, in_tree = tree.flatten(args)
+    graph, consts, out_tree = trace_tree(fun, in_tree, [get_aval(x) for x in leaves], what)
+    return graph, consts, out_tree, leaves
+
+
+def trace_tree(fun: Callable, in_tree, avals, what: str):
+    """Trace ``fun`` on arguments of structure ``in_tree`` whose leaves have ``avals``;
+    returns (graph, consts, out_tree). ``what`` names the transform in errors."""
     out_tree_box = []
 
     def flat_fun(*flat):
@@ -208,8 +215,8 @@ def _trace_flat(fun: Callable, args, what: str):
         out_tree_box.append(out_tree)
         return out_leaves
 
-    graph, consts = trace_to_graph(flat_fun, [get_aval(x) for x in leaves])
-    return graph, consts, out_tree_box[-1], leaves
+    graph, consts = trace_to_graph(flat_fun, avals)
+    return graph, consts, out_tree_box[-1]
 
 
 def _check_output(value, what: str):

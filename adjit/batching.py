@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adjit import tree
-from adjit.api import Staged, Tracer, _check_output, _named_like
+from adjit.api import Staged, _named_like, trace_tree
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Graph, Literal, ShapedArray, same_shape
 from adjit.primitives.registry import batching_rules, rule
 from adjit.primitives.structural import broadcast_in_dim, transpose
-from adjit.trace import bind, get_aval, trace_to_graph
+from adjit.trace import bind, get_aval
 
 # --------------------------------------------------------------------------- the evaluator
 
@@ -118,7 +118,7 @@ def _vmap_body(fun, in_axes, out_axes):
             raise AdjitValueError("adjit: vmap needs at least one argument with a mapped axis")
         dims = [None if ax is None else 0 for ax in axes]
 
-        graph, consts, out_tree = _trace_example(fun, in_tree, per_example)
+        graph, consts, out_tree = trace_tree(fun, in_tree, per_example, "vmap")
         outs, out_dims = batch_eval(graph, consts, moved, dims)
         results = []
         leaf_out_axes = _prefix_leaves(out_axes, tree.unflatten(out_tree, outs), "out_axes")
@@ -138,23 +138,6 @@ def _vmap_body(fun, in_axes, out_axes):
         return tree.unflatten(out_tree, results)
 
     return body
-
-
-def _trace_example(fun, in_tree, avals):
-    """Trace ``fun`` on one example (abstract values without the batch axis)."""
-    out_tree_box = []
-
-    def flat_fun(*flat):
-        out = fun(*tree.unflatten(in_tree, flat))
-        out_leaves, out_tree = tree.flatten(out)
-        for leaf in out_leaves:
-            if not isinstance(leaf, Tracer):
-                _check_output(leaf, "vmap")
-        out_tree_box.append(out_tree)
-        return out_leaves
-
-    graph, consts = trace_to_graph(flat_fun, avals)
-    return graph, consts, out_tree_box[-1]
 
 
 def vmap(fun: Callable = None, in_axes=0, out_axes=0):
