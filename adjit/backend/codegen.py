@@ -63,6 +63,7 @@ SCALAR_LOWERINGS = {
     "exp": _call("math.exp"), "expm1": _call("math.expm1"), "log": _call("math.log"),
     "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
+    "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "logistic": lambda a, *, out_dtype, **_: (
         f"({_const(0.5, out_dtype)} * (math.tanh({_const(0.5, out_dtype)} * {a}) + "
         f"{_const(1.0, out_dtype)}))"),
@@ -110,6 +111,36 @@ def _digamma(x):
     return series + shift
 '''
 
+_POLYGAMMA = '''
+@numba.njit(cache=True, error_model="numpy")
+def _polygamma(x, m):
+    # psi^(m)(x) = (-1)^(m+1) m! zeta(m+1, x): the recurrence zeta(s, x) = x^-s + zeta(s, x+1)
+    # moves x past 10, then the Euler-Maclaurin tail (as adjit.primitives.elementwise).
+    x = float(x)
+    s = m + 1.0
+    head = 0.0
+    while x < 10.0:
+        head += x ** -s
+        x += 1.0
+    tail = x ** (1.0 - s) / (s - 1.0) + 0.5 * x ** -s
+    rising = s
+    factorial = 2.0
+    for j in range(1, 7):
+        b = (1.0 / 6, -1.0 / 30, 1.0 / 42, -1.0 / 30, 5.0 / 66, -691.0 / 2730)[j - 1]
+        tail += b / factorial * rising * x ** (-s - 2 * j + 1)
+        rising *= (s + 2 * j - 1) * (s + 2 * j)
+        factorial *= (2 * j + 1) * (2 * j + 2)
+    scale = 1.0
+    for k in range(2, m + 1):
+        scale *= k
+    if m % 2 == 0:
+        scale = -scale
+    return scale * (head + tail)
+'''
+
+# Per-kernel helpers, emitted once above the kernel when a lowering calls them.
+_HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA}
+
 # LLVM may reassociate (vectorize reductions) and contract (fma), but keeps NaN and inf
 # semantics, so results propagate NaN like NumPy.
 FASTMATH = '{"reassoc", "contract", "nsz"}'
@@ -147,7 +178,7 @@ class _Generator:
         self.names: dict[int, str] = {}
         self.consts: dict[tuple, str] = {}
         self.w = _Writer()
-        self.uses_digamma = False
+        self.helpers: set[str] = set()
         self.counter = 0
         self.used_outside: dict[int, set] = {}
 
@@ -215,8 +246,8 @@ class _Generator:
             "import numpy as np",
             "",
         ]
-        if self.uses_digamma:
-            header += _DIGAMMA.splitlines() + [""]
+        for prim in sorted(self.helpers):
+            header += _HELPERS[prim].splitlines() + [""]
         header += [
             "",
             f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True)",
@@ -323,8 +354,8 @@ class _Generator:
         lower = SCALAR_LOWERINGS.get(prim)
         if lower is None:
             raise MissingRuleError(f"adjit: primitive '{prim}' has no Numba lowering")
-        if prim == "digamma":
-            self.uses_digamma = True
+        if prim in _HELPERS:
+            self.helpers.add(prim)
         args = [read(a) for a in eqn.inputs]
         return lower(*args, out_dtype=eqn.out.aval.dtype, **params)
 

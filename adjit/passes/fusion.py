@@ -21,8 +21,8 @@ ELEMENTWISE = {
     "neg", "add", "sub", "mul", "div", "max", "min", "pow", "integer_pow", "atan2",
     "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
     "atanh", "exp", "expm1", "log", "log1p", "sqrt", "cbrt", "logistic", "erf", "lgamma",
-    "digamma", "abs", "sign", "floor", "ceil", "round", "eq", "ne", "lt", "le", "gt", "ge",
-    "and", "or", "not", "select", "convert_element_type", "stop_gradient",
+    "digamma", "polygamma", "abs", "sign", "floor", "ceil", "round", "eq", "ne", "lt", "le",
+    "gt", "ge", "and", "or", "not", "select", "convert_element_type", "stop_gradient",
 }
 # Read their array input at a computed index: it must exist before the nest starts.
 INDEXED = {"broadcast_in_dim", "take", "iota"}
