@@ -16,6 +16,7 @@ from adjit.api import (  # noqa: F401
 from adjit.backend.cache import AdjitCacheWarning, cache_info  # noqa: F401
 from adjit.batching import vmap  # noqa: F401
 from adjit.config import config  # noqa: F401
+from adjit.custom import custom_jvp, custom_vjp  # noqa: F401
 from adjit.errors import (  # noqa: F401
     AdjitError,
     AdjitTypeError,

@@ -316,6 +316,29 @@ case("polygamma", lambda x: ew.polygamma(x, m=2), [((3,), "pos")], "polygamma")
 case("stop_gradient", lambda x: x + adjit.stop_gradient(x) - anp.stop_gradient(x),
      [((3,), "any")], "stop_gradient")
 
+
+# Custom rules (adjit.custom): the call primitives, and forward mode through a custom_vjp,
+# whose tangent is custom_vjp_lin (bwd transposed).
+@adjit.custom_jvp
+def _softplus(x):
+    return anp.log1p(anp.exp(x))
+
+
+_softplus.defjvp(lambda p, t: (_softplus(p[0]), t[0] * ew.logistic(p[0])))
+
+
+@adjit.custom_vjp
+def _sin_times(x, y):
+    return anp.sin(x) * y
+
+
+_sin_times.defvjp(lambda x, y: (anp.sin(x) * y, (x, y)),
+                  lambda r, ct: (ct * anp.cos(r[0]) * r[1], ct * anp.sin(r[0])))
+case("custom_jvp", _softplus, [((3,), "any")], "custom_jvp_call")
+case("custom_vjp", _sin_times, [((3,), "any"), ((3,), "any")], "custom_vjp_call")
+case("custom_vjp_forward", lambda x, y: adjit.jvp(_sin_times, (x, y), (y, x))[1],
+     [((3,), "any"), ((3,), "any")], "custom_vjp_lin")
+
 # --------------------------------------------------------------------------- tests
 
 

@@ -13,9 +13,11 @@ from adjit.ir.graph import Graph
 from adjit.passes.cse import cse
 from adjit.passes.dce import dce
 from adjit.passes.fold import fold_constants
+from adjit.passes.inline import inline_calls
 from adjit.passes.simplify import simplify
 
 PIPELINE = [
+    ("inline_calls", inline_calls),
     ("dce", dce),
     ("fold_constants", fold_constants),
     ("simplify", simplify),

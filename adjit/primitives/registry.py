@@ -29,6 +29,9 @@ batching_rules: dict[str, Callable] = {}
 linear_prims: set[str] = set()
 # Primitives whose output has no derivative (comparisons, floor, integer ops).
 nondiff_prims: set[str] = set()
+# Call primitives: their ``fn`` param holds a graph (``fn.graph``) whose output ``index`` the
+# equation computes; the pass ``inline_calls`` replaces them by the graph's equations.
+call_prims: set[str] = set()
 
 
 class Zero:
