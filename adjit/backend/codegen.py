@@ -15,7 +15,7 @@ import numpy as np
 
 from adjit.errors import MissingRuleError
 from adjit.ir.graph import Dim, Graph, Literal
-from adjit.passes.fusion import REDUCTIONS, LoopNest, Schedule
+from adjit.passes.fusion import REDUCTIONS, LoopNest, Schedule, _sources, is_view, view_index
 
 # --------------------------------------------------------------------------- scalar lowerings
 
@@ -258,12 +258,15 @@ class _Generator:
         return KernelSource(text, self.schedule.loop_count, scalar)
 
     def _count_uses(self):
+        views = self.schedule.views
         for item in self.schedule.items:
-            eqns = item.eqns if isinstance(item, LoopNest) else [item]
-            for eqn in eqns:
-                for a in eqn.inputs:
-                    if not isinstance(a, Literal):
-                        self.used_outside.setdefault(a.id, set()).add(id(item))
+            if isinstance(item, LoopNest):
+                # A nest reads views through to their sources.
+                used = _sources([a for e in item.eqns for a in e.inputs], views)
+            else:
+                used = {a.id for a in item.inputs if not isinstance(a, Literal)}
+            for var_id in used:
+                self.used_outside.setdefault(var_id, set()).add(id(item))
         for v in self.graph.outvars:
             if not isinstance(v, Literal):
                 self.used_outside.setdefault(v.id, set()).add("output")
@@ -290,23 +293,35 @@ class _Generator:
             elif rank and self.needed_after(out, nest):
                 w(f"{self.name(out)} = np.empty({self.shape(out.aval.shape)}, "
                   f"np.{out.aval.dtype.name})")
+        loops = 0
         for k, d in enumerate(nest.shape):
+            if not isinstance(d, Dim) and d == 1:
+                w(f"{index[k]} = 0")  # a length-1 axis needs no loop
+                continue
             w(f"for {index[k]} in range({self.dim(d)}):")
             w.depth += 1
-        reads: dict[int, str] = {}
+            loops += 1
+        reads: dict[tuple, str] = {}
+        views = self.schedule.views
 
-        def read(a) -> str:
-            """The element of input ``a`` at the nest's index."""
+        def read(a, at=None) -> str:
+            """The element of input ``a`` at index ``at`` (default: the nest's index); a view
+            is read through to its source at the mapped index."""
+            at = index if at is None else at
             if isinstance(a, Literal):
                 return self.atom(a)
-            if a.id in local:
+            if a.id in local and at == index:
                 return local[a.id]
+            if a.id in views:
+                view = views[a.id]
+                return read(view.inputs[0], view_index(view, at))
             if a.aval.shape == ():
                 return self.name(a)
-            if a.id not in reads:
-                reads[a.id] = self.fresh("e")
-                w(f"{reads[a.id]} = {self.name(a)}[{', '.join(index)}]")
-            return reads[a.id]
+            key = (a.id, tuple(at))
+            if key not in reads:
+                reads[key] = self.fresh("e")
+                w(f"{reads[key]} = {self.name(a)}[{', '.join(at)}]")
+            return reads[key]
 
         for eqn in nest.eqns:
             out = eqn.out
@@ -321,21 +336,12 @@ class _Generator:
                     w(f"{self.name(out)}[{', '.join(index)}] = {target}")
                 else:
                     w(f"{self.name(out)} = {target}")
-        w.depth -= rank
+        w.depth -= loops
 
     def element(self, eqn, read, index, local) -> str:
         prim, params = eqn.prim, eqn.params
-        if prim == "broadcast_in_dim":
-            x = eqn.inputs[0]
-            if isinstance(x, Literal) or x.aval.shape == () or x.id in local:
-                return read(x)
-            if len(x.aval.shape) == len(index) and params["broadcast_dimensions"] == tuple(
-                    range(len(index))) and all(
-                    isinstance(a, Dim) or a != 1 for a in x.aval.shape):
-                return read(x)
-            idx = [("0" if not isinstance(n, Dim) and n == 1 else index[d])
-                   for n, d in zip(x.aval.shape, params["broadcast_dimensions"])]
-            return f"{self.name(x)}[{', '.join(idx)}]"
+        if is_view(eqn):  # a view materialized as an array for a whole-array reader
+            return read(eqn.inputs[0], view_index(eqn, index))
         if prim == "iota":
             return f"np.{params['dtype'].name}({index[params['dimension']]})"
         if prim == "take":
@@ -343,14 +349,10 @@ class _Generator:
             axis = params["axis"]
             k = len(idx.aval.shape)
             pos = index[axis:axis + k]
-            if isinstance(idx, Literal) or idx.aval.shape == ():
-                i_expr = self.atom(idx)
-            else:
-                i_expr = f"{self.name(idx)}[{', '.join(pos)}]"
-            n = f"{self.name(x)}.shape[{axis}]"
+            i_expr = read(idx, pos)
+            n = self.dim(x.aval.shape[axis])
             clamped = f"min(max({i_expr} + ({n} if {i_expr} < 0 else 0), 0), {n} - 1)"
-            full = [*index[:axis], clamped, *index[axis + k:]]
-            return f"{self.name(x)}[{', '.join(full)}]"
+            return read(x, [*index[:axis], clamped, *index[axis + k:]])
         lower = SCALAR_LOWERINGS.get(prim)
         if lower is None:
             raise MissingRuleError(f"adjit: primitive '{prim}' has no Numba lowering")

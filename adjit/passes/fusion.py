@@ -1,20 +1,25 @@
-"""Fusion: group elementwise equations, broadcasts, gathers and the reductions that consume them
-into loop nests, so a chain like ``sum(x**2 + sin(x))`` and its gradient is one pass over x.
+"""Fusion: group elementwise equations, gathers and the reductions that consume them into loop
+nests, so a chain like ``sum(x**2 + sin(x))`` and its gradient is one pass over x.
 
 The result is a schedule: a list whose items are either a ``LoopNest`` (equations evaluated
 element by element over one iteration shape) or a single equation run on whole arrays (a matrix
-product, a reshape, a scatter). The code generator turns each item into code.
+product, a scatter). The code generator turns each item into code.
+
+Views (broadcasts, and reshapes that only add or drop length-1 axes) are not computed at all:
+whoever reads one reads its source at the mapped index. A view is materialized only where a
+whole-array equation or the graph's outputs need it as an array.
 
 Grouping is greedy in graph order. An equation joins an open nest with its iteration shape
-unless it reads, at another index, a value the nest computes (a reduction's result, or a
-broadcast of one): then the nest is closed first, since that value exists only after the loop.
+unless it reads, at another index, a value the nest computes (a reduction's result, or a view
+of an in-nest value): then the nest is closed first, since that value exists only after the
+loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adjit.ir.graph import Eqn, Graph, Literal, same_shape
+from adjit.ir.graph import Dim, Eqn, Graph, Literal, same_shape
 
 # Evaluated per element at the nest's index; inputs at the same index may be in-nest values.
 ELEMENTWISE = {
@@ -27,6 +32,33 @@ ELEMENTWISE = {
 # Read their array input at a computed index: it must exist before the nest starts.
 INDEXED = {"broadcast_in_dim", "take", "iota"}
 REDUCTIONS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod"}
+
+
+def _non_unit(shape):
+    return [d for d in shape if isinstance(d, Dim) or d != 1]
+
+
+def is_view(eqn: Eqn) -> bool:
+    """Broadcasts, and reshapes that only insert or remove length-1 axes: index remappings."""
+    if eqn.prim == "broadcast_in_dim":
+        return True
+    return eqn.prim == "reshape" and same_shape(_non_unit(eqn.inputs[0].aval.shape),
+                                                 _non_unit(eqn.out.aval.shape))
+
+
+def view_index(eqn: Eqn, index: list) -> list:
+    """The index into a view's input that the view's element at ``index`` reads."""
+    (x,) = eqn.inputs
+    in_shape = x.aval.shape
+    if eqn.prim == "broadcast_in_dim":
+        dims = eqn.params["broadcast_dimensions"]
+        return ["0" if not isinstance(n, Dim) and n == 1 else index[d]
+                for n, d in zip(in_shape, dims)]
+    # A unit reshape: the non-unit axes correspond in order; length-1 axes read at 0.
+    out_axes = [index[k] for k, d in enumerate(eqn.out.aval.shape)
+                if isinstance(d, Dim) or d != 1]
+    it = iter(out_axes)
+    return [next(it) if isinstance(n, Dim) or n != 1 else "0" for n in in_shape]
 
 
 def iteration_shape(eqn: Eqn):
@@ -51,6 +83,7 @@ class LoopNest:
 class Schedule:
     graph: Graph
     items: list
+    views: dict = field(default_factory=dict)   # var id -> the view equation that defines it
 
     @property
     def loop_count(self) -> int:
@@ -58,51 +91,82 @@ class Schedule:
         return sum(1 for it in self.items if isinstance(it, LoopNest) and it.shape)
 
 
-def _uses(eqn: Eqn, ids: set) -> bool:
-    return any(not isinstance(a, Literal) and a.id in ids for a in eqn.inputs)
+def _sources(atoms, views) -> set:
+    """Ids of the computed values that reading ``atoms`` touches, looking through views."""
+    ids = set()
+    for a in atoms:
+        while not isinstance(a, Literal) and a.id in views:
+            a = views[a.id].inputs[0]
+        if not isinstance(a, Literal):
+            ids.add(a.id)
+    return ids
 
 
-def _can_join(eqn: Eqn, nest: LoopNest) -> bool:
-    if _uses(eqn, nest.reduced):
+def _through_views(eqn: Eqn, views) -> set:
+    """Ids of the values ``eqn`` reads via a view (so at another index than its own)."""
+    return _sources([a for a in eqn.inputs if not isinstance(a, Literal) and a.id in views],
+                    views)
+
+
+def _can_join(eqn: Eqn, nest: LoopNest, views) -> bool:
+    if _sources(eqn.inputs, views) & nest.reduced:
+        return False
+    if _through_views(eqn, views) & nest.defined:
         return False
     if eqn.prim == "take":
-        return not _uses(eqn, nest.defined)
-    if eqn.prim == "broadcast_in_dim":
-        # A broadcast of an in-nest value of the same shape is the identity, so it may join.
-        (x,) = eqn.inputs
-        return isinstance(x, Literal) or x.id not in nest.defined or same_shape(
-            x.aval.shape, eqn.out.aval.shape)
+        return not _sources(eqn.inputs, views) & nest.defined
     return True
 
 
 def fuse(graph: Graph) -> Schedule:
     items: list = []
     open_nests: list[LoopNest] = []
+    views: dict = {}
+    materialized: set = set()
 
     def close(nest):
         open_nests.remove(nest)
         items.append(nest)
 
-    for eqn in graph.eqns:
-        fusible = eqn.prim in ELEMENTWISE or eqn.prim in INDEXED or eqn.prim in REDUCTIONS
-        target = None
-        if fusible:
-            shape = iteration_shape(eqn)
-            for nest in open_nests:
-                if same_shape(nest.shape, shape) and _can_join(eqn, nest):
-                    target = nest
-                    break
-        # Any other nest whose values this equation reads must be finished first.
+    def close_readers_of(ids):
         for nest in list(open_nests):
-            if nest is not target and _uses(eqn, nest.defined | nest.reduced):
+            if ids & (nest.defined | nest.reduced):
                 close(nest)
+
+    def materialize(atoms):
+        """Views read as whole arrays get a loop nest of their own, before the reader."""
+        for a in atoms:
+            if isinstance(a, Literal) or a.id not in views or a.id in materialized:
+                continue
+            view = views[a.id]
+            materialize(view.inputs)
+            close_readers_of(_sources(view.inputs, views))
+            nest = LoopNest(tuple(view.out.aval.shape), [view], {view.out.id})
+            items.append(nest)
+            materialized.add(a.id)
+
+    for eqn in graph.eqns:
+        if is_view(eqn):
+            views[eqn.out.id] = eqn
+            continue
+        fusible = eqn.prim in ELEMENTWISE or eqn.prim in INDEXED or eqn.prim in REDUCTIONS
         if not fusible:
+            materialize(eqn.inputs)
+            close_readers_of(_sources(eqn.inputs, views))
             items.append(eqn)
             continue
-        if target is None or target not in open_nests:
-            target = LoopNest(tuple(iteration_shape(eqn)))
+        shape = iteration_shape(eqn)
+        target = next((n for n in open_nests if same_shape(n.shape, shape)
+                       and _can_join(eqn, n, views)), None)
+        # Any other nest whose values this equation reads must be finished first.
+        for nest in list(open_nests):
+            if nest is not target and _sources(eqn.inputs, views) & (nest.defined | nest.reduced):
+                close(nest)
+        if target is None:
+            target = LoopNest(tuple(shape))
             open_nests.append(target)
         target.eqns.append(eqn)
         (target.reduced if eqn.prim in REDUCTIONS else target.defined).add(eqn.out.id)
+    materialize(graph.outvars)
     items.extend(open_nests)
-    return Schedule(graph, items)
+    return Schedule(graph, items, views)
