@@ -14,6 +14,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
+import adjit.scipy.special as asp
 from adjit.config import config
 from adjit.primitives import elementwise as ew
 from adjit.primitives.registry import abstract_rules, missing_rules
@@ -200,6 +201,22 @@ case("argmax_axis", lambda x: x[anp.argmax(x, axis=0), 0], [((4, 3), "distinct")
      "argmax take")
 case("cumsum", lambda x: anp.cumsum(x, axis=1) * x, [((3, 4), "any")], "cumsum")
 case("cumsum_flat", lambda x: x.cumsum() ** 2, [((2, 3), "any")], "cumsum")
+case("cumsum_neg_axis", lambda x: anp.sin(anp.cumsum(x, axis=-2)), [((3, 2, 2), "any")], "cumsum")
+case("sort", lambda x: anp.sort(x) * anp.arange(5.0), [((5,), "distinct")], "sort argsort take")
+for _axis in [0, 1, -1, None]:
+    case(f"sort_axis_{_axis}", lambda x, _axis=_axis: anp.sort(x, axis=_axis) ** 3,
+         [((3, 4), "distinct")], "sort argsort take")
+case("argsort", lambda x: x[anp.argsort(x)] * x, [((4,), "distinct")], "argsort take")
+NORMS = [((5,), {}), ((5,), {"ord": 1}), ((5,), {"ord": np.inf}), ((5,), {"ord": 2}),
+         ((5,), {"ord": 3}), ((3, 4), {}), ((3, 4), {"ord": 1}), ((3, 4), {"ord": np.inf}),
+         ((3, 4), {"ord": "fro"}), ((3, 4), {"axis": 1}), ((3, 4), {"ord": 1, "axis": 0}),
+         ((3, 4), {"ord": np.inf, "axis": -1, "keepdims": True}),
+         ((3, 4), {"ord": 2, "axis": 0}), ((2, 3, 4), {"axis": (0, 2)})]
+for _shape, _kw in NORMS:
+    case(f"norm-{_shape}-{_kw}", lambda x, _kw=_kw: anp.linalg.norm(x, **_kw),
+         [(_shape, "distinct")], "reduce_sum" if _kw.get("ord") in (None, 2, "fro", 3) else
+         "abs reduce_max" if _kw.get("ord") in (1, np.inf) and len(_shape) == 2 and
+         "axis" not in _kw else "abs")
 
 # --------------------------------------------------------------------------- products
 
@@ -221,6 +238,19 @@ PRODUCTS = [
 ]
 for _name, _fn, _shapes, _prims in PRODUCTS:
     case(f"{_name}-{_shapes}", _fn, [(s, "any") for s in _shapes], _prims)
+EINSUMS = [
+    ("ij,jk->ik", [(2, 3), (3, 4)], "matmul"), ("ij,jk", [(2, 3), (3, 4)], "matmul"),
+    ("ij,j->i", [(2, 3), (3,)], "matmul"), ("i,i->", [(3,), (3,)], "mul reduce_sum"),
+    ("ij,kj->ki", [(2, 3), (4, 3)], "matmul transpose"), ("ij->ji", [(2, 3)], "transpose"),
+    ("ji", [(2, 3)], "transpose"), ("ij->", [(2, 3)], "reduce_sum"),
+    ("ii->i", [(3, 3)], "mul reduce_sum"), ("ii", [(3, 3)], "mul reduce_sum"),
+    ("i,j->ij", [(2,), (3,)], "mul"), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)], "mul reduce_sum"),
+    ("ij,jk,kl->il", [(2, 3), (3, 2), (2, 2)], "mul reduce_sum"),
+    ("iij,jk->ik", [(2, 2, 3), (3, 2)], "matmul"),
+]
+for _spec, _shapes, _prims in EINSUMS:
+    case(f"einsum-{_spec}", lambda *xs, _spec=_spec: anp.einsum(_spec, *xs),
+         [(s, "any") for s in _shapes], _prims)
 case("matmul_chain", lambda a, b: anp.sum(anp.tanh(a @ b) @ b.T), [((2, 3), "any"),
                                                                     ((3, 3), "any")],
      "matmul transpose")
@@ -298,6 +328,10 @@ INDEXING = [
     ("at_set_row", lambda x, v: x.at[1, :].set(v) ** 2, (3, 2), "select"),
     ("at_multiply", lambda x, v: x.at[1:3].multiply(v), (4,), "mul"),
     ("at_get", lambda x, v: x.at[1:].get() * v, (3,), "slice"),
+    ("take", lambda x: anp.take(x, _IDX) * anp.arange(4.0), (5,), "take scatter_add"),
+    ("take_axis", lambda x: anp.take(x, np.array([[2, 0], [1, 1]]), axis=1) ** 2, (2, 3),
+     "take scatter_add"),
+    ("take_flat", lambda x: anp.take(x, np.array([5, 0, 3])) ** 2, (2, 3), "take reshape"),
 ]
 _VALUE_SHAPE = {"at_set": (), "at_set_slice": (3,), "at_add": (4,), "at_add_repeat": (3,),
                 "at_set_row": (2,), "at_multiply": (), "at_get": ()}
@@ -307,12 +341,14 @@ for _name, _fn, _shape, _prims in INDEXING:
         _args.append((_VALUE_SHAPE[_name], "any"))
     case(f"index_{_name}", _fn, _args, _prims)
 
-# The primitives adjit.numpy does not reach yet (special functions): called directly.
-case("logistic", ew.logistic, [((3,), "any")], "logistic")
-case("erf", ew.erf, [((3,), "any")], "erf")
-case("lgamma", ew.lgamma, [((3,), "pos")], "lgamma digamma")
-case("digamma", ew.digamma, [((3,), "pos")], "digamma polygamma")
-case("polygamma", lambda x: ew.polygamma(x, m=2), [((3,), "pos")], "polygamma")
+# Special functions, through adjit.scipy.special.
+case("expit", asp.expit, [((3,), "any")], "logistic")
+case("erf", asp.erf, [((3,), "any")], "erf")
+case("gammaln", asp.gammaln, [((3,), "pos")], "lgamma digamma")
+case("digamma", asp.digamma, [((3,), "pos")], "digamma polygamma")
+case("polygamma", lambda x: asp.polygamma(2, x), [((3,), "pos")], "polygamma")
+case("scipy_logsumexp", lambda x: asp.logsumexp(x, axis=1) + asp.logsumexp(x, b=x * x),
+     [((2, 3), "nonzero")], "reduce_max exp log")
 case("stop_gradient", lambda x: x + adjit.stop_gradient(x) - anp.stop_gradient(x),
      [((3,), "any")], "stop_gradient")
 

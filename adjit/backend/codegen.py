@@ -525,6 +525,55 @@ def _arg_extremum(cmp):
     return lower
 
 
+def _sort_rows(values: bool):
+    """``sort`` (values) and ``argsort`` (positions) along an axis: a stable bottom-up merge
+    sort of each row's positions, NaN last as in NumPy. Written out (rows copied element by
+    element too) because Numba's np.sort / np.argsort and slice copies take seconds to compile
+    in every kernel that uses them."""
+    def lower(g: _Generator, eqn):
+        (x,) = eqn.inputs
+        axis, out, aval = eqn.params["axis"], g.name(eqn.out), eqn.out.aval
+        row, perm, buf = g.fresh("row"), g.fresh("perm"), g.fresh("buf")
+        g.w(f"{out} = np.empty({g.shape(aval.shape)}, np.{aval.dtype.name})")
+
+        def emit(index, n):
+            at = ", ".join([*index[:axis], "q", *index[axis + 1:]])
+            w = g.w
+            w(f"n = {g.dim(n)}")
+            w(f"{row} = np.empty(n, np.{x.aval.dtype.name})")
+            w("for q in range(n):")
+            w(f"    {row}[q] = {g.atom(x)}[{at}]")
+            w(f"{perm} = np.arange(n)")
+            w(f"{buf} = np.empty(n, np.int64)")
+            w("width = 1")
+            w("while width < n:")
+            w("    lo = 0")
+            w("    while lo < n:")
+            w("        mid = min(lo + width, n)")
+            w("        hi = min(lo + 2 * width, n)")
+            w("        a = lo")
+            w("        b = mid")
+            w("        for k in range(lo, hi):")
+            w(f"            u = {row}[{perm}[a]] if a < mid else 0")
+            w(f"            v = {row}[{perm}[b]] if b < hi else 0")
+            # Take from the right run only when it is strictly first (stable); NaN sorts last.
+            w("            if a < mid and (b >= hi or not (v < u or (u != u and v == v))):")
+            w(f"                {buf}[k] = {perm}[a]")
+            w("                a += 1")
+            w("            else:")
+            w(f"                {buf}[k] = {perm}[b]")
+            w("                b += 1")
+            w("        lo += 2 * width")
+            w(f"    {perm}, {buf} = {buf}, {perm}")
+            w("    width *= 2")
+            w("for q in range(n):")
+            w(f"    {out}[{at}] = {row}[{perm}[q]]" if values else f"    {out}[{at}] = {perm}[q]")
+
+        _along_axis(g, eqn, axis, emit)
+
+    return lower
+
+
 ARRAY_LOWERINGS = {
     "matmul": _matmul,
     "transpose": _transpose,
@@ -537,4 +586,6 @@ ARRAY_LOWERINGS = {
     "cumsum": _cumsum,
     "argmax": _arg_extremum(">"),
     "argmin": _arg_extremum("<"),
+    "sort": _sort_rows(values=True),
+    "argsort": _sort_rows(values=False),
 }

@@ -18,6 +18,7 @@ from adjit.primitives import elementwise as ew
 from adjit.primitives import indexing as ix
 from adjit.primitives import linalg as la
 from adjit.primitives import reductions as rd
+from adjit.primitives import sorting as so
 from adjit.primitives import structural as st
 from adjit.trace import Tracer, canonical_dtype, get_aval
 
@@ -400,6 +401,24 @@ def cumsum(a, axis=None):
     return rd.cumsum(x, _axes(axis, get_aval(x).ndim)[0])
 
 
+def sort(a, axis=-1):
+    x = asarray(a)
+    if axis is None:
+        x, axis = ravel(x), 0
+    if ndim(x) == 0:
+        raise AdjitValueError("adjit: cannot sort a zero-dimensional array along an axis")
+    return so.sort(x, _axes(axis, ndim(x))[0])
+
+
+def argsort(a, axis=-1):
+    x = asarray(a)
+    if axis is None:
+        x, axis = ravel(x), 0
+    if ndim(x) == 0:
+        raise AdjitValueError("adjit: cannot sort a zero-dimensional array along an axis")
+    return so.argsort(x, _axes(axis, ndim(x))[0])
+
+
 # --------------------------------------------------------------------------- products
 
 
@@ -448,6 +467,12 @@ def outer(a, b):
 
 def vdot(a, b):
     return sum(multiply(ravel(a), ravel(b)))
+
+
+def einsum(subscripts, *operands):
+    from adjit.numpy.contraction import einsum as _einsum
+
+    return _einsum(subscripts, *operands)
 
 
 # --------------------------------------------------------------------------- shapes

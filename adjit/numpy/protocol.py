@@ -29,6 +29,12 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     kwargs = {k: v for k, v in kwargs.items() if k != "out"}
     if method == "__call__":
         name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
+        if name is not None and not hasattr(anp, name):
+            # scipy.special's functions are ufuncs too: scipy.special.expit(traced) lands here.
+            from adjit.scipy import special
+
+            if hasattr(special, name):
+                return getattr(special, name)(*inputs, **kwargs)
         return _lookup(anp, name, f"numpy.{ufunc.__name__}")(*inputs, **kwargs)
     if method == "reduce" and ufunc.__name__ in _REDUCE:
         return getattr(anp, _REDUCE[ufunc.__name__])(*inputs, **kwargs)

@@ -1,0 +1,143 @@
+"""``einsum`` from transposes, reshapes, broadcasting multiplies, sums and matrix products, so
+its derivatives and batching come from those primitives' rules.
+
+A letter repeated within one operand takes that operand's diagonal (a product with an identity
+mask, summed); a letter in one operand only and not in the output is summed out first. Two
+operands that contract one letter with at most one free letter each go to ``matmul``; anything
+else is one broadcast product summed over the contracted letters (fused into a single loop by
+the compiler).
+"""
+
+from __future__ import annotations
+
+from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.ir.graph import is_symbolic, same_shape
+from adjit.trace import get_aval
+
+
+def _parse(subscripts: str, n_operands: int):
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise AdjitValueError("adjit.numpy.einsum: ellipsis ('...') is not supported; "
+                              "name every axis")
+    if "->" in spec:
+        inputs, output = spec.split("->")
+    else:
+        # Implicit output: the letters that appear once, in alphabetical order (NumPy's rule).
+        inputs = spec
+        letters = inputs.replace(",", "")
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    in_specs = inputs.split(",")
+    if len(in_specs) != n_operands:
+        raise AdjitValueError(f"adjit.numpy.einsum: '{subscripts}' names {len(in_specs)} "
+                              f"operands, got {n_operands}")
+    for c in inputs.replace(",", "") + output:
+        if not c.isalpha():
+            raise AdjitValueError(f"adjit.numpy.einsum: invalid subscript {c!r} in "
+                                  f"'{subscripts}'")
+    if len(set(output)) != len(output):
+        raise AdjitValueError(f"adjit.numpy.einsum: output subscripts of '{subscripts}' "
+                              "repeat a letter")
+    missing = set(output) - set(inputs)
+    if missing:
+        raise AdjitValueError(f"adjit.numpy.einsum: output letters {sorted(missing)} of "
+                              f"'{subscripts}' appear in no operand")
+    return in_specs, output
+
+
+def _diagonal(x, spec: str):
+    """Take the diagonal for each letter repeated in ``spec``: (x, spec with each letter once)."""
+    import adjit.numpy as anp
+
+    while True:
+        repeated = next((c for c in spec if spec.count(c) > 1), None)
+        if repeated is None:
+            return x, spec
+        a = spec.index(repeated)
+        b = spec.index(repeated, a + 1)
+        shape = anp.shape(x)
+        if not same_shape((shape[a],), (shape[b],)):
+            raise AdjitValueError(f"adjit.numpy.einsum: letter {repeated!r} has lengths "
+                                  f"{shape[a]} and {shape[b]} in one operand")
+        mask = anp.eye(shape[a], dtype=get_aval(x).dtype)
+        mask = anp.reshape(mask, [shape[a] if i in (a, b) else 1 for i in range(len(shape))])
+        x = anp.sum(anp.multiply(x, mask), axis=b)
+        spec = spec[:b] + spec[b + 1:]
+
+
+def einsum(subscripts, *operands):
+    import adjit.numpy as anp
+
+    if not isinstance(subscripts, str):
+        raise AdjitTypeError("adjit.numpy.einsum takes a subscripts string first (the "
+                             "interleaved operand, sublist form is not supported)")
+    if not operands:
+        raise AdjitValueError("adjit.numpy.einsum needs at least one operand")
+    in_specs, output = _parse(subscripts, len(operands))
+    arrays = [anp.asarray(x) for x in operands]
+    dtype = anp._result_dtype(*arrays)
+    arrays = [anp.astype(x, dtype) for x in arrays]
+
+    sizes: dict = {}
+    terms = []
+    for x, spec in zip(arrays, in_specs):
+        if anp.ndim(x) != len(spec):
+            raise AdjitValueError(f"adjit.numpy.einsum: operand '{spec}' has rank "
+                                  f"{anp.ndim(x)}")
+        x, spec = _diagonal(x, spec)
+        for c, d in zip(spec, anp.shape(x)):
+            known = sizes.get(c)
+            if known is None or (not is_symbolic(known) and known == 1):
+                sizes[c] = d
+            elif not same_shape((known,), (d,)) and (is_symbolic(d) or d != 1):
+                raise AdjitValueError(f"adjit.numpy.einsum: letter {c!r} has lengths {known} "
+                                      f"and {d} in '{subscripts}'")
+        terms.append([x, spec])
+
+    # Letters in one operand only and not in the output are summed out at once.
+    for k, (x, spec) in enumerate(terms):
+        elsewhere = set(output).union(*(s for j, (_, s) in enumerate(terms) if j != k))
+        alone = [i for i, c in enumerate(spec) if c not in elsewhere]
+        if alone:
+            terms[k] = [anp.sum(x, axis=tuple(alone)),
+                        "".join(c for c in spec if c in elsewhere)]
+
+    if len(terms) == 2:
+        out = _as_matmul(terms, output, sizes)
+        if out is not None:
+            return out
+
+    # One broadcast product over every letter (output letters first), summed over the rest.
+    letters = list(output) + sorted(set("".join(s for _, s in terms)) - set(output))
+    product = None
+    for x, spec in terms:
+        length = dict(zip(spec, anp.shape(x)))
+        x = anp.transpose(x, [spec.index(c) for c in letters if c in spec]) if spec else x
+        x = anp.reshape(x, [length.get(c, 1) for c in letters])
+        product = x if product is None else anp.multiply(product, x)
+    contracted = tuple(range(len(output), len(letters)))
+    out = anp.sum(product, axis=contracted) if contracted else product
+    return anp.broadcast_to(out, [sizes[c] for c in output])
+
+
+def _as_matmul(terms, output: str, sizes):
+    """A two-operand contraction of one letter with at most one free letter each (a matrix or
+    vector product), as ``matmul``; None for anything else."""
+    import adjit.numpy as anp
+
+    (a, sa), (b, sb) = terms
+    shared = set(sa) & set(sb)
+    if len(shared) != 1 or shared & set(output):
+        return None
+    (c,) = shared
+    free_a, free_b = [x for x in sa if x != c], [x for x in sb if x != c]
+    if len(free_a) > 1 or len(free_b) > 1 or set(free_a) & set(free_b):
+        return None
+    shape_a, shape_b = anp.shape(a), anp.shape(b)
+    if not same_shape((shape_a[sa.index(c)],), (shape_b[sb.index(c)],)):
+        return None
+    a = anp.transpose(a, [sa.index(x) for x in (*free_a, c)])
+    b = anp.transpose(b, [sb.index(x) for x in (c, *free_b)])
+    out = anp.matmul(a, b)
+    got = "".join(free_a + free_b)
+    return anp.transpose(out, [got.index(x) for x in output]) if len(got) > 1 else out
