@@ -8,6 +8,7 @@ from adjit.api import (  # noqa: F401
     grad,
     jit,
     jvp,
+    linearize,
     make_graph,
     stop_gradient,
     value_and_grad,

@@ -440,6 +440,28 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     return out, f_vjp
 
 
+def linearize(fun: Callable, *primals):
+    """``(fun(*primals), f_jvp)`` with ``f_jvp(*tangents)`` the JVP at ``primals``, a linear map.
+
+    ``f_jvp`` is one staged function of the tangents (compiled once per tangent signature, and
+    one graph inside other transforms); it recomputes the coefficients it needs from the
+    primals, fused with the tangent arithmetic, rather than storing them.
+    """
+    forward = _cached(fun, "jit", lambda: Staged(lambda *a: fun(*a), "jit"))
+    out = forward(*primals)
+    jvp_body = _jvp_body(fun)
+    linear = _cached(fun, "linearize", lambda: Staged(
+        lambda p, t: jvp_body(p, t)[1], "linearize"))
+
+    def f_jvp(*tangents):
+        if len(tangents) != len(primals):
+            raise AdjitValueError(f"adjit: the linearized function takes {len(primals)} "
+                                  f"tangents, got {len(tangents)}")
+        return linear(tuple(primals), tuple(tangents))
+
+    return out, f_jvp
+
+
 def stop_gradient(x):
     """``x`` unchanged, with a zero derivative (a pytree of arrays works too)."""
     return tree.tree_map(lambda leaf: ew.stop_gradient(leaf), x)

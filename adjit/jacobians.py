@@ -4,7 +4,8 @@
 
 The basis of an array of shape S is the identity of shape (*S, *S), built from iotas so that
 symbolic lengths stay symbolic; one ``vmap`` per axis of S maps over it, and a Jacobian has
-shape (*output shape, *input shape).
+shape (*output shape, *input shape). Pytrees nest: the Jacobian of a function of a dict
+returning a tuple is a tuple (one entry per output) of dicts (one block per input), as in JAX.
 """
 
 from __future__ import annotations
@@ -79,17 +80,28 @@ def jacfwd(fun: Callable, argnums=0):
     """The Jacobian by forward mode: one JVP per input element, vmapped."""
 
     def jac_of_arg(f, x):
-        aval = _check_float(x, "jacfwd")
+        x_leaves, x_tree = tree.flatten(x)
+        per_in = []  # for each input leaf, the output tree of its Jacobian blocks
+        for k, leaf in enumerate(x_leaves):
+            aval = _check_float(leaf, "jacfwd")
 
-        def push(t):
-            return jvp(f, (x,), (t,))[1]
+            def push(t, k=k):
+                ts = [t if j == k else st.zeros_like_aval(get_aval(other))
+                      for j, other in enumerate(x_leaves)]
+                return jvp(f, (x,), (tree.unflatten(x_tree, ts),))[1]
 
-        cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
-        return tree.tree_map(
-            lambda c: st.transpose(c, (*range(aval.ndim, get_aval(c).ndim),
-                                       *range(aval.ndim))), cols)
+            cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
+            per_in.append(tree.tree_map(
+                lambda c, r=aval.ndim: st.transpose(c, (*range(r, get_aval(c).ndim),
+                                                        *range(r))), cols))
+        # Nest the output structure over the input structure, as JAX does.
+        out_leaves = [tree.flatten(p)[0] for p in per_in]
+        out_tree = tree.flatten(per_in[0])[1]
+        return tree.unflatten(out_tree, [
+            tree.unflatten(x_tree, [blocks[o] for blocks in out_leaves])
+            for o in range(out_tree.num_leaves)])
 
-    return _named_like(Staged(_per_argnum(fun, argnums, "jacfwd", jac_of_arg), "jacfwd"), fun)
+    return _named_like(Staged(_per_argnum(fun, argnums, "jacfwd", jac_of_arg), "jacfwd", fun), fun)
 
 
 @_jac_decorator
@@ -97,7 +109,8 @@ def jacrev(fun: Callable, argnums=0):
     """The Jacobian by reverse mode: one VJP per output element, vmapped."""
 
     def jac_of_arg(f, x):
-        _check_float(x, "jacrev")
+        for leaf in tree.leaves(x):
+            _check_float(leaf, "jacrev")
         out, f_vjp = vjp(f, x)
         out_leaves, out_tree = tree.flatten(out)
         rows = []
@@ -109,10 +122,11 @@ def jacrev(fun: Callable, argnums=0):
                        for j, o in enumerate(out_leaves)]
                 return f_vjp(tree.unflatten(out_tree, cts))[0]
 
-            rows.append(_map_basis(pull, _identity(aval), aval.ndim))  # (*out, *in)
+            # Shaped like x: (*out, *in) for each of its leaves.
+            rows.append(_map_basis(pull, _identity(aval), aval.ndim))
         return tree.unflatten(out_tree, rows)
 
-    return _named_like(Staged(_per_argnum(fun, argnums, "jacrev", jac_of_arg), "jacrev"), fun)
+    return _named_like(Staged(_per_argnum(fun, argnums, "jacrev", jac_of_arg), "jacrev", fun), fun)
 
 
 def hessian(fun: Callable = None, argnums=0):
