@@ -11,6 +11,10 @@ composition (``grad(grad(f))``, ``jit(grad(f))``) becomes one graph.
 from __future__ import annotations
 
 import functools
+import inspect
+import sys
+import threading
+import types
 import weakref
 from collections.abc import Callable
 
@@ -20,7 +24,7 @@ from adjit import tree
 from adjit.ad import jvp_eval, vjp_eval
 from adjit.backend import compile_graph
 from adjit.config import config
-from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Graph
 from adjit.ir.interpret import bind_symbols
 from adjit.primitives import elementwise as ew
@@ -28,6 +32,7 @@ from adjit.primitives.registry import Zero
 from adjit.primitives.structural import instantiate
 from adjit.trace import (
     Tracer,
+    _open_traces,
     _trace_stack,
     get_aval,
     trace_symbolic,
@@ -99,20 +104,42 @@ def _check_leaf(leaf):
 
 
 class Staged:
-    """Runs ``body(*args) -> pytree`` traced and compiled, caching per input signature."""
+    """Runs ``body(*args) -> pytree`` traced and compiled, caching per input signature.
 
-    def __init__(self, body: Callable, name: str):
+    ``fun``, the user's function, is watched: the values it reads from outside (closure
+    cells, globals, and those of the functions it reaches through them; see
+    :class:`_FreeValues`) are compared at every call with what they were when it was traced,
+    and any change drops every traced signature, so a call never runs a stale graph."""
+
+    def __init__(self, body: Callable, name: str, fun: Callable | None = None,
+                 user_args: Callable | None = None):
         self.body = body
         self.name = name
+        self.fun = fun
+        # the user's arguments among the body's (jvp's body takes (primals, tangents))
+        self.user_args = user_args or (lambda args: args)
         self._cache: dict = {}
         self._fast: dict = {}     # the same entries, keyed by plain argument signatures
         # One scalar argument's type -> (kernel, result type), read by the entry function.
         self._fast_scalar: dict = {}
-        self._last_key = None
+        # Tracing and building a signature, once, even when threads ask for it together.
+        self._build_lock = threading.RLock()
+        self._free = _FreeValues(fun) if fun is not None else None
+        self._watch = bool(self._free)
+
+    def _forget(self):
+        self._cache.clear()
+        self._fast.clear()
+        self._fast_scalar.clear()
+        self._free = _FreeValues(self.fun)
 
     def __call__(self, *args):
         if _trace_stack:
             return self.body(*args)
+        if self._watch and self._free.changed():
+            with self._build_lock:
+                if self._free.changed():
+                    self._forget()
         # Fast path: Python floats and arrays as arguments, keyed without flattening.
         key = []
         for a in args:
@@ -124,41 +151,72 @@ class Staged:
             else:
                 break
         else:
-            entries = self._fast.get(tuple(key))
+            key = tuple(key)
+            entries = self._fast.get(key)
             if entries is not None:
                 for exe in entries:
                     if exe.fast is not None:
                         return exe.fast(*args)
                     if exe.matches(args):
                         return exe(args)
-            result = self._call(args)
-            entries = self._fast[tuple(key)] = self._cache[self._last_key]
-            if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int):
+            result, full_key = self._call(args)
+            entries = self._fast[key] = self._cache[full_key]
+            if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int) \
+                    and not self._watch:
                 self._fast_scalar[type(args[0])] = entries[0].fast.parts
             return result
-        return self._call(args)
+        return self._call(args)[0]
+
+    def _lookup(self, key, leaves):
+        for exe in self._cache.get(key, ()):
+            # The key holds ranks, not lengths: a graph whose lengths were fixed while
+            # tracing serves only those, so every entry checks the shapes it is given.
+            if exe.matches(leaves):
+                return exe
+        return None
 
     def _call(self, args):
+        """Returns (result, the signature key the executable is cached under)."""
         leaves, in_tree = tree.flatten(args)
         key = (in_tree, *map(_signature, leaves))
-        entries = self._cache.get(key)
-        if entries is not None:
-            for exe in entries:
-                # The key holds ranks, not lengths: a graph whose lengths were fixed while
-                # tracing serves only those, so every entry checks the shapes it is given.
-                if exe.matches(leaves):
-                    self._last_key = key
-                    return exe(leaves)
-        for leaf in leaves:
-            _check_leaf(leaf)
-        # Why this signature compiles, for ADJIT_LOG_COMPILES.
-        reason = ("first call" if not self._cache else
-                  "new lengths (fixed while tracing)" if key in self._cache else
-                  "new dtype, rank or layout")
-        exe = self._build(in_tree, leaves, reason)
-        self._cache.setdefault(key, []).append(exe)
-        self._last_key = key
-        return exe(leaves)
+        exe = self._lookup(key, leaves)
+        if exe is None:
+            with self._build_lock:
+                exe = self._lookup(key, leaves)  # another thread may have built it meanwhile
+                if exe is None:
+                    for leaf in leaves:
+                        _check_leaf(leaf)
+                    self._check_arity(args)
+                    if self.fun is not None:  # what the trace will read (names defined since)
+                        self._free = _FreeValues(self.fun)
+                        if self._free and not self._watch:
+                            self._watch = True
+                            self._fast_scalar.clear()
+                    # Why this signature compiles, for ADJIT_LOG_COMPILES.
+                    reason = ("first call" if not self._cache else
+                              "new lengths (fixed while tracing)" if key in self._cache else
+                              "new dtype, rank or layout")
+                    exe = self._build(in_tree, leaves, reason)
+                    self._cache.setdefault(key, []).append(exe)
+        return exe(leaves), key
+
+    def _check_arity(self, args):
+        """A call with the wrong number of arguments is an AdjitTypeError, not a TypeError
+        from deep inside tracing."""
+        fun = self.fun
+        if fun is None:
+            return
+        args = self.user_args(args)
+        try:
+            sig = inspect.signature(fun)
+        except (TypeError, ValueError):  # a builtin without a signature
+            return
+        try:
+            sig.bind(*args)
+        except TypeError as exc:
+            name = getattr(fun, "__name__", type(fun).__name__)
+            raise AdjitTypeError(f"adjit: {self.name} of {name}{sig} called with {len(args)} "
+                                 f"argument(s): {exc}") from None
 
     def _build(self, in_tree, leaves, reason: str = "first call") -> _Executable:
         out_tree_box = []
@@ -169,8 +227,128 @@ class Staged:
             out_tree_box.append(out_tree)
             return out_leaves
 
-        graph, consts = trace_symbolic(flat_body, leaves)
+        try:
+            graph, consts = trace_symbolic(flat_body, leaves)
+        except RecursionError as exc:
+            raise AdjitError(
+                f"adjit: tracing {self.name} hit Python's recursion limit ({exc}). A recursive "
+                "function must stop on a Python value (a depth argument), not on a traced "
+                "value, and recurse fewer than sys.getrecursionlimit() times") from None
         return _Executable(graph, consts, out_tree_box[-1], reason)
+
+
+# --------------------------------------------------------------------------- closures
+
+# Modules whose functions are not followed when looking for a function's free values: their
+# globals are library state, not the user's.
+_LIBRARIES = frozenset({"adjit", "numpy", "scipy", "numba", "llvmlite", "builtins",
+                        *sys.stdlib_module_names})
+_SCALARS = (bool, int, float, complex, str, bytes, type(None), np.generic)
+
+
+def _snapshot(value):
+    """What is remembered of a free value: its content for numbers, strings, arrays and
+    tuples of them; otherwise only its identity."""
+    if isinstance(value, _SCALARS):
+        return ("value", value)
+    if isinstance(value, np.ndarray):
+        return ("array", value, value.copy(), value.dtype, value.shape)
+    if isinstance(value, tuple) and len(value) <= 64:
+        return ("seq", value, type(value), [_snapshot(v) for v in value])
+    # Lists, dicts and other objects by identity: a function may well append to a list it
+    # closes over while traced (to count its traces), and that must not retrace it.
+    return ("id", value)
+
+
+def _same(snap, value) -> bool:
+    kind = snap[0]
+    if kind == "value":
+        old = snap[1]
+        return type(old) is type(value) and (old == value or (old != old and value != value))
+    if kind == "array":
+        return (value is snap[1] and value.dtype == snap[3] and value.shape == snap[4]
+                and np.array_equal(value, snap[2], equal_nan=True))
+    if kind == "seq":
+        return (value is snap[1] and len(value) == len(snap[3])
+                and all(_same(s, v) for s, v in zip(snap[3], value)))
+    return value is snap[1]
+
+
+def _library(fun) -> bool:
+    module = getattr(fun, "__module__", None) or "builtins"
+    return module.split(".")[0] in _LIBRARIES and not hasattr(fun, "staged")
+
+
+def _names(code) -> set:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+class _FreeValues:
+    """The values ``fun`` reads from outside its arguments when traced: its closure cells and
+    the globals its code names, and, through any user function (not a library's) found there,
+    that function's too. Tracing bakes these into the graph (a Python number becomes a
+    literal, a NumPy expression over them a constant), so :meth:`changed` compares them with
+    what they were: a rebound name, a changed number, or an array changed in place (compared
+    by content) means retrace. Lists, dicts and other objects are compared by identity only:
+    an element or attribute changed in place is not seen (pass such values as arguments)."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, fun):
+        self.reads = []  # (getter, snapshot)
+        self._walk(fun, set())
+
+    def __bool__(self):
+        return bool(self.reads)
+
+    def _watch(self, getter, seen):
+        try:
+            value = getter()
+        except (KeyError, ValueError, NameError):  # an empty cell, an undefined global
+            return
+        if isinstance(value, (types.ModuleType, type)) or (callable(value) and _library(value)):
+            return  # np, anp, np.sin, a class: not the user's data
+        self.reads.append((getter, _snapshot(value)))
+        if callable(value):
+            self._walk(value, seen)
+
+    def _walk(self, fun, seen):
+        if id(fun) in seen or len(seen) > 200:
+            return
+        seen.add(id(fun))
+        if isinstance(fun, functools.partial):
+            self._walk(fun.func, seen)
+            return
+        if isinstance(fun, types.MethodType):
+            self._walk(fun.__func__, seen)
+            return
+        wrapped = getattr(fun, "__wrapped__", None)  # an adjit entry function, a decorator
+        if wrapped is not None:
+            self._walk(wrapped, seen)
+        if not isinstance(fun, types.FunctionType):
+            return
+        if _library(fun):
+            return
+        for cell in fun.__closure__ or ():
+            self._watch(lambda cell=cell: cell.cell_contents, seen)
+        glob = fun.__globals__
+        for name in sorted(_names(fun.__code__)):
+            if name in glob:
+                self._watch(lambda name=name: glob[name], seen)
+
+    def changed(self) -> bool:
+        for getter, snap in self.reads:
+            try:
+                value = getter()
+            except (KeyError, ValueError, NameError):
+                return True
+            if not _same(snap, value):
+                return True
+        return False
 
 
 def _named_like(staged: Staged, fun) -> Callable:
@@ -178,11 +356,11 @@ def _named_like(staged: Staged, fun) -> Callable:
     fastest path, one scalar in and one scalar out, is a dict lookup and the kernel. It has the
     name and docstring of ``fun`` (not its __dict__: fun may be another entry function)."""
     fast_scalar = staged._fast_scalar
-    trace_stack = _trace_stack
+    open_traces = _open_traces
     slow = staged.__call__
 
     def entry(*args):
-        if not trace_stack and len(args) == 1:
+        if not open_traces[0] and len(args) == 1:
             fast = fast_scalar.get(type(args[0]))
             if fast is not None:
                 kernel, result_type = fast
@@ -321,7 +499,7 @@ def _transform_decorator(make):
 def value_and_grad(fun, argnums=0, has_aux=False):
     """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this."""
     staged = Staged(_value_and_grad_body(fun, argnums, has_aux, "value_and_grad"),
-                    "value_and_grad")
+                    "value_and_grad", fun)
     return _named_like(staged, fun)
 
 
@@ -334,13 +512,13 @@ def grad(fun, argnums=0, has_aux=False):
         value, g = body(*args)
         return (g, value[1]) if has_aux else g
 
-    staged = Staged(grad_body, "grad")
+    staged = Staged(grad_body, "grad", fun)
     return _named_like(staged, fun)
 
 
 def jit(fun: Callable) -> Callable:
     """Compile ``fun``: traced once per input signature, then run as a kernel."""
-    staged = Staged(lambda *args: fun(*args), "jit")
+    staged = Staged(lambda *args: fun(*args), "jit", fun)
     return _named_like(staged, fun)
 
 
@@ -389,7 +567,7 @@ def jvp(fun: Callable, primals, tangents):
     if len(primals) != len(tangents):
         raise AdjitValueError(f"adjit: jvp got {len(primals)} primals and {len(tangents)} "
                               "tangents")
-    staged = _cached(fun, "jvp", lambda: Staged(_jvp_body(fun), "jvp"))
+    staged = _cached(fun, "jvp", lambda: Staged(_jvp_body(fun), "jvp", fun, lambda args: args[0]))
     return staged(tuple(primals), tuple(tangents))
 
 
@@ -427,9 +605,10 @@ def _vjp_body(fun, has_aux):
 
 def vjp(fun: Callable, *primals, has_aux: bool = False):
     """Reverse mode: ``(fun(*primals), f_vjp)`` with ``f_vjp(ct)`` the cotangents of primals."""
-    forward = _cached(fun, "jit", lambda: Staged(lambda *a: fun(*a), "jit"))
+    forward = _cached(fun, "jit", lambda: Staged(lambda *a: fun(*a), "jit", fun))
     out = forward(*primals)
-    backward = _cached(fun, f"vjp{has_aux}", lambda: Staged(_vjp_body(fun, has_aux), "vjp"))
+    backward = _cached(fun, f"vjp{has_aux}", lambda: Staged(_vjp_body(fun, has_aux), "vjp", fun,
+                                                                  lambda args: args[0]))
 
     def f_vjp(ct):
         return backward(tuple(primals), ct)

@@ -150,5 +150,5 @@ def vmap(fun: Callable = None, in_axes=0, out_axes=0):
         return lambda f: vmap(f, in_axes, out_axes)
     if not callable(fun):
         raise AdjitTypeError(f"adjit: vmap expects a function, got {type(fun).__name__}")
-    return _named_like(Staged(_vmap_body(fun, in_axes, out_axes), "vmap"), fun)
+    return _named_like(Staged(_vmap_body(fun, in_axes, out_axes), "vmap", fun), fun)
 

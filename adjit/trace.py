@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -287,7 +288,40 @@ class GraphTrace:
         return Tracer(self, out)
 
 
-_trace_stack: list[GraphTrace] = []
+class _TraceStack(threading.local):
+    """The traces open in the calling thread, innermost last. Each thread has its own: a thread
+    tracing must not stage into, or be staged into by, another thread's trace."""
+
+    def __init__(self):
+        self.traces: list[GraphTrace] = []
+
+    def __bool__(self):
+        return bool(self.traces)
+
+    def __len__(self):
+        return len(self.traces)
+
+    def __getitem__(self, i):
+        return self.traces[i]
+
+    def __contains__(self, trace):
+        return trace in self.traces
+
+    def append(self, trace):
+        with _open_lock:
+            _open_traces[0] += 1
+        self.traces.append(trace)
+
+    def pop(self):
+        with _open_lock:
+            _open_traces[0] -= 1
+        return self.traces.pop()
+
+
+_trace_stack = _TraceStack()
+# Traces open in all threads: zero lets a call skip asking its thread's stack (the fast path).
+_open_traces = [0]
+_open_lock = threading.Lock()
 
 
 def bind(prim: str, *args, **params):
