@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from adjit.errors import AdjitValueError
 from adjit.ir.graph import ShapedArray
 from adjit.primitives.elementwise import convert_element_type, div, eq, mul
 from adjit.primitives.registry import (
@@ -62,13 +63,29 @@ def _extremum_jvp(name):
     return jvp
 
 
+def _nonempty(what, x, axes):
+    # NumPy raises for these too: a maximum over nothing has no value (and the kernel's
+    # loop would return its -inf start). Lengths 0 and 1 are never symbolic, so this is known.
+    if any(isinstance(x.shape[a], int) and x.shape[a] == 0 for a in axes):
+        raise AdjitValueError(f"adjit: {what} of a zero-size array {x} along axes "
+                              f"{tuple(axes)}: NumPy has no value for it either")
+
+
+def _extremum_abstract(what):
+    def abstract(x, *, axes):
+        _nonempty(what, x, axes)
+        return _reduce_abstract(x, axes=axes)
+
+    return abstract
+
+
 reduce_max = _reduction("reduce_max")
-defprim("reduce_max", _reduce_abstract, lambda x, *, axes: np.max(x, axis=axes))
+defprim("reduce_max", _extremum_abstract("max"), lambda x, *, axes: np.max(x, axis=axes))
 defjvp_full("reduce_max", _extremum_jvp("reduce_max"))
 defbatch_params("reduce_max", _shift_axes)
 
 reduce_min = _reduction("reduce_min")
-defprim("reduce_min", _reduce_abstract, lambda x, *, axes: np.min(x, axis=axes))
+defprim("reduce_min", _extremum_abstract("min"), lambda x, *, axes: np.min(x, axis=axes))
 defjvp_full("reduce_min", _extremum_jvp("reduce_min"))
 defbatch_params("reduce_min", _shift_axes)
 
@@ -85,6 +102,7 @@ defbatch_params("reduce_prod", _shift_axes)
 
 
 def _arg_abstract(x, *, axis):
+    _nonempty("argmax/argmin", x, (axis,))
     return ShapedArray([d for i, d in enumerate(x.shape) if i != axis], np.int64)
 
 
