@@ -439,6 +439,11 @@ def matmul(a, b):
         if len(sa) == 1:
             shape = (sb[1],)
         return st.reshape(out, shape)
+    # A vector is a matrix of one row (a) or one column (b), dropped from the result.
+    if len(sa) == 1:
+        return squeeze(matmul(expand_dims(a, 0), b), -2)
+    if len(sb) == 1:
+        return squeeze(matmul(a, expand_dims(b, -1)), -1)
     # Batched: broadcast the batch axes and contract with mul + sum (fused by the compiler).
     a4 = expand_dims(a, -1) if len(sa) > 1 else a
     b4 = expand_dims(b, -3) if len(sb) > 1 else b
