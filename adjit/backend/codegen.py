@@ -401,11 +401,6 @@ def _matmul(g: _Generator, eqn):
     g.w(f"{g.name(eqn.out)} = np.dot(np.ascontiguousarray({a}), np.ascontiguousarray({b}))")
 
 
-def _transpose(g: _Generator, eqn):
-    perm = eqn.params["permutation"]
-    g.w(f"{g.name(eqn.out)} = np.transpose({g.atom(eqn.inputs[0])}, {tuple(perm)})")
-
-
 def _reshape(g: _Generator, eqn):
     (x,) = eqn.inputs
     out = g.name(eqn.out)
@@ -416,13 +411,6 @@ def _reshape(g: _Generator, eqn):
         g.w(f"{out} = np.ascontiguousarray({g.atom(x)}).ravel()[0]")
     else:
         g.w(f"{out} = np.ascontiguousarray({g.atom(x)}).reshape({g.shape(new)})")
-
-
-def _slice(g: _Generator, eqn):
-    p = eqn.params
-    parts = [f"{g.dim(s)}:{g.dim(lim)}:{st}" for s, lim, st in
-             zip(p["start_indices"], p["limit_indices"], p["strides"])]
-    g.w(f"{g.name(eqn.out)} = {g.atom(eqn.inputs[0])}[{', '.join(parts)}]")
 
 
 def _pad(g: _Generator, eqn):
@@ -576,9 +564,7 @@ def _sort_rows(values: bool):
 
 ARRAY_LOWERINGS = {
     "matmul": _matmul,
-    "transpose": _transpose,
     "reshape": _reshape,
-    "slice": _slice,
     "pad": _pad,
     "concatenate": _concatenate,
     "shape_size": _shape_size,

@@ -39,8 +39,9 @@ def _non_unit(shape):
 
 
 def is_view(eqn: Eqn) -> bool:
-    """Broadcasts, and reshapes that only insert or remove length-1 axes: index remappings."""
-    if eqn.prim == "broadcast_in_dim":
+    """Index remappings: broadcasts, transposes, slices, and reshapes that only insert or
+    remove length-1 axes."""
+    if eqn.prim in ("broadcast_in_dim", "transpose", "slice"):
         return True
     return eqn.prim == "reshape" and same_shape(_non_unit(eqn.inputs[0].aval.shape),
                                                  _non_unit(eqn.out.aval.shape))
@@ -50,6 +51,15 @@ def view_index(eqn: Eqn, index: list) -> list:
     """The index into a view's input that the view's element at ``index`` reads."""
     (x,) = eqn.inputs
     in_shape = x.aval.shape
+    if eqn.prim == "transpose":
+        at = [None] * len(index)
+        for k, p in enumerate(eqn.params["permutation"]):
+            at[p] = index[k]
+        return at
+    if eqn.prim == "slice":
+        p = eqn.params
+        return [_affine(i, s, st) for i, s, st in
+                zip(index, p["start_indices"], p["strides"])]
     if eqn.prim == "broadcast_in_dim":
         dims = eqn.params["broadcast_dimensions"]
         return ["0" if not isinstance(n, Dim) and n == 1 else index[d]
@@ -59,6 +69,12 @@ def view_index(eqn: Eqn, index: list) -> list:
                 if isinstance(d, Dim) or d != 1]
     it = iter(out_axes)
     return [next(it) if isinstance(n, Dim) or n != 1 else "0" for n in in_shape]
+
+
+def _affine(i: str, start, stride: int) -> str:
+    """Source text of ``start + stride * i``; a symbolic start prints as an expression."""
+    term = i if stride == 1 else f"{stride} * {i}"
+    return term if not isinstance(start, Dim) and start == 0 else f"({start} + {term})"
 
 
 def iteration_shape(eqn: Eqn):
