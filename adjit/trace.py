@@ -431,8 +431,14 @@ def trace_symbolic(fun: Callable, values) -> tuple[Graph, list]:
     avals, dim_values = symbolic_avals(values)
     for _ in range(len(dim_values) + 1):
         with dim_values_context(dim_values) as guards:
-            graph, consts = trace_to_graph(fun, avals)
+            try:
+                graph, consts = trace_to_graph(fun, avals)
+                needed = None
+            except ir.LengthsNeeded as exc:
+                needed = exc
             looked_at = set(guards) & set(dim_values)
+        if needed is not None and not looked_at:
+            raise needed
         if not looked_at:
             return graph, consts
         avals = _fix_dims(avals, dim_values, looked_at)

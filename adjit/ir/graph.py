@@ -25,7 +25,7 @@ import itertools
 
 import numpy as np
 
-from adjit.errors import ConcretizationError
+from adjit.errors import AdjitValueError, ConcretizationError
 
 # --------------------------------------------------------------------------- symbolic dims
 
@@ -119,6 +119,12 @@ DimLike = int | Dim
 # Python code asked for. Set by ``adjit.trace.symbolic_context``.
 _dim_values: dict[str, int] = {}
 _dim_guards: set[str] = set()
+
+
+class LengthsNeeded(AdjitValueError):
+    """Raised where a symbolic trace cannot go on without the concrete lengths it just read
+    (``n0-1`` broadcasting against ``n0`` is legal when ``n0 == 2``): ``trace_symbolic``
+    retraces with the lengths read fixed; anywhere else it is the error its message says."""
 
 
 def concrete_value(name: str) -> int:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from adjit.errors import AdjitTypeError, AdjitValueError
-from adjit.ir.graph import Dim, is_symbolic, same_shape
+from adjit.ir.graph import Dim, LengthsNeeded, is_symbolic, same_shape
 from adjit.primitives import elementwise as ew
 from adjit.primitives import indexing as ix
 from adjit.primitives import linalg as la
@@ -97,8 +97,13 @@ def broadcast_shapes(*shapes):
                 chosen = d
             elif not same_shape((chosen,), (d,)):
                 if is_symbolic(chosen) or is_symbolic(d):
+                    # Reading the lengths fixes them (a retrace); equal, they broadcast.
                     if int(chosen) == int(d):
                         continue
+                    if int(chosen) == 1 or int(d) == 1:  # n0-1 against n0, with n0 == 2
+                        raise LengthsNeeded(
+                            "adjit: operands could not be broadcast together with shapes "
+                            + " ".join(str(tuple(s)) for s in shapes))
                 raise AdjitValueError(
                     "adjit: operands could not be broadcast together with shapes "
                     + " ".join(str(tuple(s)) for s in shapes))

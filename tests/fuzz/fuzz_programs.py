@@ -516,6 +516,15 @@ def _all_args(n):
 def check_interpreted(prog: Program, dtype=np.float64):
     """On the reference interpreter: value == NumPy; derivatives to second order against
     finite differences (where no kink is near) and reverse against forward."""
+    try:
+        _check_interpreted(prog, dtype)
+    except AssertionError:
+        raise
+    except Exception as exc:  # an error from adjit where NumPy gives a result
+        raise AssertionError(f"{type(exc).__name__}: {exc}\n{prog.reproducer(dtype)}") from exc
+
+
+def _check_interpreted(prog: Program, dtype):
     args = prog.inputs(dtype)
     f = prog.function()
     previous = adjit.config.jit

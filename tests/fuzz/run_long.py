@@ -38,7 +38,8 @@ def _run_chunk(strategy, check, n, chunk_seed, counter):
     try:
         run()
     except Exception as exc:  # the shrunk failure
-        return f"{type(exc).__name__}: {exc}"
+        notes = "\n".join(getattr(exc, "__notes__", ()))
+        return f"{type(exc).__name__}: {exc}\n{notes}"
     return None
 
 

@@ -39,6 +39,9 @@ REGRESSIONS = [
     Program(shapes=[(1, 2, 3), (3,)], lines=["t0 = x0 @ x1"], outs=["t0"], seed=1),
     # and the vector on the left of a stack of matrices
     Program(shapes=[(3,), (2, 3, 2)], lines=["t0 = anp.matmul(x0, x1)"], outs=["t0"], seed=2),
+    # a slice n0-1 long broadcast against n0 (legal in NumPy when n0 == 2) was an error
+    Program(shapes=[(1, 1, 2)], lines=["t0 = x0[:, :, 1:]", "t1 = x0 * t0"], outs=["t1"],
+            seed=3),
 ]
 
 
