@@ -1,0 +1,126 @@
+"""docs/PRIMITIVES.md is current, and its Numba lowering column is true.
+
+The file must equal what ``adjit.primitives.doc`` generates from the rule tables now
+(``python3 -m adjit.primitives.doc`` rewrites it). Each lowering it claims is checked twice:
+against the fusion sets and codegen tables, and in generated kernels: the graphs of every case of
+tests/test_primitives.py (the function, its JVP and its VJP), optimized and as traced, are fused
+and turned into kernel source (not compiled), and each equation's place in the schedule must be
+one its primitive claims.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import adjit
+from adjit.backend import codegen
+from adjit.backend.codegen import generate
+from adjit.config import config
+from adjit.passes import fusion, optimize
+from adjit.passes.fusion import LoopNest, fuse
+from adjit.primitives import doc
+from adjit.primitives.registry import abstract_rules, call_prims
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_file_is_current():
+    with open(os.path.join(ROOT, "docs", "PRIMITIVES.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    assert text == doc.markdown(), (
+        "docs/PRIMITIVES.md is stale: run `python3 -m adjit.primitives.doc`")
+
+
+def test_every_primitive_has_a_row_rules_a_lowering_and_a_description():
+    text = doc.markdown()
+    for name in abstract_rules:
+        assert f"| `{name}` |" in text
+        assert doc.description(name), f"{name} has no description"
+        assert doc.lowerings(name), f"{name} has no Numba lowering"
+    assert "**missing**" not in text and "**none**" not in text
+
+
+def test_lowering_claims_match_the_tables():
+    for name in abstract_rules:
+        for kind in doc.lowerings(name):
+            if kind == "fused elementwise":
+                assert (name in fusion.ELEMENTWISE and name in codegen.SCALAR_LOWERINGS
+                        or name == "iota" and name in fusion.INDEXED), name
+            elif kind == "fused reduction":
+                assert name in fusion.REDUCTIONS and name in codegen._REDUCE_INIT, name
+            elif kind == "gather":
+                assert name in fusion.INDEXED, name
+            elif kind == "array op":
+                assert name in codegen.ARRAY_LOWERINGS, name
+            elif kind == "inlined call":
+                assert name in call_prims, name
+            else:
+                assert kind == "view", kind
+
+
+def _observed(graph, seen: dict) -> None:
+    """Record, per primitive, how the backend lowered its equations in ``graph``."""
+    optimized = optimize(graph)
+    for eqn in graph.eqns:
+        if eqn.prim in call_prims:
+            seen.setdefault(eqn.prim, set()).add("inlined call")
+    assert not {e.prim for e in optimized.eqns} & call_prims, "a call survived inlining"
+    _scheduled(optimized, seen)
+    if not {e.prim for e in graph.eqns} & call_prims:
+        _scheduled(graph, seen)  # unoptimized too: simplify removes e.g. every stop_gradient
+
+
+def _scheduled(graph, seen: dict) -> None:
+    schedule = fuse(graph)
+    generate(schedule)  # raises MissingRuleError for a primitive with no lowering
+    for eqn in schedule.views.values():
+        seen.setdefault(eqn.prim, set()).add("view")
+    for item in schedule.items:
+        eqns = item.eqns if isinstance(item, LoopNest) else [item]
+        for eqn in eqns:
+            if eqn.out.id in schedule.views:
+                kind = "view"
+            elif not isinstance(item, LoopNest):
+                kind = "array op"
+            elif eqn.prim in fusion.REDUCTIONS:
+                kind = "fused reduction"
+            elif eqn.prim == "take":
+                kind = "gather"
+            else:
+                kind = "fused elementwise"
+            seen.setdefault(eqn.prim, set()).add(kind)
+
+
+@pytest.fixture(scope="module")
+def lowered():
+    from test_primitives import CASES  # every primitive is exercised by some case there
+
+    seen: dict[str, set] = {}
+    saved = config.jit
+    config.jit = False  # the VJP's cotangent comes from the interpreter; nothing is compiled
+    try:
+        for c in CASES:
+            args = c.inputs()
+            _observed(adjit.make_graph(c.fn)(*args), seen)
+            _observed(adjit.make_graph(lambda *xs, c=c: adjit.jvp(c.fn, xs, xs))(*args), seen)
+            out = adjit.jit(c.fn)(*args)
+            _observed(adjit.make_graph(
+                lambda *xs, c=c, out=out: adjit.vjp(c.fn, *xs)[1](out))(*args), seen)
+    finally:
+        config.jit = saved
+    return seen
+
+
+def test_generated_kernels_lower_each_primitive_as_claimed(lowered):
+    wrong = {p: sorted(kinds - set(doc.lowerings(p))) for p, kinds in lowered.items()
+             if not kinds <= set(doc.lowerings(p))}
+    assert not wrong, f"lowered otherwise than docs/PRIMITIVES.md says: {wrong}"
+
+
+def test_every_claimed_lowering_is_seen_in_a_generated_kernel(lowered):
+    unseen = {p: sorted(set(doc.lowerings(p)) - lowered.get(p, set()))
+              for p in abstract_rules if set(doc.lowerings(p)) - lowered.get(p, set())}
+    assert not unseen, f"claimed but never generated: {unseen}"
+
