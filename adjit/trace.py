@@ -426,8 +426,18 @@ def dim_values_context(dim_values: dict[str, int]):
         ir._dim_guards.update(saved_guards)
 
 
+# The concrete lengths behind the symbols and the guards (adjit.ir.graph) are one state per
+# process: symbolic traces take turns (tracing is Python, under the GIL, so nothing is lost).
+_symbolic_lock = threading.RLock()
+
+
 def trace_symbolic(fun: Callable, values) -> tuple[Graph, list]:
     """Trace for symbolic lengths; lengths that Python code looked at are fixed, then retraced."""
+    with _symbolic_lock:
+        return _trace_symbolic(fun, values)
+
+
+def _trace_symbolic(fun: Callable, values) -> tuple[Graph, list]:
     avals, dim_values = symbolic_avals(values)
     for _ in range(len(dim_values) + 1):
         with dim_values_context(dim_values) as guards:

@@ -88,6 +88,40 @@ def test_threads_eager_numpy_while_another_traces():
     assert not bad
 
 
+def test_threads_tracing_different_functions_at_once():
+    """Symbolic lengths and their guards are process state: threads tracing different
+    functions (with lengths that the code reads) at once must not see each other's
+    (a ConcretizationError 'n0 ... has no concrete value' before the lock)."""
+    errors, wrong = [], []
+
+    def worker(k):
+        try:
+            for i in range(10):
+                n = 2 + (i + k) % 5
+                f = adjit.grad(lambda x: anp.sum(x * x[1:].sum() * float(x.shape[0])))
+                x = np.linspace(0.0, 1.0, n) + k
+                s, s1 = x.sum(), x[1:].sum()
+                if not np.allclose(f(x), (s1 + s * (np.arange(n) >= 1)) * n):
+                    wrong.append((k, n))
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    previous = adjit.config.jit
+    adjit.config.update("jit", False)  # the race is in tracing; skip compiling 40 kernels
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+        adjit.config.update("jit", previous)
+    assert not errors and not wrong
+
+
 CHILD = """
 import json, sys
 import numpy as np
