@@ -1,0 +1,81 @@
+"""The examples in examples/ run as scripts (each in a subprocess, all three at once, with a
+fresh ADJIT_CACHE_DIR) and print the right results."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py")
+FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    env = dict(os.environ, PYTHONPATH=ROOT,
+               ADJIT_CACHE_DIR=str(tmp_path_factory.mktemp("adjit-examples-cache")))
+    procs = {name: subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", name)],
+                                    cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+             for name in EXAMPLES}
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"examples/{name} failed:\n{out}\n{err}"
+        results[name] = out
+    return results
+
+
+def _line(text: str, start: str) -> str:
+    found = [line for line in text.splitlines() if line.startswith(start)]
+    assert found, f"no line starting {start!r} in:\n{text}"
+    return found[0]
+
+
+def _floats(line: str) -> list[float]:
+    value = line.split(" = ", 1)[1].replace("np.float64", "")
+    return [float(v) for v in re.findall(FLOAT, value)]
+
+
+def test_quickstart(outputs):
+    out = outputs["quickstart.py"]
+    t = math.tanh(0.5)
+    expected = {
+        "grad(f)(0.0) ": [1.0],
+        "grad(grad(f))(0.0) ": [2.0],
+        "grad(x0**2 + x1**3)([1,2]) ": [2.0, 12.0],
+        "value_and_grad(f)(0.0) ": [0.0, 1.0],
+        "h(0.5) ": [t + 0.5 * (1 - t * t)],
+        "grad(x e^y, argnums=(0,1)) ": [math.exp(0.5), 2 * math.exp(0.5)],
+        "jvp(f, (1.0,), (1.0,)) ": [1 + math.sin(1), 2 + math.cos(1)],
+        "vjp(f, 1.0)[1](1.0) ": [2 + math.cos(1)],
+    }
+    for start, values in expected.items():
+        got = _floats(_line(out, start))
+        np.testing.assert_allclose(got, values, rtol=1e-12, atol=1e-15, err_msg=start)
+    assert "integer_pow[y=2] a" in out and "sin a" in out
+
+
+def test_newton_converges_to_the_rosenbrock_minimum(outputs):
+    out = outputs["newton.py"]
+    assert _floats(_line(out, "iter  0:").split("f =")[0]) == [-1.2, 1.0]
+    final = _line(out, "converged to")
+    x = [float(v) for v in re.findall(FLOAT, final.split("to", 1)[1].split("after")[0])]
+    np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-10)
+    iters = int(final.split("after")[1].split()[0])
+    assert iters <= 10, final
+
+
+def test_per_example_gradients_match_the_loop(outputs):
+    out = outputs["per_example_gradients.py"]
+    assert "(2000, 10)" in _line(out, "per-example gradients:")
+    assert _floats(_line(out, "max |vmap - loop|"))[0] < 1e-12
+    assert _floats(_line(out, "max |vmap - closed form|"))[0] < 1e-12
+    assert "Python loop of grad(loss)" in out
