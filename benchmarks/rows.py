@@ -551,3 +551,47 @@ def row4_sizes(ctx: Context) -> None:
                + f". Numba `numba:compile` events seen during adjit's calls: {n_events} "
                "(counts every dispatcher compile, callees included).")
 
+
+
+# --------------------------------------------------------------------------- row 5
+
+
+def row5_vmap_grad(ctx: Context) -> None:
+    """Issue 4's row: ``vmap(grad(f))`` of the scalar seed over 10^6 points, float64."""
+    log("row 5: vmap(grad(f)) over 10^6 points, float64")
+    anp, rep = ctx.anp, ctx.report
+    x = np.random.default_rng(0).uniform(-2.0, 2.0, N)
+    expected = ref_df(x)
+
+    def check(label):
+        return lambda r: check_close(f"{label} vmap(grad(f))", np.asarray(r), expected,
+                                     rtol=1e-12, atol=1e-12)
+
+    results = {}
+    if hasattr(ctx.adjit, "vmap"):
+        vg = ctx.adjit.vmap(ctx.adjit.grad(lambda x: x**2 + anp.sin(x)))
+        results["adjit"] = measure(ctx, "adjit vmap(grad(f))", vg, x, check("adjit"))
+    else:
+        results["adjit"] = (None, "error: adjit has no vmap")
+    results["hand-written Numba"] = measure(ctx, "hand njit 2x+cos x", hand_numba.grad_f64, x,
+                                            check("hand"))
+    if "jax" in ctx.peers:
+        jax, jnp = ctx.peers["jax"]
+        jvg = jax.jit(jax.vmap(jax.grad(lambda x: x**2 + jnp.sin(x))))
+        results["JAX"] = measure(ctx, "jax jit(vmap(grad(f)))",
+                                 lambda a: jvg(a).block_until_ready(), jnp.asarray(x),
+                                 check("JAX"))
+
+    a, a_note = results["adjit"]
+    goals = {"JAX": ("faster (< 1x)", lambda r, *_: r < 1.0)}
+    notes = {
+        "hand-written Numba": "reference (no goal): the elementwise `@njit(fastmath=True)` "
+                              "2x+cos x kernel of row 2",
+        "JAX": "`jax.jit(jax.vmap(jax.grad(f)))`, block_until_ready",
+    }
+    what = "`vmap(grad(f))` over 10^6 points, f = x**2 + sin x, float64"
+    for peer in ("hand-written Numba", "JAX"):
+        other, o_note = results.get(peer, (None, _missing(ctx, "jax")))
+        goal, ok = goals.get(peer, ("", None))
+        note = "; ".join(x for x in (a_note and f"adjit {a_note}", o_note, notes[peer]) if x)
+        rep.lines.append(Line("5", what, peer, a, other, goal, ok, note))

@@ -1,4 +1,4 @@
-"""Run every benchmark row of issue 3 and write benchmarks/RESULTS.md.
+"""Run every benchmark row (issue 3's four, issue 4's vmap row) and write benchmarks/RESULTS.md.
 
     python3 benchmarks/run.py            # ~1 s of timing per measurement (ADBench's protocol)
     python3 benchmarks/run.py --quick    # 0.2 s per measurement, fewer fresh-process runs
@@ -20,6 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
+ALL_ROWS = "1,2,3,4,5"
 
 
 def parse_args(argv):
@@ -30,7 +31,7 @@ def parse_args(argv):
                    help="where to write the markdown report (default: benchmarks/RESULTS.md)")
     p.add_argument("--adjit-path", default=REPO_ROOT,
                    help="folder holding the adjit package to benchmark (default: this checkout)")
-    p.add_argument("--only", default="1,2,3,4",
+    p.add_argument("--only", default=ALL_ROWS,
                    help="comma-separated rows to run (default: all); a partial run says so")
     return p.parse_args(argv)
 
@@ -100,14 +101,14 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
     out.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in versions))
     out.append(f"- **adjit backend:** {ctx_info['backend']}")
     out.append(f"- **Threads:** {ctx_info['threads']}")
-    if args.only != "1,2,3,4":
+    if args.only != ALL_ROWS:
         out.append(f"- **Partial run:** rows {args.only} only")
     out += ["", "## Summary", "",
             "Ratio = adjit time / peer time, both measured in this run (< 1: adjit is faster). "
             "Times are the minimum per call over batches (ADBench's protocol) except row 3 "
-            "(one-time costs, see the details). Goals are those of issue 3; a row with no goal "
-            "in the issue shows —.", "",
-            "| row | workload | peer | adjit | peer | adjit/peer | goal (issue 3) | notes |",
+            "(one-time costs, see the details). Goals are those of issue 3 (rows 1-4) and issue 4 "
+            "(row 5); a row with no goal in the issue shows —.", "",
+            "| row | workload | peer | adjit | peer | adjit/peer | goal (issue 3/4) | notes |",
             "|---|---|---|---|---|---|---|---|"]
     for line in report.lines:
         out.append("| " + " | ".join(line.cells()) + " |")
@@ -172,13 +173,15 @@ def main(argv=None) -> int:
             rows.row4_sizes(ctx)
         if "2" in rows_wanted:
             rows.row2_arrays(ctx)
+        if "5" in rows_wanted:
+            rows.row5_vmap_grad(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)
         info_end = ctx.cache_info()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    order = {"1": 0, "2": 1, "3": 2, "4": 3}
+    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4}
     report.lines.sort(key=lambda line: order.get(line.row, 9))
 
     threads = [f"Numba kernels single-threaded (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}"
