@@ -453,9 +453,12 @@ def _linalg(b: _Builder):
     if not fits:
         return _unary(b)
     w = fits[b.draw(st.integers(0, len(fits) - 1))]
+    try:  # the stacks of matrices must broadcast too
+        shape = np.matmul(np.zeros(v.shape), np.zeros(w.shape)).shape
+    except ValueError:
+        return _unary(b)
     if w.bound > 10:
         w = b.small(w)
-    shape = np.matmul(np.zeros(v.shape), np.zeros(w.shape)).shape
     bound = k * v.bound * w.bound
     kind = b.draw(st.sampled_from(["matmul", "op", "dot"] if len(v.shape) <= 2
                                   and len(w.shape) <= 2 else ["matmul", "op"]))
