@@ -52,6 +52,8 @@ def main(argv=None) -> int:
                     help="compiled groups (default: count // 500)")
     ap.add_argument("--group-size", type=int, default=6)
     ap.add_argument("--chunk", type=int, default=250)
+    ap.add_argument("--start-chunk", type=int, default=0,
+                    help="begin at this chunk of the seed's sequence (rerun a failed chunk)")
     args = ap.parse_args(argv)
     groups = args.count // 500 if args.groups is None else args.groups
 
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
               f"{checked['compiled'][0]} programs compiled", flush=True)
 
     # The compiled groups are spread over the run, so a run cut short has some of each.
-    done, chunk_no, groups_done = 0, 0, 0
+    done, chunk_no, groups_done = 0, args.start_chunk, 0
     while done < args.count:
         n = min(args.chunk, args.count - done)
         failure = _run_chunk(programs(), check, n, args.seed * 100_003 + chunk_no, [0])
