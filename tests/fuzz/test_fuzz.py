@@ -14,13 +14,13 @@ def fuzz(n):
                     suppress_health_check=list(HealthCheck))
 
 
-@fuzz(300)
+@fuzz(200)
 @given(programs())
 def test_interpreted_float64(prog):
     check_interpreted(prog, np.float64)
 
 
-@fuzz(150)
+@fuzz(100)
 @given(programs())
 def test_interpreted_float32(prog):
     check_interpreted(prog, np.float32)
