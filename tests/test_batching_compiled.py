@@ -12,12 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_batching import BATCH, _stack
-from test_compiled import ATOL, RTOL, _run
+from test_compiled import ATOL, RTOL, run_group
 from test_primitives import CASES
 
 import adjit
 from adjit import tree
-from adjit.backend import cache
 from adjit.config import config
 
 MAX_EQNS, MAX_CASES = 60, 24
@@ -60,20 +59,7 @@ GROUPS = _groups(CASES)
 @pytest.mark.parametrize("cases", GROUPS, ids=[f"{g[0].name}..{g[-1].name}" for g in GROUPS])
 def test_vmap_compiled_matches_interpreter(cases):
     args = [_stack([c.inputs(seed) for seed in range(BATCH)]) for c in cases]
-    body = _group_body(cases)
-    ref = _run(body, (args,), jit=False)
-    before = cache.cache_info()["compiles"]
-    try:
-        got = _run(body, (args,), jit=True)
-    except Exception:
-        # Name the case that broke the shared kernel.
-        for c, a in zip(cases, args):
-            try:
-                _run(_group_body([c]), ([a],), jit=True)
-            except Exception as exc:
-                raise AssertionError(f"{c.name}: compiling vmap failed: {exc}") from exc
-        raise
-    assert cache.cache_info()["compiles"] - before <= 1
+    got, ref = run_group(cases, args, _group_body)
     assert len(got) == len(ref)
     for c, g, r in zip(cases, got, ref):
         g, r = tree.leaves(g), tree.leaves(r)

@@ -76,23 +76,28 @@ def _compare(names, got, ref, rtol=RTOL, atol=ATOL):
 GROUPS = [CASES[i:i + GROUP] for i in range(0, len(CASES), GROUP)]
 
 
-@pytest.mark.parametrize("cases", GROUPS, ids=[f"{g[0].name}..{g[-1].name}" for g in GROUPS])
-def test_compiled_matches_interpreter(cases):
-    args = [_case_args(c) for c in cases]
-    body = _group_body(cases)
+def run_group(cases, args, group_body):
+    """(compiled, interpreted) results of ``group_body(cases)`` on ``args``, compiled as one
+    kernel (at most one compilation); if it fails, each case alone names the culprit."""
+    body = group_body(cases)
     ref = _run(body, (args,), jit=False)
     before = cache.cache_info()["compiles"]
     try:
         got = _run(body, (args,), jit=True)
     except Exception:
-        # Name the case that broke the shared kernel.
         for c, a in zip(cases, args):
             try:
-                _run(_group_body([c]), ([a],), jit=True)
+                _run(group_body([c]), ([a],), jit=True)
             except Exception as exc:
                 raise AssertionError(f"{c.name}: compiling failed: {exc}") from exc
         raise
     assert cache.cache_info()["compiles"] - before <= 1
+    return got, ref
+
+
+@pytest.mark.parametrize("cases", GROUPS, ids=[f"{g[0].name}..{g[-1].name}" for g in GROUPS])
+def test_compiled_matches_interpreter(cases):
+    got, ref = run_group(cases, [_case_args(c) for c in cases], _group_body)
     _compare([c.name for c in cases], got, ref)
 
 

@@ -385,43 +385,39 @@ def stop_gradient(x):
     return _stop(x)
 
 
-def argmax(a, axis=None):
+def _one_axis(a, axis):
+    """The array and the one normalized axis an along-axis function works on; axis=None
+    means the flattened array, as in NumPy."""
     x = asarray(a)
     if axis is None:
         x, axis = ravel(x), 0
-    return rd.argmax(x, _axes(axis, get_aval(x).ndim)[0])
+    return x, _axes(axis, ndim(x))[0]
+
+
+def argmax(a, axis=None):
+    return rd.argmax(*_one_axis(a, axis))
 
 
 def argmin(a, axis=None):
-    x = asarray(a)
-    if axis is None:
-        x, axis = ravel(x), 0
-    return rd.argmin(x, _axes(axis, get_aval(x).ndim)[0])
+    return rd.argmin(*_one_axis(a, axis))
 
 
 def cumsum(a, axis=None):
-    x = asarray(a)
-    if axis is None:
-        x, axis = ravel(x), 0
-    return rd.cumsum(x, _axes(axis, get_aval(x).ndim)[0])
+    return rd.cumsum(*_one_axis(a, axis))
+
+
+def _sortable(a, axis):
+    if axis is not None and ndim(a) == 0:
+        raise AdjitValueError("adjit: cannot sort a zero-dimensional array along an axis")
+    return _one_axis(a, axis)
 
 
 def sort(a, axis=-1):
-    x = asarray(a)
-    if axis is None:
-        x, axis = ravel(x), 0
-    if ndim(x) == 0:
-        raise AdjitValueError("adjit: cannot sort a zero-dimensional array along an axis")
-    return so.sort(x, _axes(axis, ndim(x))[0])
+    return so.sort(*_sortable(a, axis))
 
 
 def argsort(a, axis=-1):
-    x = asarray(a)
-    if axis is None:
-        x, axis = ravel(x), 0
-    if ndim(x) == 0:
-        raise AdjitValueError("adjit: cannot sort a zero-dimensional array along an axis")
-    return so.argsort(x, _axes(axis, ndim(x))[0])
+    return so.argsort(*_sortable(a, axis))
 
 
 # --------------------------------------------------------------------------- products
