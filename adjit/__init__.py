@@ -13,9 +13,9 @@ from adjit.api import (  # noqa: F401
     stop_gradient,
     value_and_grad,
     vjp,
+    vmap,  # noqa: F401
 )
 from adjit.backend.cache import AdjitCacheWarning, cache_info  # noqa: F401
-from adjit.batching import vmap  # noqa: F401
 from adjit.config import config  # noqa: F401
 from adjit.custom import custom_jvp, custom_vjp  # noqa: F401
 from adjit.errors import (  # noqa: F401

@@ -23,6 +23,7 @@ import numpy as np
 from adjit import tree
 from adjit.ad import jvp_eval, vjp_eval
 from adjit.backend import compile_graph
+from adjit.batching import vmap_body
 from adjit.config import config
 from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Graph
@@ -36,7 +37,7 @@ from adjit.trace import (
     _trace_stack,
     get_aval,
     trace_symbolic,
-    trace_to_graph,
+    trace_tree,
 )
 
 # --------------------------------------------------------------------------- staging and caching
@@ -379,32 +380,6 @@ def _trace_flat(fun: Callable, args, what: str):
     return graph, consts, out_tree, leaves
 
 
-def trace_tree(fun: Callable, in_tree, avals, what: str):
-    """Trace ``fun`` on arguments of structure ``in_tree`` whose leaves have ``avals``;
-    returns (graph, consts, out_tree). ``what`` names the transform in errors."""
-    out_tree_box = []
-
-    def flat_fun(*flat):
-        out = fun(*tree.unflatten(in_tree, flat))
-        out_leaves, out_tree = tree.flatten(out)
-        for leaf in out_leaves:
-            if not isinstance(leaf, Tracer):
-                _check_output(leaf, what)
-        out_tree_box.append(out_tree)
-        return out_leaves
-
-    graph, consts = trace_to_graph(flat_fun, avals)
-    return graph, consts, out_tree_box[-1]
-
-
-def _check_output(value, what: str):
-    try:
-        get_aval(value)
-    except AdjitTypeError:
-        raise AdjitTypeError(f"adjit: the function given to {what} must return arrays or "
-                             f"numbers, got {type(value).__name__}") from None
-
-
 # --------------------------------------------------------------------------- argnums
 
 
@@ -659,3 +634,17 @@ def make_graph(fun: Callable) -> Callable:
         return graph
 
     return build
+
+
+def vmap(fun: Callable = None, in_axes=0, out_axes=0):
+    """Vectorize ``fun`` over an axis of its inputs: ``vmap(f)(xs)[i] == f(xs[i])``.
+
+    ``in_axes`` picks the mapped axis of each argument (None: the same value for every
+    example); ``out_axes`` where the batch axis goes in each output. Compiled to one kernel.
+    """
+    if fun is None:
+        return lambda f: vmap(f, in_axes, out_axes)
+    if not callable(fun):
+        raise AdjitTypeError(f"adjit: vmap expects a function, got {type(fun).__name__}")
+    return _named_like(Staged(vmap_body(fun, in_axes, out_axes), "vmap", fun), fun)
+

@@ -11,15 +11,12 @@ staged unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from adjit import tree
-from adjit.api import Staged, _named_like, trace_tree
-from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.errors import AdjitValueError
 from adjit.ir.graph import Graph, Literal, ShapedArray, same_shape
 from adjit.primitives.registry import batching_rules, rule
 from adjit.primitives.structural import broadcast_in_dim, transpose
-from adjit.trace import bind, get_aval
+from adjit.trace import bind, get_aval, trace_tree
 
 # --------------------------------------------------------------------------- the evaluator
 
@@ -89,7 +86,9 @@ def _prefix_leaves(axes, value, what: str) -> list:
 # --------------------------------------------------------------------------- vmap
 
 
-def _vmap_body(fun, in_axes, out_axes):
+def vmap_body(fun, in_axes, out_axes):
+    """The body of ``vmap(fun)``: staged by ``adjit.vmap``, called directly inside a trace."""
+
     def body(*args):
         leaves, in_tree = tree.flatten(args)
         axes = _prefix_leaves(tuple(in_axes) if isinstance(in_axes, list) else in_axes,
@@ -138,17 +137,3 @@ def _vmap_body(fun, in_axes, out_axes):
         return tree.unflatten(out_tree, results)
 
     return body
-
-
-def vmap(fun: Callable = None, in_axes=0, out_axes=0):
-    """Vectorize ``fun`` over an axis of its inputs: ``vmap(f)(xs)[i] == f(xs[i])``.
-
-    ``in_axes`` picks the mapped axis of each argument (None: the same value for every
-    example); ``out_axes`` where the batch axis goes in each output. Compiled to one kernel.
-    """
-    if fun is None:
-        return lambda f: vmap(f, in_axes, out_axes)
-    if not callable(fun):
-        raise AdjitTypeError(f"adjit: vmap expects a function, got {type(fun).__name__}")
-    return _named_like(Staged(_vmap_body(fun, in_axes, out_axes), "vmap", fun), fun)
-

@@ -257,7 +257,7 @@ def _custom_jvp_call_jvp(primals, tangents, *, fn, index):
 
 def _custom_jvp_call_batch(args, dims, *, fn, index):
     # A new custom_jvp: the body vmapped, and the rule vmapped with it.
-    from adjit.batching import vmap
+    from adjit.api import vmap
 
     graph, consts = _batched_body(fn, args, dims, f"vmap of {fn}")
     arg_dims = tuple(dims[fn.n_consts:])
@@ -383,7 +383,7 @@ def _custom_vjp_lin_transpose(ct, *args, fn, index):
 def _custom_vjp_call_batch(args, dims, *, fn, index):
     # A new custom_vjp: the body, fwd and bwd vmapped; an argument the batch shares gets the
     # sum of its per-example cotangents.
-    from adjit.batching import vmap
+    from adjit.api import vmap
 
     graph, consts = _batched_body(fn, args, dims, f"vmap of {fn}")
     arg_dims = tuple(dims[fn.n_consts:])

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adjit import tree
-from adjit.api import Staged, _named_like, _normalize_argnums, jvp, vjp
-from adjit.batching import vmap
+from adjit.api import Staged, _named_like, _normalize_argnums, jvp, vjp, vmap
 from adjit.errors import AdjitTypeError
 from adjit.primitives import elementwise as ew
 from adjit.primitives import structural as st

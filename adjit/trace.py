@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from adjit import tree
 from adjit.errors import AdjitTypeError, ConcretizationError, TracerLeakError
 from adjit.ir import graph as ir
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var
@@ -375,6 +376,32 @@ def trace_to_graph(fun: Callable, avals) -> tuple[Graph, list]:
 
         check_graph(graph)
     return graph, trace.const_values
+
+
+def trace_tree(fun: Callable, in_tree, avals, what: str):
+    """Trace ``fun`` on arguments of structure ``in_tree`` whose leaves have ``avals``;
+    returns (graph, consts, out_tree). ``what`` names the transform in errors."""
+    out_tree_box = []
+
+    def flat_fun(*flat):
+        out = fun(*tree.unflatten(in_tree, flat))
+        out_leaves, out_tree = tree.flatten(out)
+        for leaf in out_leaves:
+            if not isinstance(leaf, Tracer):
+                _check_output(leaf, what)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    graph, consts = trace_to_graph(flat_fun, avals)
+    return graph, consts, out_tree_box[-1]
+
+
+def _check_output(value, what: str):
+    try:
+        get_aval(value)
+    except AdjitTypeError:
+        raise AdjitTypeError(f"adjit: the function given to {what} must return arrays or "
+                             f"numbers, got {type(value).__name__}") from None
 
 
 # --------------------------------------------------------------------------- symbolic shapes
