@@ -1,20 +1,12 @@
-"""Backends turn a graph into a callable ``run(inputs) -> outputs`` (constvar values first)."""
+"""Backends turn a graph into a runner, ``run(inputs) -> outputs`` (constvar values first).
 
-from __future__ import annotations
+Each target is a folder (``numba_cpu/``) registered by name in :mod:`adjit.backend.targets`.
+"""
 
-from adjit.ir.graph import Graph
-from adjit.ir.interpret import interpret
-
-
-def compile_graph(graph: Graph, jit: bool = True, reason: str = "first call"):
-    """A callable running ``graph``: a Numba kernel, or the reference interpreter."""
-    if jit:
-        from adjit.backend.cpu import CompiledGraph
-
-        return CompiledGraph(graph, reason)
-    n_consts = len(graph.constvars)
-
-    def run(inputs):
-        return interpret(graph, inputs[:n_consts], inputs[n_consts:])
-
-    return run
+from adjit.backend.targets import (  # noqa: F401
+    TARGETS,
+    Target,
+    check_target_name,
+    compile_graph,
+    get_target,
+)
