@@ -1,6 +1,7 @@
 """adjit: a JIT-compiling automatic-differentiation compiler for NumPy-style Python."""
 
 from adjit import (
+    numpy,  # noqa: F401  (installs the Python operators of traced arrays)
     primitives,  # noqa: F401  (registers every primitive)
     tree,  # noqa: F401
 )
@@ -15,7 +16,7 @@ from adjit.api import (  # noqa: F401
     vjp,
     vmap,  # noqa: F401
 )
-from adjit.backend.cache import AdjitCacheWarning, cache_info  # noqa: F401
+from adjit.backend.numba_cpu.cache import AdjitCacheWarning, cache_info  # noqa: F401
 from adjit.config import config  # noqa: F401
 from adjit.custom import custom_jvp, custom_vjp  # noqa: F401
 from adjit.errors import (  # noqa: F401
@@ -28,8 +29,5 @@ from adjit.errors import (  # noqa: F401
 )
 from adjit.inspect import inspect  # noqa: F401
 from adjit.jacobians import hessian, jacfwd, jacrev  # noqa: F401
-from adjit.trace import _install_tracer_methods
-
-_install_tracer_methods()
 
 __version__ = "0.1.0"

@@ -13,43 +13,46 @@ from __future__ import annotations
 
 from adjit import tree
 from adjit.errors import AdjitValueError
-from adjit.ir.graph import Graph, Literal, ShapedArray, same_shape
-from adjit.primitives.registry import batching_rules, rule
+from adjit.ir.eval import eval_graph
+from adjit.ir.graph import Graph, ShapedArray, same_shape
+from adjit.ir.rules import batching_rules, multiple_results, rule
 from adjit.primitives.structural import broadcast_in_dim, transpose
-from adjit.trace import bind, get_aval, trace_tree
+from adjit.trace import bind_outs, get_aval, trace_closed, trace_tree
 
 # --------------------------------------------------------------------------- the evaluator
+
+
+def _batch_eqn(eqn, pairs):
+    args = [x for x, _ in pairs]
+    dims = [d for _, d in pairs]
+    if all(d is None for d in dims):
+        return [(o, None) for o in bind_outs(eqn.prim, *args, **eqn.params)]
+    out, out_dim = rule(batching_rules, "batching", eqn.prim)(args, dims, **eqn.params)
+    if eqn.prim not in multiple_results:
+        out, out_dim = [out], [out_dim]
+    return list(zip(out, out_dim))
 
 
 def batch_eval(graph: Graph, consts, args, dims):
     """(outputs, their batch axes) of ``graph`` on ``args``, batched on axis 0 where ``dims``
     says 0 and shared by every example where it says None."""
-    values: dict[int, object] = {}
-    dim_of: dict[int, int] = {}
+    inputs = [(c, None) for c in consts] + list(zip(args, dims))
+    pairs = eval_graph(graph, inputs, _batch_eqn, literal=lambda lit: (lit.value, None))
+    return [x for x, _ in pairs], [d for _, d in pairs]
 
-    def read(atom):
-        return atom.value if isinstance(atom, Literal) else values[atom.id]
 
-    def read_dim(atom):
-        return None if isinstance(atom, Literal) else dim_of.get(atom.id)
+def batch_graph(graph: Graph, in_avals, dims) -> tuple[Graph, list]:
+    """The batched graph of a closed graph: its inputs have ``in_avals`` (the batched ones with
+    the batch on axis 0, where ``dims`` says 0); returns it with the batch axis of each output
+    (0 or None)."""
+    out_dims = []
 
-    for var, value in zip(graph.constvars, consts):
-        values[var.id] = value
-    for var, value, d in zip(graph.invars, args, dims):
-        values[var.id] = value
-        if d is not None:
-            dim_of[var.id] = d
-    for eqn in graph.eqns:
-        ins = [read(a) for a in eqn.inputs]
-        in_dims = [read_dim(a) for a in eqn.inputs]
-        if all(d is None for d in in_dims):
-            values[eqn.out.id] = bind(eqn.prim, *ins, **eqn.params)
-            continue
-        out, out_dim = rule(batching_rules, "batching", eqn.prim)(ins, in_dims, **eqn.params)
-        values[eqn.out.id] = out
-        if out_dim is not None:
-            dim_of[eqn.out.id] = out_dim
-    return [read(v) for v in graph.outvars], [read_dim(v) for v in graph.outvars]
+    def fun(*args):
+        outs, ds = batch_eval(graph, [], args, dims)
+        out_dims[:] = ds
+        return outs
+
+    return trace_closed(fun, in_avals), out_dims
 
 
 # --------------------------------------------------------------------------- axes

@@ -1,24 +1,23 @@
 """Custom derivative rules: ``custom_jvp`` and ``custom_vjp`` (JAX's semantics).
 
 Called inside a trace, a decorated function traces its body into a graph of its own and binds
-one call equation per output (the IR's equations have one output each)::
+one call equation (kind ``call``, see ``adjit.control.call``) with an output per leaf::
 
-    y = custom_jvp_call[fn, index] x...     the body; its JVP is the user's rule, traced
-    y = custom_vjp_call[fn, index] x...     the body; its JVP runs fwd and binds custom_vjp_lin
-    t = custom_vjp_lin[fn, index] r... t... linear in the tangents t: its transpose is the user's
-                                            bwd(r, ct); its own graph is bwd transposed
+    y... = custom_jvp_call[body, fn] x...     the body; its JVP is the user's rule, traced
+    y... = custom_vjp_call[body, fn] x...     the body; its JVP runs fwd and binds custom_vjp_lin
+    t... = custom_vjp_lin[body, fn] r... t... linear in the tangents t: its transpose is the
+                                              user's bwd(r, ct); its body is bwd transposed
 
-``fn`` (a ``CallInfo``) holds the graph, over the values the body captured followed by the
-arguments' leaves, and the rules. Going beyond JAX, forward mode through a ``custom_vjp``
-function works: bwd is linear in ct, so transposing its traced graph gives the tangent map.
-The pass ``inline_calls`` (first in the pipeline) replaces every call by its graph's equations,
-so the optimizer and the code generator never see one; the reference interpreter runs them.
-Called outside any trace, a decorated function is simply called.
+``body`` is the graph, over the values the body captured followed by the arguments' leaves;
+``fn`` (a ``CallInfo``) holds the rules. Going beyond JAX, forward mode through a
+``custom_vjp`` function works: bwd is linear in ct, so transposing its traced graph gives the
+tangent map. The pass ``inline_calls`` (first in the pipeline) replaces every call by its
+body, so the optimizer and the code generator never see one; the reference interpreter runs
+them. Called outside any trace, a decorated function is simply called.
 
 Limits: a decorated function must not close over traced values (pass them as arguments; this is
-an error that says so); there is no ``nondiff_argnums``; a function with k outputs binds k
-calls, each inlining the body (CSE merges the copies); a function adjit cannot trace works only
-when called directly, since a host callback could not run in a compiled kernel.
+an error that says so); there is no ``nondiff_argnums``; a function adjit cannot trace works
+only when called directly, since a host callback could not run in a compiled kernel.
 """
 
 from __future__ import annotations
@@ -29,19 +28,13 @@ from collections.abc import Callable
 
 from adjit import tree
 from adjit.ad import jvp_eval, vjp_eval
+from adjit.batching import batch_eval, vmap_body
+from adjit.control.call import call_abstract, call_impl
 from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError, ConcretizationError
-from adjit.ir.graph import Dim, ShapedArray
-from adjit.ir.interpret import interpret
+from adjit.ir.graph import Graph, ShapedArray, dim_map, subst_dims
+from adjit.ir.rules import Zero, batching_rules, is_linear
 from adjit.primitives import elementwise as ew
-from adjit.primitives.registry import (
-    Zero,
-    batching_rules,
-    call_prims,
-    defjvp_full,
-    defprim,
-    deftranspose,
-    is_linear,
-)
+from adjit.primitives.registry import defjvp_full, defprim, deftranspose
 from adjit.primitives.structural import broadcast_in_dim, instantiate, reduce_sum, zeros_like_aval
 from adjit.trace import Tracer, bind, get_aval, is_tracing, trace_to_graph
 
@@ -49,60 +42,28 @@ _serials = itertools.count()
 
 
 class CallInfo:
-    """The ``fn`` param of a call equation: its graph, how many of the graph's leading inputs
-    are captured values (the rules see only the rest), and the flat rules. Compared by
-    identity; printed as the function's name."""
+    """The ``fn`` param of a custom call: how many of the body's leading inputs are captured
+    values (the rules see only the rest), and the flat rules. Compared by identity; printed
+    as the function's name."""
 
-    def __init__(self, name: str, graph, n_consts: int, **rules):
+    def __init__(self, name: str, n_consts: int, **rules):
         self.name = f"{name}#{next(_serials)}"
-        self._graph = graph
         self.n_consts = n_consts
         self.__dict__.update(rules)
-
-    @property
-    def graph(self):
-        if isinstance(self._graph, Exception):
-            raise self._graph
-        return self._graph
 
     def __repr__(self):
         return self.name
 
 
-# --------------------------------------------------------------------------- symbolic lengths
-# A body traced for f64[n0] is applied to f64[n0] in the trace that made it; the abstract rule
-# and the inliner still map its symbols to the caller's lengths, so concrete inputs (the
-# interpreter's bind) and renamed symbols work too.
+class UntraceableBody:
+    """The ``body`` of a ``custom_vjp_lin`` whose bwd could not be transposed: reverse mode
+    needs only bwd itself, so the error is raised only where forward mode needs the body."""
 
+    def __init__(self, error: AdjitError):
+        self.error = error
 
-def dim_map(formal_avals, actual_avals) -> dict:
-    mapping: dict = {}
-    for f, a in zip(formal_avals, actual_avals):
-        for fd, ad in zip(f.shape, a.shape):
-            if isinstance(fd, Dim) and fd.name not in mapping:
-                mapping[fd.name] = (Dim(ad.name, ad.offset - fd.offset) if isinstance(ad, Dim)
-                                    else int(ad) - fd.offset)
-    return mapping
-
-
-def is_identity(mapping: dict) -> bool:
-    return all(isinstance(v, Dim) and v.name == k and v.offset == 0 for k, v in mapping.items())
-
-
-def subst_dims(value, mapping: dict):
-    """``value`` (a Dim, a tuple of them, a ShapedArray) with its symbols mapped."""
-    if isinstance(value, Dim):
-        base = mapping.get(value.name)
-        if base is None:
-            return value
-        if isinstance(base, Dim):
-            return Dim(base.name, base.offset + value.offset)
-        return base + value.offset
-    if isinstance(value, tuple):
-        return tuple(subst_dims(v, mapping) for v in value)
-    if isinstance(value, ShapedArray):
-        return value.update(shape=subst_dims(value.shape, mapping))
-    return value
+    def __repr__(self):
+        return "<bwd not transposable>"
 
 
 # --------------------------------------------------------------------------- tracing bodies
@@ -139,8 +100,8 @@ def _trace_user_fun(fun, leaves, in_tree, what):
     return graph, consts, out_tree_box[-1]
 
 
-def _bind_outputs(prim: str, info: CallInfo, consts, leaves):
-    return [bind(prim, *consts, *leaves, fn=info, index=i) for i in range(len(info.graph.outvars))]
+def _bind_call(prim: str, body, info: CallInfo, consts, leaves) -> list:
+    return bind(prim, *consts, *leaves, body=body, fn=info)
 
 
 def _as_like(x, aval: ShapedArray, what: str):
@@ -161,47 +122,17 @@ def _tree_leaves_like(value, like_tree, what: str) -> list:
     return leaves
 
 
-# --------------------------------------------------------------------------- call primitives
-# The rules every call primitive shares: its value is output ``index`` of ``fn.graph``.
-
-
-def _call_abstract(*in_avals, fn, index):
-    formal = fn.in_avals if hasattr(fn, "in_avals") else fn.graph.in_avals
-    if len(in_avals) != len(formal):
-        raise AdjitValueError(f"adjit: {fn} takes {len(formal)} inputs, got {len(in_avals)}")
-    out = fn.out_aval if hasattr(fn, "out_aval") else fn.graph.outvars[index].aval
-    return subst_dims(out, dim_map(formal, in_avals))
-
-
-def _call_impl(*args, fn, index):
-    return interpret(fn.graph, [], args)[index]
-
-
-def _graph_jvp(primals, tangents, *, fn, index):
-    outs, t_outs = jvp_eval(fn.graph, [], list(primals), list(tangents))
-    return outs[index], t_outs[index]
-
-
-def _graph_batch(args, dims, *, fn, index):
-    from adjit.batching import batch_eval
-
-    outs, out_dims = batch_eval(fn.graph, [], list(args), list(dims))
-    return outs[index], out_dims[index]
-
-
-def _batched_body(fn: CallInfo, args, dims, what: str):
-    """``fn.graph`` vmapped (every output batched on axis 0), traced as a new body."""
-    from adjit.batching import batch_eval
-
+def _batched_body(body, args, dims, what: str):
+    """``body`` vmapped (every output batched on axis 0), traced as a new body."""
     size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
 
-    def body(*xs):
-        outs, out_dims = batch_eval(fn.graph, [], list(xs), list(dims))
+    def batched(*xs):
+        outs, out_dims = batch_eval(body, [], list(xs), list(dims))
         return [o if d is not None else broadcast_in_dim(
                     o, (size, *get_aval(o).shape), tuple(range(1, get_aval(o).ndim + 1)))
                 for o, d in zip(outs, out_dims)]
 
-    return _trace_body(body, [get_aval(x) for x in args], what)
+    return _trace_body(batched, [get_aval(x) for x in args], what)
 
 
 # --------------------------------------------------------------------------- custom_jvp
@@ -245,32 +176,30 @@ class custom_jvp:
             return ([_as_like(o, a, what) for o, a in zip(outs, out_avals)],
                     [_as_like(t, a, what) for t, a in zip(t_outs, out_avals)])
 
-        info = CallInfo(name, graph, len(consts), jvp=jvp_flat)
-        return tree.unflatten(out_tree, _bind_outputs("custom_jvp_call", info, consts, leaves))
+        info = CallInfo(name, len(consts), jvp=jvp_flat)
+        return tree.unflatten(out_tree, _bind_call("custom_jvp_call", graph, info, consts,
+                                                   leaves))
 
 
-def _custom_jvp_call_jvp(primals, tangents, *, fn, index):
+def _custom_jvp_call_jvp(primals, tangents, *, body, fn):
     nc = fn.n_consts
-    outs, t_outs = fn.jvp(list(primals[nc:]), [instantiate(t) for t in tangents[nc:]])
-    return outs[index], t_outs[index]
+    return fn.jvp(list(primals[nc:]), [instantiate(t) for t in tangents[nc:]])
 
 
-def _custom_jvp_call_batch(args, dims, *, fn, index):
+def _custom_jvp_call_batch(args, dims, *, body, fn):
     # A new custom_jvp: the body vmapped, and the rule vmapped with it.
-    from adjit.api import vmap
-
-    graph, consts = _batched_body(fn, args, dims, f"vmap of {fn}")
+    graph, consts = _batched_body(body, args, dims, f"vmap of {fn}")
     arg_dims = tuple(dims[fn.n_consts:])
-    rule = vmap(lambda p, t: fn.jvp(list(p), list(t)), in_axes=(arg_dims, arg_dims))
-    info = CallInfo(f"vmap({fn.name})", graph, len(consts) + fn.n_consts,
+    rule = vmap_body(lambda p, t: fn.jvp(list(p), list(t)), (arg_dims, arg_dims), 0)
+    info = CallInfo(f"vmap({fn.name})", len(consts) + fn.n_consts,
                     jvp=lambda p, t: rule(tuple(p), tuple(t)))
-    return bind("custom_jvp_call", *consts, *args, fn=info, index=index), 0
+    outs = _bind_call("custom_jvp_call", graph, info, consts, args)
+    return outs, [0] * len(outs)
 
 
-defprim("custom_jvp_call", _call_abstract, _call_impl)
+defprim("custom_jvp_call", call_abstract, call_impl, kind="call", multiple=True)
 defjvp_full("custom_jvp_call", _custom_jvp_call_jvp)
 batching_rules["custom_jvp_call"] = _custom_jvp_call_batch
-call_prims.add("custom_jvp_call")
 
 
 # --------------------------------------------------------------------------- custom_vjp
@@ -328,84 +257,98 @@ class custom_vjp:
             return [zeros_like_aval(a) if c is None else _as_like(c, a, what)
                     for c, a in zip(flat, arg_avals)]
 
-        info = CallInfo(name, graph, len(consts), fwd=fwd_flat, bwd=bwd_flat)
-        return tree.unflatten(out_tree, _bind_outputs("custom_vjp_call", info, consts, leaves))
+        info = CallInfo(name, len(consts), fwd=fwd_flat, bwd=bwd_flat)
+        return tree.unflatten(out_tree, _bind_call("custom_vjp_call", graph, info, consts,
+                                                   leaves))
 
 
-def _custom_vjp_call_jvp(primals, tangents, *, fn, index):
+def _custom_vjp_call_jvp(primals, tangents, *, body, fn):
     nc = fn.n_consts
     outs, res = fn.fwd(list(primals[nc:]))
     t_args = [instantiate(t) for t in tangents[nc:]]
-    lin = _lin_info(fn, res, t_args, [get_aval(o) for o in outs], index)
-    t_out = bind("custom_vjp_lin", *lin.consts, *res, *t_args, fn=lin, index=0)
-    return outs[index], t_out
+    out_avals = [get_aval(o) for o in outs]
+    lin_body, lin_consts = _transposed_bwd(fn, res, t_args, out_avals)
+    lin = CallInfo(f"{fn.name}.lin", len(lin_consts), bwd=fn.bwd, n_res=len(res),
+                   out_avals=out_avals,
+                   in_avals=[get_aval(x) for x in (*lin_consts, *res, *t_args)])
+    return outs, bind("custom_vjp_lin", *lin_consts, *res, *t_args, body=lin_body, fn=lin)
 
 
-def _lin_info(fn: CallInfo, res, t_args, out_avals, index: int) -> CallInfo:
-    """The linear map t -> (J t)[index] whose transpose is bwd: its graph is bwd transposed."""
+def _transposed_bwd(fn: CallInfo, res, t_args, out_avals):
+    """The body of the linear map t -> J t whose transpose is bwd: bwd transposed, traced."""
     n_res = len(res)
-    ct_aval = out_avals[index]
-
-    def cts_for(ct):
-        return [ct if j == index else zeros_like_aval(a) for j, a in enumerate(out_avals)]
 
     def tangent_map(*xs):
         r, ts = list(xs[:n_res]), xs[n_res:]
-        bwd_graph, bwd_consts = trace_to_graph(lambda ct: fn.bwd(r, cts_for(ct)), [ct_aval])
-        _, backward = vjp_eval(bwd_graph, bwd_consts, [zeros_like_aval(ct_aval)], [True])
+        bwd_graph, bwd_consts = trace_to_graph(lambda *cts: fn.bwd(r, list(cts)), out_avals)
+        _, backward = vjp_eval(bwd_graph, bwd_consts, [zeros_like_aval(a) for a in out_avals],
+                               [True] * len(out_avals))
         ct_in = [t if get_aval(t).is_float else Zero(get_aval(t)) for t in ts]
-        return [instantiate(backward(ct_in)[0])]
+        return [instantiate(t) for t in backward(ct_in)]
 
-    avals = [get_aval(x) for x in (*res, *t_args)]
     try:
-        graph, consts = _trace_body(tangent_map, avals, f"bwd of {fn}")
+        return _trace_body(tangent_map, [get_aval(x) for x in (*res, *t_args)], f"bwd of {fn}")
     except AdjitError as e:
-        # Reverse mode needs only bwd itself: the error is raised if forward mode needs this.
-        graph, consts = AdjitError(
+        return UntraceableBody(AdjitError(
             f"adjit: forward mode through the custom_vjp function {fn} transposes its bwd "
-            f"rule, which failed: {e}"), []
-    info = CallInfo(f"{fn.name}.lin", graph, len(consts), bwd=fn.bwd, n_res=n_res,
-                    out_avals=out_avals, index=index, consts=consts,
-                    in_avals=[get_aval(c) for c in consts] + avals, out_aval=ct_aval)
-    return info
+            f"rule, which failed: {e}")), []
 
 
-def _custom_vjp_lin_transpose(ct, *args, fn, index):
+def _custom_vjp_lin_abstract(*in_avals, body, fn):
+    return [subst_dims(a, dim_map(fn.in_avals, in_avals)) for a in fn.out_avals]
+
+
+def _lin_body(body) -> Graph:
+    if not isinstance(body, Graph):
+        raise body.error
+    return body
+
+
+def _custom_vjp_lin_impl(*args, body, fn):
+    return call_impl(*args, body=_lin_body(body))
+
+
+def _custom_vjp_lin_jvp(primals, tangents, *, body, fn):
+    return jvp_eval(_lin_body(body), [], list(primals), list(tangents))
+
+
+def _custom_vjp_lin_transpose(cts, *args, body, fn):
     nc, nr = fn.n_consts, fn.n_res
     res = args[nc:nc + nr]
     if any(is_linear(r) for r in res):
         raise AdjitError(f"adjit: the residuals of {fn} depend on tangents")
-    cts = [ct if j == fn.index else zeros_like_aval(a) for j, a in enumerate(fn.out_avals)]
-    ct_args = fn.bwd(list(res), cts)
+    ct_args = fn.bwd(list(res), [instantiate(c) for c in cts])
     return [None] * (nc + nr) + [c if get_aval(c).is_float else None for c in ct_args]
 
 
-def _custom_vjp_call_batch(args, dims, *, fn, index):
+def _custom_vjp_lin_batch(args, dims, *, body, fn):
+    return batch_eval(_lin_body(body), [], list(args), list(dims))
+
+
+def _custom_vjp_call_batch(args, dims, *, body, fn):
     # A new custom_vjp: the body, fwd and bwd vmapped; an argument the batch shares gets the
     # sum of its per-example cotangents.
-    from adjit.api import vmap
-
-    graph, consts = _batched_body(fn, args, dims, f"vmap of {fn}")
+    graph, consts = _batched_body(body, args, dims, f"vmap of {fn}")
     arg_dims = tuple(dims[fn.n_consts:])
-    fwd_b = vmap(lambda p: fn.fwd(list(p)), in_axes=(arg_dims,))
-    bwd_b = vmap(lambda r, c: fn.bwd(list(r), list(c)))
+    fwd_b = vmap_body(lambda p: fn.fwd(list(p)), (arg_dims,), 0)
+    bwd_b = vmap_body(lambda r, c: fn.bwd(list(r), list(c)), 0, 0)
 
     def bwd(res, cts):
         ct_args = bwd_b(tuple(res), tuple(cts))
         return [c if d is not None else reduce_sum(c, (0,)) for c, d in zip(ct_args, arg_dims)]
 
-    info = CallInfo(f"vmap({fn.name})", graph, len(consts) + fn.n_consts,
+    info = CallInfo(f"vmap({fn.name})", len(consts) + fn.n_consts,
                     fwd=lambda p: fwd_b(tuple(p)), bwd=bwd)
-    return bind("custom_vjp_call", *consts, *args, fn=info, index=index), 0
+    outs = _bind_call("custom_vjp_call", graph, info, consts, args)
+    return outs, [0] * len(outs)
 
 
-defprim("custom_vjp_call", _call_abstract, _call_impl)
+defprim("custom_vjp_call", call_abstract, call_impl, kind="call", multiple=True)
 defjvp_full("custom_vjp_call", _custom_vjp_call_jvp)
 batching_rules["custom_vjp_call"] = _custom_vjp_call_batch
-call_prims.add("custom_vjp_call")
 
-defprim("custom_vjp_lin", _call_abstract, _call_impl)
-defjvp_full("custom_vjp_lin", _graph_jvp)
+defprim("custom_vjp_lin", _custom_vjp_lin_abstract, _custom_vjp_lin_impl, kind="call",
+        multiple=True)
+defjvp_full("custom_vjp_lin", _custom_vjp_lin_jvp)
 deftranspose("custom_vjp_lin", _custom_vjp_lin_transpose)
-batching_rules["custom_vjp_lin"] = _graph_batch
-call_prims.add("custom_vjp_lin")
+batching_rules["custom_vjp_lin"] = _custom_vjp_lin_batch

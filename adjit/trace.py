@@ -17,9 +17,11 @@ import numpy as np
 
 from adjit import tree
 from adjit.errors import AdjitTypeError, ConcretizationError, TracerLeakError
+from adjit.config import config
 from adjit.ir import graph as ir
+from adjit.ir.check import check_graph
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var
-from adjit.primitives.registry import abstract_rules, impl_rules, rule
+from adjit.ir.rules import abstract_rules, impl_rules, multiple_results, rule
 
 _ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
 _SUPPORTED_DTYPES = {np.dtype(t) for t in ("float64", "float32", "int64", "int32", "bool")}
@@ -181,52 +183,6 @@ class Tracer:
         )
 
 
-def _install_tracer_methods():
-    """Python operators and array methods, implemented by adjit.numpy."""
-    import adjit.numpy as anp
-
-    def binary(fn):
-        return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
-
-    for name, fn in [
-        ("add", anp.add), ("sub", anp.subtract), ("mul", anp.multiply),
-        ("truediv", anp.divide), ("pow", anp.power), ("matmul", anp.matmul),
-        ("floordiv", anp.floor_divide), ("mod", anp.mod),
-    ]:
-        forward, reflected = binary(fn)
-        setattr(Tracer, f"__{name}__", forward)
-        setattr(Tracer, f"__r{name}__", reflected)
-    for name, fn in [("lt", anp.less), ("le", anp.less_equal), ("gt", anp.greater),
-                     ("ge", anp.greater_equal), ("eq", anp.equal), ("ne", anp.not_equal),
-                     ("and", anp.logical_and), ("or", anp.logical_or)]:
-        setattr(Tracer, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
-    Tracer.__rand__ = lambda self, other: anp.logical_and(other, self)
-    Tracer.__ror__ = lambda self, other: anp.logical_or(other, self)
-    Tracer.__neg__ = lambda self: anp.negative(self)
-    Tracer.__pos__ = lambda self: self
-    Tracer.__abs__ = lambda self: anp.abs(self)
-    Tracer.__invert__ = lambda self: anp.logical_not(self)
-    Tracer.__getitem__ = lambda self, idx: anp.getitem(self, idx)
-    Tracer.T = property(lambda self: anp.transpose(self))
-    Tracer.at = property(lambda self: anp.IndexUpdateHelper(self))
-    def method(fn):
-        return lambda self, *a, **k: fn(self, *a, **k)
-
-    for name in ("sum", "prod", "max", "min", "mean", "var", "std", "cumsum", "argmax", "argmin"):
-        setattr(Tracer, name, method(getattr(anp, name)))
-    Tracer.reshape = lambda self, *shape, **k: anp.reshape(
-        self, shape[0] if len(shape) == 1 else shape, **k)
-    Tracer.transpose = lambda self, *axes: anp.transpose(
-        self, (axes[0] if len(axes) == 1 else axes) or None)
-    Tracer.astype = lambda self, dtype: anp.astype(self, dtype)
-    Tracer.dot = lambda self, other: anp.dot(self, other)
-    Tracer.squeeze = lambda self, axis=None: anp.squeeze(self, axis)
-    Tracer.ravel = Tracer.flatten = lambda self: anp.ravel(self)
-    Tracer.clip = lambda self, lo=None, hi=None: anp.clip(self, lo, hi)
-    Tracer.__array_ufunc__ = anp.array_ufunc
-    Tracer.__array_function__ = anp.array_function
-
-
 # --------------------------------------------------------------------------- traces
 
 
@@ -279,14 +235,17 @@ class GraphTrace:
             f"adjit: expected an array or a number, got {type(x).__name__} ({x!r:.60})"
         )
 
-    def bind(self, prim: str, args, params) -> Tracer:
+    def bind(self, prim: str, args, params):
         inputs = [self.to_atom(a) for a in args]
         aval = rule(abstract_rules, "shape", prim)(*[a.aval for a in inputs], **params)
-        out = Var(aval)
-        eqn = Eqn(prim, inputs, out, params, user_frame())
+        multiple = prim in multiple_results
+        outs = [Var(a) for a in aval] if multiple else [Var(aval)]
+        eqn = Eqn(prim, inputs, outs, params, user_frame())
         self.eqns.append(eqn)
-        self.producer[out.id] = eqn
-        return Tracer(self, out)
+        for out in outs:
+            self.producer[out.id] = eqn
+        tracers = [Tracer(self, out) for out in outs]
+        return tracers if multiple else tracers[0]
 
 
 class _TraceStack(threading.local):
@@ -326,7 +285,8 @@ _open_lock = threading.Lock()
 
 
 def bind(prim: str, *args, **params):
-    """Apply a primitive: staged into the innermost trace, or run by its reference rule."""
+    """Apply a primitive: staged into the innermost trace, or run by its reference rule.
+    A primitive with several outputs returns a list."""
     if _trace_stack:
         return _trace_stack[-1].bind(prim, args, params)
     for a in args:
@@ -337,7 +297,16 @@ def bind(prim: str, *args, **params):
             )
     values = [np.asarray(a) if not isinstance(a, np.ndarray) else a for a in args]
     rule(abstract_rules, "shape", prim)(*[get_aval(v) for v in values], **params)
-    return np.asarray(rule(impl_rules, "impl", prim)(*values, **params))
+    out = rule(impl_rules, "impl", prim)(*values, **params)
+    if prim in multiple_results:
+        return [np.asarray(o) for o in out]
+    return np.asarray(out)
+
+
+def bind_outs(prim: str, *args, **params) -> list:
+    """``bind``, always returning the list of outputs (for code that handles any primitive)."""
+    out = bind(prim, *args, **params)
+    return out if prim in multiple_results else [out]
 
 
 @contextlib.contextmanager
@@ -364,16 +333,11 @@ def trace_to_graph(fun: Callable, avals) -> tuple[Graph, list]:
             atom = trace.to_atom(out)
             if isinstance(atom, Literal):
                 # An output must be a variable; a constant result is broadcast into one.
-                from adjit.primitives.structural import materialize
-
-                atom = trace.to_atom(materialize(out))
+                atom = trace.to_atom(bind("broadcast_in_dim", out, shape=(),
+                                          broadcast_dimensions=()))
             outvars.append(atom)
     graph = Graph(trace.constvars, trace.invars, trace.eqns, outvars)
-    from adjit.config import config
-
     if config.check_graphs:
-        from adjit.ir.check import check_graph
-
         check_graph(graph)
     return graph, trace.const_values
 
@@ -402,6 +366,16 @@ def _check_output(value, what: str):
     except AdjitTypeError:
         raise AdjitTypeError(f"adjit: the function given to {what} must return arrays or "
                              f"numbers, got {type(value).__name__}") from None
+
+
+def trace_closed(fun: Callable, avals) -> Graph:
+    """Trace ``fun`` into a graph an equation can carry (a call's body): one that reads nothing
+    from outside its inputs. Transformed bodies are closed by construction (the rules make
+    scalar literals, never captured arrays)."""
+    graph, consts = trace_to_graph(fun, avals)
+    if consts:
+        raise AssertionError(f"a sub-graph captured {len(consts)} outside values")
+    return graph
 
 
 # --------------------------------------------------------------------------- symbolic shapes

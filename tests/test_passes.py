@@ -8,7 +8,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
-from adjit.backend.cpu import CompiledGraph
+from adjit.backend.numba_cpu.runner import CompiledGraph
 from adjit.passes import PIPELINE, optimize
 from adjit.passes.cse import cse
 from adjit.passes.dce import dce
@@ -114,14 +114,14 @@ def test_simplify_and_full_pipeline():
     assert after == """\
 { lambda ; a:f64[] .
     b:f64[] = neg a
-    c:f64[] = mul a a
+    c:f64[] = integer_pow[y=2] a
   in (c) }"""
     trail = []
     optimize(_graph(lambda x: (x * 1.0 + 0.0) * anp.negative(-x), 1.0), trail)
     assert [name for name, _ in trail] == [name for name, _ in PIPELINE]
     assert str(trail[-1][1]) == """\
 { lambda ; a:f64[] .
-    b:f64[] = mul a a
+    b:f64[] = integer_pow[y=2] a
   in (b) }"""
 
 
@@ -138,9 +138,10 @@ REWRITES = [
     ("div", "x / 1 -> x", lambda x: x / 1.0, 1.0, []),
     ("neg", "-(-x) -> x", lambda x: anp.negative(-x), 1.0, []),
     ("integer_pow", "x ** 1 -> x", lambda x: ew.integer_pow(x, y=1), 1.0, []),
+    ("mul", "x * x -> x ** 2", lambda x: x * x, 1.0, ["integer_pow"]),
     ("select", "select(p, x, x) -> x", lambda x: anp.where(x > 0, x, x), 1.0, []),
     ("stop_gradient", "stop_gradient(x) -> x", lambda x: adjit.stop_gradient(x) * x, 1.0,
-     ["mul"]),
+     ["integer_pow"]),
 ]
 
 
@@ -220,3 +221,17 @@ def test_float32_kernel_has_typed_constants():
     cg = _compiled(lambda x: x * 2.0 + 1.5, np.ones(3, np.float32))
     assert "np.float64" not in cg.source.text
     assert "np.float32(2.0)" in cg.source.text
+
+
+def test_square_has_one_form_so_cse_merges_it():
+    # tanh(z)**2 and tanh's derivative 1 - tanh(z)*tanh(z) square the same value: after
+    # simplify both are integer_pow[y=2] of it, and CSE keeps one.
+    f = adjit.value_and_grad(lambda z: anp.sum(anp.tanh(z) ** 2))
+    graph = optimize(adjit.make_graph(f)(np.ones(3)))
+    squares = [e for e in graph.eqns if e.prim in ("mul", "integer_pow")
+               and len({id(a) for a in e.inputs}) == 1 or e.prim == "integer_pow"]
+    assert len(squares) == 1, graph
+    value, grad = f(np.linspace(-1.0, 1.0, 3))
+    t = np.tanh(np.linspace(-1.0, 1.0, 3))
+    np.testing.assert_allclose(value, np.sum(t ** 2))
+    np.testing.assert_allclose(grad, 2 * t * (1 - t ** 2))

@@ -1,47 +1,53 @@
 """Forward mode: evaluate a graph with each primitive's JVP rule, staging into the current trace.
 
 Tangents are symbolic ``Zero`` until something makes them non-zero, so the derivative of code
-that does not depend on the inputs costs nothing.
+that does not depend on the inputs costs nothing. ``jvp_graph`` returns the JVP of a graph as a
+graph: what a rule of an equation carrying a graph (a call's body) uses.
 """
 
 from __future__ import annotations
 
-from adjit.ir.graph import Graph, Literal
-from adjit.primitives.registry import Zero, jvp_rules, rule
-from adjit.trace import bind, get_aval
+from adjit.ir.eval import eval_graph
+from adjit.ir.graph import Graph
+from adjit.ir.rules import Zero, jvp_rules, multiple_results, rule
+from adjit.trace import bind_outs, get_aval, trace_closed
+
+
+def _jvp_eqn(eqn, pairs):
+    primals = [p for p, _ in pairs]
+    tangents = [t for _, t in pairs]
+    if all(isinstance(t, Zero) for t in tangents):
+        outs = bind_outs(eqn.prim, *primals, **eqn.params)
+        return [(o, Zero(v.aval)) for o, v in zip(outs, eqn.outs)]
+    out, t_out = rule(jvp_rules, "jvp", eqn.prim)(primals, tangents, **eqn.params)
+    if eqn.prim not in multiple_results:
+        out, t_out = [out], [t_out]
+    return list(zip(out, t_out))
 
 
 def jvp_eval(graph: Graph, consts, primals, tangents):
     """(primal outputs, tangent outputs) of ``graph`` at ``primals`` in direction ``tangents``."""
-    values: dict[int, object] = {}
-    tangent_of: dict[int, object] = {}
-
-    def read(atom):
-        return atom.value if isinstance(atom, Literal) else values[atom.id]
-
-    def read_tangent(atom):
-        if isinstance(atom, Literal):
-            return Zero(atom.aval)
-        t = tangent_of.get(atom.id)
-        return Zero(atom.aval) if t is None else t
-
-    for var, value in zip(graph.constvars, consts):
-        values[var.id] = value
-    for var, value, t in zip(graph.invars, primals, tangents):
-        values[var.id] = value
-        if not isinstance(t, Zero):
-            tangent_of[var.id] = t
-    for eqn in graph.eqns:
-        ins = [read(a) for a in eqn.inputs]
-        t_ins = [read_tangent(a) for a in eqn.inputs]
-        if all(isinstance(t, Zero) for t in t_ins):
-            values[eqn.out.id] = bind(eqn.prim, *ins, **eqn.params)
-            continue
-        out, t_out = rule(jvp_rules, "jvp", eqn.prim)(ins, t_ins, **eqn.params)
-        values[eqn.out.id] = out
-        if not isinstance(t_out, Zero):
-            tangent_of[eqn.out.id] = t_out
-    outs = [read(v) for v in graph.outvars]
-    t_outs = [read_tangent(v) for v in graph.outvars]
-    t_outs = [Zero(get_aval(o)) if isinstance(t, Zero) else t for o, t in zip(outs, t_outs)]
+    inputs = [(c, Zero(v.aval)) for c, v in zip(consts, graph.constvars)]
+    inputs += list(zip(primals, tangents))
+    pairs = eval_graph(graph, inputs, _jvp_eqn, literal=lambda lit: (lit.value, Zero(lit.aval)))
+    outs = [p for p, _ in pairs]
+    t_outs = [Zero(get_aval(o)) if isinstance(t, Zero) else t for o, (_, t) in zip(outs, pairs)]
     return outs, t_outs
+
+
+def jvp_graph(graph: Graph, nonzero) -> tuple[Graph, list[bool]]:
+    """The JVP of a closed graph as a graph: inputs are the primals then the tangents of the
+    inputs where ``nonzero`` says so; outputs the primal outputs then the tangents that are
+    not symbolically zero, which the returned mask marks."""
+    n = len(graph.invars)
+    tangent_avals = [v.aval for v, nz in zip(graph.invars, nonzero) if nz]
+    out_nonzero = []
+
+    def fun(*args):
+        primals, it = args[:n], iter(args[n:])
+        tangents = [next(it) if nz else Zero(v.aval) for v, nz in zip(graph.invars, nonzero)]
+        outs, t_outs = jvp_eval(graph, [], primals, tangents)
+        out_nonzero[:] = [not isinstance(t, Zero) for t in t_outs]
+        return [*outs, *(t for t in t_outs if not isinstance(t, Zero))]
+
+    return trace_closed(fun, [*graph.in_avals, *tangent_avals]), out_nonzero

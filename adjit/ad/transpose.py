@@ -1,23 +1,25 @@
 """Reverse mode = linearize + transpose.
 
-``vjp_eval`` traces the JVP of a graph into a graph of its own, in which every variable that
-depends on a tangent input is linear in the tangents (the JVP rules only scale, add and move
-tangents). The non-linear equations are the primal computation and the coefficients: they are
-replayed forward into the current trace. The linear equations are walked backwards, each
-primitive's transpose rule turning an output cotangent into input cotangents.
+``vjp_eval`` traces the JVP of a graph, splits it by partial evaluation into the known part
+(the primal computation and the coefficients, replayed forward into the current trace) and the
+unknown part, linear in the tangents (the JVP rules only scale, add and move tangents). The
+backward function walks the linear part in reverse, each primitive's transpose rule turning
+an output cotangent into input cotangents (``backward_pass``).
 """
 
 from __future__ import annotations
 
 from adjit.ad.jvp import jvp_eval
+from adjit.ad.partial_eval import partial_eval_graph
+from adjit.ir.eval import eval_graph
 from adjit.ir.graph import Graph, Literal
-from adjit.primitives.registry import LinearArg, Zero, rule, transpose_rules
-from adjit.primitives.structural import add_tangents
-from adjit.trace import bind, get_aval, trace_to_graph
+from adjit.ir.rules import LinearArg, Zero, multiple_results, rule, transpose_rules
+from adjit.primitives.registry import add_tangents, zeros_like_aval
+from adjit.trace import bind_outs, get_aval, trace_to_graph
 
 
 def linearize_graph(graph: Graph, consts, primal_avals, diff):
-    """The JVP graph (primals + tangents of the ``diff`` inputs) and the ids of its linear vars."""
+    """The JVP graph (primals, then the tangents of the ``diff`` inputs) and its consts."""
     n = len(primal_avals)
     tangent_avals = [a for a, d in zip(primal_avals, diff) if d]
 
@@ -25,20 +27,65 @@ def linearize_graph(graph: Graph, consts, primal_avals, diff):
         primals, tangent_in = args[:n], iter(args[n:])
         tangents = [next(tangent_in) if d else Zero(a) for a, d in zip(primal_avals, diff)]
         outs, t_outs = jvp_eval(graph, consts, primals, tangents)
-        return [*outs, *(t if not isinstance(t, Zero) else _zeros(t) for t in t_outs)]
+        return [*outs, *(zeros_like_aval(t.aval) if isinstance(t, Zero) else t for t in t_outs)]
 
-    jvp_graph, jvp_consts = trace_to_graph(jvp_fun, [*primal_avals, *tangent_avals])
-    linear = {v.id for v in jvp_graph.invars[n:]}
-    for eqn in jvp_graph.eqns:
+    return trace_to_graph(jvp_fun, [*primal_avals, *tangent_avals])
+
+
+def _bind_eqn(eqn, values):
+    return bind_outs(eqn.prim, *values, **eqn.params)
+
+
+def backward_pass(graph: Graph, args, cts) -> list:
+    """Cotangents of ``graph``'s invars given cotangents of its outputs: ``args`` holds a value
+    for each non-linear invar and a ``LinearArg`` for each linear one. Equations that do not
+    depend on a linear input are evaluated forward first (into the current trace); the others
+    are transposed in reverse order. Non-linear invars get ``Zero``."""
+    env: dict[int, object] = {}
+    linear: set[int] = set()
+    for var, arg in zip(graph.invars, args, strict=True):
+        if isinstance(arg, LinearArg):
+            linear.add(var.id)
+        else:
+            env[var.id] = arg
+
+    def read(atom):
+        return atom.value if isinstance(atom, Literal) else env[atom.id]
+
+    linear_eqns = []
+    for eqn in graph.eqns:
         if any(not isinstance(a, Literal) and a.id in linear for a in eqn.inputs):
-            linear.add(eqn.out.id)
-    return jvp_graph, jvp_consts, linear
+            linear_eqns.append(eqn)
+            linear.update(v.id for v in eqn.outs)
+        else:
+            for var, value in zip(eqn.outs, _bind_eqn(eqn, [read(a) for a in eqn.inputs])):
+                env[var.id] = value
 
+    ct_of: dict[int, object] = {}
 
-def _zeros(t: Zero):
-    from adjit.primitives.structural import zeros_like_aval
+    def accumulate(var, ct):
+        if ct is not None and not isinstance(ct, Zero):
+            ct_of[var.id] = add_tangents(ct_of.get(var.id, Zero(var.aval)), ct)
 
-    return zeros_like_aval(t.aval)
+    for var, ct in zip(graph.outvars, cts):
+        if not isinstance(var, Literal) and var.id in linear:
+            accumulate(var, ct)
+    for eqn in reversed(linear_eqns):
+        cts_out = [ct_of.pop(v.id, None) for v in eqn.outs]
+        if all(ct is None for ct in cts_out):
+            continue
+        if eqn.prim in multiple_results:
+            ct = [Zero(v.aval) if c is None else c for c, v in zip(cts_out, eqn.outs)]
+        else:
+            ct = cts_out[0]
+        ins = [LinearArg(a.aval) if not isinstance(a, Literal) and a.id in linear else read(a)
+               for a in eqn.inputs]
+        cts_in = rule(transpose_rules, "transpose", eqn.prim)(ct, *ins, **eqn.params)
+        for atom, arg, ct_in in zip(eqn.inputs, ins, cts_in):
+            if isinstance(arg, LinearArg):
+                accumulate(atom, ct_in)
+    return [ct_of.get(v.id, Zero(v.aval)) if v.id in linear else Zero(v.aval)
+            for v in graph.invars]
 
 
 def vjp_eval(graph: Graph, consts, primals, diff):
@@ -48,43 +95,19 @@ def vjp_eval(graph: Graph, consts, primals, diff):
     cotangent (possibly ``Zero``) per differentiated input.
     """
     primal_avals = [get_aval(p) for p in primals]
-    jvp_graph, jvp_consts, linear = linearize_graph(graph, consts, primal_avals, diff)
+    jvp_graph, jvp_consts = linearize_graph(graph, consts, primal_avals, diff)
     n_in, n_out = len(primals), len(graph.outvars)
-
-    values: dict[int, object] = {}
-    for var, value in zip(jvp_graph.constvars, jvp_consts):
-        values[var.id] = value
-    for var, value in zip(jvp_graph.invars[:n_in], primals):
-        values[var.id] = value
-
-    def read(atom):
-        return atom.value if isinstance(atom, Literal) else values[atom.id]
-
-    linear_eqns = []
-    for eqn in jvp_graph.eqns:
-        if eqn.out.id in linear:
-            linear_eqns.append(eqn)
-        else:
-            values[eqn.out.id] = bind(eqn.prim, *[read(a) for a in eqn.inputs], **eqn.params)
-    outs = [read(v) for v in jvp_graph.outvars[:n_out]]
-    tangent_outs = jvp_graph.outvars[n_out:]
-    tangent_ins = jvp_graph.invars[n_in:]
+    n_tangents = len(jvp_graph.invars) - n_in
+    known, linear, out_unknown, n_res = partial_eval_graph(
+        jvp_graph, [False] * n_in + [True] * n_tangents)
+    known_outs = eval_graph(known, [*jvp_consts, *primals], _bind_eqn)
+    outs = known_outs[:n_out]
+    residuals = known_outs[len(known_outs) - n_res:]
+    tangent_in_avals = [v.aval for v in jvp_graph.invars[n_in:]]
 
     def backward(cts):
-        ct_of: dict[int, object] = {}
-        for var, ct in zip(tangent_outs, cts):
-            if not isinstance(var, Literal) and var.id in linear and not isinstance(ct, Zero):
-                ct_of[var.id] = add_tangents(ct_of.get(var.id, Zero(var.aval)), ct)
-        for eqn in reversed(linear_eqns):
-            ct = ct_of.pop(eqn.out.id, None)
-            if ct is None:
-                continue
-            args = [LinearArg(a.aval) if not isinstance(a, Literal) and a.id in linear
-                    else read(a) for a in eqn.inputs]
-            cts_in = rule(transpose_rules, "transpose", eqn.prim)(ct, *args, **eqn.params)
-            for atom, arg, ct_in in zip(eqn.inputs, args, cts_in):
-                if isinstance(arg, LinearArg) and ct_in is not None and not isinstance(ct_in, Zero):
-                    ct_of[atom.id] = add_tangents(ct_of.get(atom.id, Zero(atom.aval)), ct_in)
-        return [ct_of.get(v.id, Zero(v.aval)) for v in tangent_ins]
+        linear_cts = [ct for ct, u in zip(cts, out_unknown[n_out:]) if u]
+        args = [*residuals, *(LinearArg(a) for a in tangent_in_avals)]
+        return backward_pass(linear, args, linear_cts)[n_res:]
 
     return outs, backward

@@ -7,12 +7,17 @@ Grammar (this is also what the printer writes)::
     var     ::= name ":" type
     type    ::= dtype "[" [dim ("," dim)*] "]"        e.g. f64[n0,3]
     dim     ::= int | symbol ["+" int | "-" int]       e.g. 3, n0, n0-1
-    eqn     ::= var " = " prim [params] atom*
+    eqn     ::= var ("," var)* " = " prim [params] atom*
     params  ::= "[" key "=" value ("," key "=" value)* "]"
+    value   ::= graph | python literal                 a graph param is printed indented
     atom    ::= name | literal                         literals are scalars: 1.0:f64
 
 Every variable is assigned exactly once, before it is used. Each equation applies one primitive
-(a name looked up in the rule tables of ``adjit.primitives.registry``) and has one output.
+(a name looked up in the rule tables of ``adjit.ir.rules``) and has a tuple of outputs (one,
+except for primitives in ``multiple_results``). A parameter may hold graphs (a call's body,
+later a loop's): ``subgraphs(eqn)`` lists them, and every stage (printer, checker, passes,
+transformations) recurses through them. A graph inside an equation is closed: it has no
+constvars and reads only its invars.
 
 Shapes may hold symbolic dimensions (``Dim``): a graph traced for ``f64[n0]`` serves every
 length, which is what lets the compiler build one kernel per (dtype, rank). A symbol stands for
@@ -307,16 +312,25 @@ Atom = Var | Literal
 
 
 class Eqn:
-    """``out = prim[params](*inputs)``. ``source`` is the user's (file, line) that made it."""
+    """``outs = prim[params](*inputs)``: one primitive, a tuple of outputs (one, except for the
+    primitives in ``adjit.ir.rules.multiple_results``). ``source`` is the user's (file, line)
+    that made it. A parameter may hold graphs (a call's body): see :func:`subgraphs`."""
 
-    __slots__ = ("prim", "inputs", "out", "params", "source")
+    __slots__ = ("prim", "inputs", "outs", "params", "source")
 
-    def __init__(self, prim: str, inputs, out: Var, params: dict, source=None):
+    def __init__(self, prim: str, inputs, outs, params: dict, source=None):
         self.prim = prim
         self.inputs = tuple(inputs)
-        self.out = out
+        self.outs = (outs,) if isinstance(outs, Var) else tuple(outs)
         self.params = params
         self.source = source
+
+    @property
+    def out(self) -> Var:
+        """The output of a single-output equation."""
+        if len(self.outs) != 1:
+            raise AssertionError(f"{self.prim} has {len(self.outs)} outputs, not one")
+        return self.outs[0]
 
     def replace(self, **changes) -> Eqn:
         fields = {s: getattr(self, s) for s in self.__slots__}
@@ -325,6 +339,30 @@ class Eqn:
 
     def __repr__(self):
         return f"Eqn({self.prim})"
+
+
+def subgraphs(eqn: Eqn) -> list[Graph]:
+    """The graphs an equation carries in its parameters (a call's body, a loop's body)."""
+    found = []
+    for value in eqn.params.values():
+        if isinstance(value, Graph):
+            found.append(value)
+        elif isinstance(value, tuple):
+            found.extend(v for v in value if isinstance(v, Graph))
+    return found
+
+
+def map_subgraphs(eqn: Eqn, fn) -> Eqn:
+    """``eqn`` with ``fn(graph)`` in place of each graph it carries (itself when it has none)."""
+    changed = {}
+    for key, value in eqn.params.items():
+        if isinstance(value, Graph):
+            changed[key] = fn(value)
+        elif isinstance(value, tuple) and any(isinstance(v, Graph) for v in value):
+            changed[key] = tuple(fn(v) if isinstance(v, Graph) else v for v in value)
+    if not changed:
+        return eqn
+    return eqn.replace(params={**eqn.params, **changed})
 
 
 class Graph:
@@ -348,6 +386,7 @@ class Graph:
 
     @property
     def in_avals(self):
+        """The avals of the invars (constvars not included)."""
         return [v.aval for v in self.invars]
 
     @property
@@ -369,3 +408,40 @@ class Graph:
                 if isinstance(d, Dim) and d.name not in seen:
                     seen.append(d.name)
         return seen
+
+
+# --------------------------------------------------------------------------- renaming symbols
+# A body traced for f64[n0] is applied to f64[n0] in the trace that made it; the abstract rules
+# and the inliner of equations carrying graphs still map its symbols to the caller's lengths,
+# so concrete inputs (the interpreter) and renamed symbols work too.
+
+
+def dim_map(formal_avals, actual_avals) -> dict:
+    """The caller's length for each symbol of ``formal_avals``."""
+    mapping: dict = {}
+    for f, a in zip(formal_avals, actual_avals):
+        for fd, ad in zip(f.shape, a.shape):
+            if isinstance(fd, Dim) and fd.name not in mapping:
+                mapping[fd.name] = (Dim(ad.name, ad.offset - fd.offset) if isinstance(ad, Dim)
+                                    else int(ad) - fd.offset)
+    return mapping
+
+
+def is_identity(mapping: dict) -> bool:
+    return all(isinstance(v, Dim) and v.name == k and v.offset == 0 for k, v in mapping.items())
+
+
+def subst_dims(value, mapping: dict):
+    """``value`` (a Dim, a tuple of them, a ShapedArray) with its symbols mapped."""
+    if isinstance(value, Dim):
+        base = mapping.get(value.name)
+        if base is None:
+            return value
+        if isinstance(base, Dim):
+            return Dim(base.name, base.offset + value.offset)
+        return base + value.offset
+    if isinstance(value, tuple):
+        return tuple(subst_dims(v, mapping) for v in value)
+    if isinstance(value, ShapedArray):
+        return value.update(shape=subst_dims(value.shape, mapping))
+    return value

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from adjit.errors import AdjitValueError
-from adjit.ir.graph import Dim, Graph, Literal, has_symbols, resolve_param
-from adjit.primitives.registry import impl_rules, rule
+from adjit.ir.eval import eval_graph
+from adjit.ir.graph import Dim, Graph, has_symbols, resolve_param
+from adjit.ir.rules import impl_rules, multiple_results, rule
 
 
 def bind_symbols(graph: Graph, values) -> dict[str, int]:
@@ -33,17 +34,15 @@ def bind_symbols(graph: Graph, values) -> dict[str, int]:
 def interpret(graph: Graph, consts, args) -> list[np.ndarray]:
     inputs = [*consts, *args]
     env_dims = bind_symbols(graph, inputs)
-    values: dict[int, np.ndarray] = {}
-    for var, value in zip((*graph.constvars, *graph.invars), inputs):
-        values[var.id] = np.asarray(value, var.aval.dtype)
+    inputs = [np.asarray(x, v.aval.dtype) for v, x in zip((*graph.constvars, *graph.invars),
+                                                           inputs)]
 
-    def read(atom):
-        return np.asarray(atom.value) if isinstance(atom, Literal) else values[atom.id]
-
-    for eqn in graph.eqns:
+    def apply(eqn, values):
         params = eqn.params
         if any(has_symbols(v) for v in params.values()):
             params = {k: resolve_param(v, env_dims) for k, v in params.items()}
-        out = rule(impl_rules, "impl", eqn.prim)(*[read(a) for a in eqn.inputs], **params)
-        values[eqn.out.id] = np.asarray(out, eqn.out.aval.dtype)
-    return [read(v) for v in graph.outvars]
+        out = rule(impl_rules, "impl", eqn.prim)(*values, **params)
+        outs = out if eqn.prim in multiple_results else [out]
+        return [np.asarray(o, v.aval.dtype) for o, v in zip(outs, eqn.outs)]
+
+    return eval_graph(graph, inputs, apply, literal=lambda lit: np.asarray(lit.value))

@@ -1,10 +1,11 @@
-"""Text form of a graph, in the grammar of ``adjit.ir.graph``; tests compare against it."""
+"""Text form of a graph, in the grammar of ``adjit.ir.graph``; tests compare against it.
+Graphs inside equations are printed in place, indented, with names continuing the outer ones."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from adjit.ir.graph import Graph, Literal, Var
+from adjit.ir.graph import Graph, Literal, Var, dtype_name
 
 
 def _letters():
@@ -21,38 +22,46 @@ def _letters():
         n += 1
 
 
-def _format_param(value) -> str:
+def _format_param(value, printer, indent: str) -> str:
+    if isinstance(value, Graph):
+        return "\n" + printer.graph(value, indent + "        ")
     if isinstance(value, tuple):
-        inner = ",".join(_format_param(v) for v in value)
+        inner = ",".join(_format_param(v, printer, indent) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, np.dtype):
-        from adjit.ir.graph import dtype_name
-
         return dtype_name(value)
     return str(value)
 
 
-def format_graph(graph: Graph) -> str:
-    names: dict[int, str] = {}
-    fresh = _letters()
+class _Printer:
+    def __init__(self):
+        self.names: dict[int, str] = {}
+        self.fresh = _letters()
 
-    def declare(v: Var) -> str:
-        names[v.id] = next(fresh)
-        return f"{names[v.id]}:{v.aval}"
+    def declare(self, v: Var) -> str:
+        self.names[v.id] = next(self.fresh)
+        return f"{self.names[v.id]}:{v.aval}"
 
-    def atom(a) -> str:
+    def atom(self, a) -> str:
         if isinstance(a, Literal):
             return repr(a)
-        return names.get(a.id, f"?{a.id}")
+        return self.names.get(a.id, f"?{a.id}")
 
-    consts = ", ".join(declare(v) for v in graph.constvars)
-    ins = ", ".join(declare(v) for v in graph.invars)
-    lines = [f"{{ lambda {consts}{' ' if consts else ''}; {ins} ."]
-    for eqn in graph.eqns:
-        params = ""
-        if eqn.params:
-            params = "[" + ", ".join(f"{k}={_format_param(v)}" for k, v in eqn.params.items()) + "]"
-        args = " ".join(atom(a) for a in eqn.inputs)
-        lines.append(f"    {declare(eqn.out)} = {eqn.prim}{params} {args}".rstrip())
-    lines.append(f"  in ({', '.join(atom(v) for v in graph.outvars)}) }}")
-    return "\n".join(lines)
+    def graph(self, graph: Graph, indent: str = "") -> str:
+        consts = ", ".join(self.declare(v) for v in graph.constvars)
+        ins = ", ".join(self.declare(v) for v in graph.invars)
+        lines = [f"{indent}{{ lambda {consts}{' ' if consts else ''}; {ins} ."]
+        for eqn in graph.eqns:
+            params = ""
+            if eqn.params:
+                params = "[" + ", ".join(f"{k}={_format_param(v, self, indent)}"
+                                         for k, v in eqn.params.items()) + "]"
+            args = " ".join(self.atom(a) for a in eqn.inputs)
+            outs = ", ".join(self.declare(v) for v in eqn.outs)
+            lines.append(f"{indent}    {outs} = {eqn.prim}{params} {args}".rstrip())
+        lines.append(f"{indent}  in ({', '.join(self.atom(v) for v in graph.outvars)}) }}")
+        return "\n".join(lines)
+
+
+def format_graph(graph: Graph) -> str:
+    return _Printer().graph(graph)

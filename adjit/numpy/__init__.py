@@ -380,9 +380,7 @@ def isnan(x):
 
 def stop_gradient(x):
     """``x`` with a zero derivative."""
-    from adjit.api import stop_gradient as _stop
-
-    return _stop(x)
+    return ew.stop_gradient(x)
 
 
 def _one_axis(a, axis):
@@ -719,3 +717,6 @@ def array_function(tracer, func, types, args, kwargs):
 
 
 from adjit.numpy import linalg  # noqa: E402,F401  (needs the names above)
+from adjit.numpy import operators  # noqa: E402  (needs the names above)
+
+operators.install()

@@ -20,18 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, same_shape
+from adjit.ir.rules import kind_of
+
+class _Kind:
+    """The primitives of one kind, as declared where each is defined (``adjit.ir.rules``)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __contains__(self, prim: str) -> bool:
+        return kind_of(prim) == self.kind
+
 
 # Evaluated per element at the nest's index; inputs at the same index may be in-nest values.
-ELEMENTWISE = {
-    "neg", "add", "sub", "mul", "div", "max", "min", "pow", "integer_pow", "atan2",
-    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
-    "atanh", "exp", "expm1", "log", "log1p", "sqrt", "cbrt", "logistic", "erf", "lgamma",
-    "digamma", "polygamma", "abs", "sign", "floor", "ceil", "round", "eq", "ne", "lt", "le",
-    "gt", "ge", "and", "or", "not", "select", "convert_element_type", "stop_gradient",
-}
+ELEMENTWISE = _Kind("elementwise")
 # Read their array input at a computed index: it must exist before the nest starts.
-INDEXED = {"broadcast_in_dim", "take", "iota"}
-REDUCTIONS = {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod"}
+GATHERS = _Kind("gather")
+REDUCTIONS = _Kind("reduction")
 
 
 def _non_unit(shape):
@@ -39,9 +44,9 @@ def _non_unit(shape):
 
 
 def is_view(eqn: Eqn) -> bool:
-    """Index remappings: broadcasts, transposes, slices, and reshapes that only insert or
-    remove length-1 axes."""
-    if eqn.prim in ("broadcast_in_dim", "transpose", "slice"):
+    """Index remappings: the primitives of kind ``view`` (broadcasts, transposes, slices), and
+    reshapes that only insert or remove length-1 axes."""
+    if kind_of(eqn.prim) == "view":
         return True
     return eqn.prim == "reshape" and same_shape(_non_unit(eqn.inputs[0].aval.shape),
                                                  _non_unit(eqn.out.aval.shape))
@@ -165,7 +170,7 @@ def fuse(graph: Graph) -> Schedule:
         if is_view(eqn):
             views[eqn.out.id] = eqn
             continue
-        fusible = eqn.prim in ELEMENTWISE or eqn.prim in INDEXED or eqn.prim in REDUCTIONS
+        fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
         if not fusible:
             materialize(eqn.inputs)
             close_readers_of(_sources(eqn.inputs, views))

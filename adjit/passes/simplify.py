@@ -1,10 +1,11 @@
 """Algebraic simplification: a table of rewrite rules, each with its identity, run to a fixed
-point by one engine. A rule sees an equation and returns the atom that replaces its output, or
-None. Only identities exact in floating point are here (x * 0 is not 0 when x is inf or nan)."""
+point by one engine. A rule sees an equation and returns the atom that replaces its output, an
+equation that replaces it (a canonical form), or None. Only identities exact in floating point
+are here (x * 0 is not 0 when x is inf or nan). Graphs inside equations are simplified too."""
 
 from __future__ import annotations
 
-from adjit.ir.graph import Graph, Literal, same_shape
+from adjit.ir.graph import Eqn, Graph, Literal, map_subgraphs, same_shape
 from adjit.passes.rewrite import Renamer
 
 
@@ -34,10 +35,18 @@ def _neg_neg(eqn, k):
     return inner.inputs[0] if inner else None
 
 
+def _square(eqn, k):
+    x, y = eqn.inputs
+    if x is y and not isinstance(x, Literal):
+        return eqn.replace(prim="integer_pow", inputs=(x,), params={"y": 2})
+    return None
+
+
 RULES = {
-    # x * 1 -> x,  1 * x -> x
+    # x * 1 -> x,  1 * x -> x,  x * x -> x ** 2 (one form, so CSE sees x*x and x**2 as one)
     "mul": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 1) else None,
-            lambda e, k: e.inputs[1] if k.is_(e.inputs[0], 1) else None],
+            lambda e, k: e.inputs[1] if k.is_(e.inputs[0], 1) else None,
+            _square],
     # x + 0 -> x,  0 + x -> x
     "add": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 0) else None,
             lambda e, k: e.inputs[1] if k.is_(e.inputs[0], 0) else None],
@@ -58,31 +67,46 @@ RULES = {
 
 def simplify(graph: Graph) -> Graph:
     for _ in range(10):
-        new = _simplify_once(graph)
-        if len(new.eqns) == len(graph.eqns):
+        new, changed = _simplify_once(graph)
+        if not changed:
             return new
         graph = new
     return graph
 
 
-def _simplify_once(graph: Graph) -> Graph:
+def _rewrite(eqn, consts):
+    """The atom replacing ``eqn``'s output, or ``eqn`` in canonical form (maybe itself)."""
+    for _ in range(10):
+        for rule in RULES.get(eqn.prim, ()):
+            candidate = rule(eqn, consts)
+            if isinstance(candidate, Eqn):
+                eqn = candidate
+                break
+            if candidate is not None and candidate.aval.dtype == eqn.out.aval.dtype and \
+                    same_shape(candidate.aval.shape, eqn.out.aval.shape):
+                return candidate
+        else:
+            return eqn
+    return eqn
+
+
+def _simplify_once(graph: Graph):
     renamer = Renamer()
     consts = _Consts()
     eqns = []
+    changed = False
     for eqn in graph.eqns:
-        eqn = renamer.apply(eqn)
-        replacement = None
-        for rule in RULES.get(eqn.prim, ()):
-            candidate = rule(eqn, consts)
-            if candidate is not None and candidate.aval.dtype == eqn.out.aval.dtype and \
-                    same_shape(candidate.aval.shape, eqn.out.aval.shape):
-                replacement = candidate
-                break
-        if replacement is not None:
+        eqn = map_subgraphs(renamer.apply(eqn), simplify)
+        replacement = _rewrite(eqn, consts) if len(eqn.outs) == 1 else eqn
+        if not isinstance(replacement, Eqn):
             renamer.alias(eqn.out, replacement)
+            changed = True
             continue
+        changed |= replacement is not eqn
+        eqn = replacement
         if eqn.prim == "broadcast_in_dim" and isinstance(eqn.inputs[0], Literal):
             consts.value_of[eqn.out.id] = eqn.inputs[0].value
-        consts.producer[eqn.out.id] = eqn
+        for out in eqn.outs:
+            consts.producer[out.id] = eqn
         eqns.append(eqn)
-    return renamer.finish(graph, eqns)
+    return renamer.finish(graph, eqns), changed

@@ -61,23 +61,23 @@ def _compare_abstract(x, y, **_):
 # --------------------------------------------------------------------------- arithmetic
 
 neg = _binder("neg")
-defprim("neg", _unary_abstract, np.negative)
+defprim("neg", _unary_abstract, np.negative, kind="elementwise")
 defbatch_elementwise("neg")
 deflinear("neg", lambda ct, x: [neg(ct)])
 
 add = _binder("add")
-defprim("add", _binary_abstract, np.add)
+defprim("add", _binary_abstract, np.add, kind="elementwise")
 defbatch_elementwise("add")
 deflinear("add", lambda ct, x, y: [ct if is_linear(x) else None, ct if is_linear(y) else None])
 
 sub = _binder("sub")
-defprim("sub", _binary_abstract, np.subtract)
+defprim("sub", _binary_abstract, np.subtract, kind="elementwise")
 defbatch_elementwise("sub")
 deflinear("sub", lambda ct, x, y: [ct if is_linear(x) else None,
                                    neg(ct) if is_linear(y) else None])
 
 mul = _binder("mul")
-defprim("mul", _binary_abstract, np.multiply)
+defprim("mul", _binary_abstract, np.multiply, kind="elementwise")
 defbatch_elementwise("mul")
 defjvp("mul", lambda t, x, y, **_: mul(t, y), lambda t, x, y, **_: mul(x, t))
 # Linear in whichever argument carries the tangent; the other is a primal coefficient.
@@ -86,14 +86,14 @@ deftranspose("mul", lambda ct, x, y: [mul(ct, y) if is_linear(x) else None,
 
 div = _binder("div")
 defprim("div", _binary_abstract, lambda x, y: np.divide(x, y) if x.dtype.kind == "f"
-        else np.floor_divide(x, y))
+        else np.floor_divide(x, y), kind="elementwise")
 defbatch_elementwise("div")
 defjvp("div", lambda t, x, y, **_: div(t, y),
        lambda t, x, y, out, **_: neg(mul(t, div(out, y))))
 deftranspose("div", lambda ct, x, y: [div(ct, y), None])
 
 max_p = _binder("max")
-defprim("max", _binary_abstract, np.maximum)
+defprim("max", _binary_abstract, np.maximum, kind="elementwise")
 defbatch_elementwise("max")
 
 
@@ -116,12 +116,12 @@ def _minmax_jvp(name, wins):
 defjvp_full("max", _minmax_jvp("max", lambda x, y: gt(x, y)))
 
 min_p = _binder("min")
-defprim("min", _binary_abstract, np.minimum)
+defprim("min", _binary_abstract, np.minimum, kind="elementwise")
 defbatch_elementwise("min")
 defjvp_full("min", _minmax_jvp("min", lambda x, y: lt(x, y)))
 
 pow_p = _binder("pow")
-defprim("pow", _binary_abstract, np.power)
+defprim("pow", _binary_abstract, np.power, kind="elementwise")
 defbatch_elementwise("pow")
 
 
@@ -137,14 +137,14 @@ defjvp("pow",
        _pow_jvp_exponent)
 
 integer_pow = _binder("integer_pow")
-defprim("integer_pow", _unary_abstract, lambda x, *, y: np.power(x, y))
+defprim("integer_pow", _unary_abstract, lambda x, *, y: np.power(x, y), kind="elementwise")
 defbatch_elementwise("integer_pow")
 defjvp("integer_pow", lambda t, x, *, y, **_:
        mul(t, full_like(x, 0.0)) if y == 0 else
        mul(t, mul(full_like(x, float(y)), integer_pow(x, y=y - 1) if y != 2 else x)))
 
 atan2 = _binder("atan2")
-defprim("atan2", _binary_abstract, np.arctan2)
+defprim("atan2", _binary_abstract, np.arctan2, kind="elementwise")
 defbatch_elementwise("atan2")
 defjvp("atan2",
        lambda t, y, x, **_: mul(t, div(x, add(mul(x, x), mul(y, y)))),
@@ -154,25 +154,25 @@ defjvp("atan2",
 
 sin = _binder("sin")
 cos = _binder("cos")
-defprim("sin", _float_unary_abstract, np.sin)
+defprim("sin", _float_unary_abstract, np.sin, kind="elementwise")
 defbatch_elementwise("sin")
 defjvp("sin", lambda t, x, **_: mul(t, cos(x)))
-defprim("cos", _float_unary_abstract, np.cos)
+defprim("cos", _float_unary_abstract, np.cos, kind="elementwise")
 defbatch_elementwise("cos")
 defjvp("cos", lambda t, x, **_: neg(mul(t, sin(x))))
 
 tan = _binder("tan")
-defprim("tan", _float_unary_abstract, np.tan)
+defprim("tan", _float_unary_abstract, np.tan, kind="elementwise")
 defbatch_elementwise("tan")
 defjvp("tan", lambda t, x, out, **_: mul(t, add(full_like(x, 1.0), mul(out, out))))
 
 sqrt = _binder("sqrt")
-defprim("sqrt", _float_unary_abstract, np.sqrt)
+defprim("sqrt", _float_unary_abstract, np.sqrt, kind="elementwise")
 defbatch_elementwise("sqrt")
 defjvp("sqrt", lambda t, x, out, **_: div(t, mul(full_like(x, 2.0), out)))
 
 cbrt = _binder("cbrt")
-defprim("cbrt", _float_unary_abstract, np.cbrt)
+defprim("cbrt", _float_unary_abstract, np.cbrt, kind="elementwise")
 defbatch_elementwise("cbrt")
 defjvp("cbrt", lambda t, x, out, **_: div(t, mul(full_like(x, 3.0), mul(out, out))))
 
@@ -182,85 +182,85 @@ def _one_minus_square(x):
 
 
 asin = _binder("asin")
-defprim("asin", _float_unary_abstract, np.arcsin)
+defprim("asin", _float_unary_abstract, np.arcsin, kind="elementwise")
 defbatch_elementwise("asin")
 defjvp("asin", lambda t, x, **_: div(t, sqrt(_one_minus_square(x))))
 
 acos = _binder("acos")
-defprim("acos", _float_unary_abstract, np.arccos)
+defprim("acos", _float_unary_abstract, np.arccos, kind="elementwise")
 defbatch_elementwise("acos")
 defjvp("acos", lambda t, x, **_: neg(div(t, sqrt(_one_minus_square(x)))))
 
 atan = _binder("atan")
-defprim("atan", _float_unary_abstract, np.arctan)
+defprim("atan", _float_unary_abstract, np.arctan, kind="elementwise")
 defbatch_elementwise("atan")
 defjvp("atan", lambda t, x, **_: div(t, add(full_like(x, 1.0), mul(x, x))))
 
 sinh = _binder("sinh")
 cosh = _binder("cosh")
-defprim("sinh", _float_unary_abstract, np.sinh)
+defprim("sinh", _float_unary_abstract, np.sinh, kind="elementwise")
 defbatch_elementwise("sinh")
 defjvp("sinh", lambda t, x, **_: mul(t, cosh(x)))
-defprim("cosh", _float_unary_abstract, np.cosh)
+defprim("cosh", _float_unary_abstract, np.cosh, kind="elementwise")
 defbatch_elementwise("cosh")
 defjvp("cosh", lambda t, x, **_: mul(t, sinh(x)))
 
 tanh = _binder("tanh")
-defprim("tanh", _float_unary_abstract, np.tanh)
+defprim("tanh", _float_unary_abstract, np.tanh, kind="elementwise")
 defbatch_elementwise("tanh")
 defjvp("tanh", lambda t, x, out, **_: mul(t, _one_minus_square(out)))
 
 asinh = _binder("asinh")
-defprim("asinh", _float_unary_abstract, np.arcsinh)
+defprim("asinh", _float_unary_abstract, np.arcsinh, kind="elementwise")
 defbatch_elementwise("asinh")
 defjvp("asinh", lambda t, x, **_: div(t, sqrt(add(mul(x, x), full_like(x, 1.0)))))
 
 acosh = _binder("acosh")
-defprim("acosh", _float_unary_abstract, np.arccosh)
+defprim("acosh", _float_unary_abstract, np.arccosh, kind="elementwise")
 defbatch_elementwise("acosh")
 defjvp("acosh", lambda t, x, **_: div(t, sqrt(sub(mul(x, x), full_like(x, 1.0)))))
 
 atanh = _binder("atanh")
-defprim("atanh", _float_unary_abstract, np.arctanh)
+defprim("atanh", _float_unary_abstract, np.arctanh, kind="elementwise")
 defbatch_elementwise("atanh")
 defjvp("atanh", lambda t, x, **_: div(t, _one_minus_square(x)))
 
 exp = _binder("exp")
-defprim("exp", _float_unary_abstract, np.exp)
+defprim("exp", _float_unary_abstract, np.exp, kind="elementwise")
 defbatch_elementwise("exp")
 defjvp("exp", lambda t, x, out, **_: mul(t, out))
 
 expm1 = _binder("expm1")
-defprim("expm1", _float_unary_abstract, np.expm1)
+defprim("expm1", _float_unary_abstract, np.expm1, kind="elementwise")
 defbatch_elementwise("expm1")
 defjvp("expm1", lambda t, x, out, **_: mul(t, add(out, full_like(x, 1.0))))
 
 log = _binder("log")
-defprim("log", _float_unary_abstract, np.log)
+defprim("log", _float_unary_abstract, np.log, kind="elementwise")
 defbatch_elementwise("log")
 defjvp("log", lambda t, x, **_: div(t, x))
 
 log1p = _binder("log1p")
-defprim("log1p", _float_unary_abstract, np.log1p)
+defprim("log1p", _float_unary_abstract, np.log1p, kind="elementwise")
 defbatch_elementwise("log1p")
 defjvp("log1p", lambda t, x, **_: div(t, add(x, full_like(x, 1.0))))
 
 logistic = _binder("logistic")
 defprim("logistic", _float_unary_abstract,
-        lambda x: (0.5 * (np.tanh(0.5 * x) + 1)).astype(x.dtype))
+        lambda x: (0.5 * (np.tanh(0.5 * x) + 1)).astype(x.dtype), kind="elementwise")
 defbatch_elementwise("logistic")
 defjvp("logistic", lambda t, x, out, **_: mul(t, mul(out, sub(full_like(x, 1.0), out))))
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 erf = _binder("erf")
-defprim("erf", _float_unary_abstract, lambda x: _erf(x).astype(x.dtype))
+defprim("erf", _float_unary_abstract, lambda x: _erf(x).astype(x.dtype), kind="elementwise")
 defbatch_elementwise("erf")
 defjvp("erf", lambda t, x, **_: mul(t, mul(full_like(x, 2.0 / math.sqrt(math.pi)),
                                           exp(neg(mul(x, x))))))
 
 _lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 lgamma = _binder("lgamma")
-defprim("lgamma", _float_unary_abstract, lambda x: _lgamma(x).astype(x.dtype))
+defprim("lgamma", _float_unary_abstract, lambda x: _lgamma(x).astype(x.dtype), kind="elementwise")
 defbatch_elementwise("lgamma")
 defjvp("lgamma", lambda t, x, **_: mul(t, digamma(x)))
 
@@ -281,7 +281,7 @@ def _digamma_impl(x):
     return series + shift
 
 
-defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype))
+defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype), kind="elementwise")
 defbatch_elementwise("digamma")
 defjvp("digamma", lambda t, x, **_: mul(t, polygamma(x, m=1)))
 
@@ -309,7 +309,7 @@ def _polygamma_impl(x, *, m):
     return ((-1) ** (m + 1) * math.factorial(m) * (head + tail)).astype(dtype)
 
 
-defprim("polygamma", lambda x, *, m: _float_unary_abstract(x), _polygamma_impl)
+defprim("polygamma", lambda x, *, m: _float_unary_abstract(x), _polygamma_impl, kind="elementwise")
 defbatch_elementwise("polygamma")
 defjvp("polygamma", lambda t, x, *, m, **_: mul(t, polygamma(x, m=m + 1)))
 
@@ -317,25 +317,25 @@ defjvp("polygamma", lambda t, x, *, m, **_: mul(t, polygamma(x, m=m + 1)))
 
 abs_p = _binder("abs")
 sign = _binder("sign")
-defprim("abs", _unary_abstract, np.abs)
+defprim("abs", _unary_abstract, np.abs, kind="elementwise")
 defbatch_elementwise("abs")
 defjvp("abs", lambda t, x, **_: mul(t, sign(x)))
-defprim("sign", _unary_abstract, np.sign)
+defprim("sign", _unary_abstract, np.sign, kind="elementwise")
 defbatch_elementwise("sign")
 defnondiff("sign")
 
 floor = _binder("floor")
-defprim("floor", _float_unary_abstract, np.floor)
+defprim("floor", _float_unary_abstract, np.floor, kind="elementwise")
 defbatch_elementwise("floor")
 defnondiff("floor")
 
 ceil = _binder("ceil")
-defprim("ceil", _float_unary_abstract, np.ceil)
+defprim("ceil", _float_unary_abstract, np.ceil, kind="elementwise")
 defbatch_elementwise("ceil")
 defnondiff("ceil")
 
 round_p = _binder("round")
-defprim("round", _float_unary_abstract, np.round)
+defprim("round", _float_unary_abstract, np.round, kind="elementwise")
 defbatch_elementwise("round")
 defnondiff("round")
 
@@ -344,19 +344,19 @@ defnondiff("round")
 eq, ne, lt, le, gt, ge = (_binder(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
 for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
                    ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)]:
-    defprim(_name, _compare_abstract, _fn)
+    defprim(_name, _compare_abstract, _fn, kind="elementwise")
     defbatch_elementwise(_name)
     defnondiff(_name)
 
 logical_and, logical_or = _binder("and"), _binder("or")
 logical_not = _binder("not")
-defprim("and", _compare_abstract, np.logical_and)
+defprim("and", _compare_abstract, np.logical_and, kind="elementwise")
 defbatch_elementwise("and")
 defnondiff("and")
-defprim("or", _compare_abstract, np.logical_or)
+defprim("or", _compare_abstract, np.logical_or, kind="elementwise")
 defbatch_elementwise("or")
 defnondiff("or")
-defprim("not", lambda x: ShapedArray(x.shape, np.bool_), np.logical_not)
+defprim("not", lambda x: ShapedArray(x.shape, np.bool_), np.logical_not, kind="elementwise")
 defbatch_elementwise("not")
 defnondiff("not")
 
@@ -390,7 +390,7 @@ def _select_transpose(ct, pred, on_true, on_false):
             select(pred, zeros, ct) if is_linear(on_false) else None]
 
 
-defprim("select", _select_abstract, np.where)
+defprim("select", _select_abstract, np.where, kind="elementwise")
 defbatch_elementwise("select")
 defjvp_full("select", _select_jvp)
 deftranspose("select", _select_transpose)
@@ -418,7 +418,7 @@ def _convert_jvp(primals, tangents, *, new_dtype):
 
 
 defprim("convert_element_type", lambda x, *, new_dtype: x.update(dtype=new_dtype),
-        lambda x, *, new_dtype: x.astype(new_dtype))
+        lambda x, *, new_dtype: x.astype(new_dtype), kind="elementwise")
 defbatch_elementwise("convert_element_type")
 defjvp_full("convert_element_type", _convert_jvp)
 deftranspose("convert_element_type",
@@ -428,6 +428,6 @@ deftranspose("convert_element_type",
 # The identity with a zero derivative.
 
 stop_gradient = _binder("stop_gradient")
-defprim("stop_gradient", _unary_abstract, lambda x: x)
+defprim("stop_gradient", _unary_abstract, lambda x: x, kind="elementwise")
 defbatch_elementwise("stop_gradient")
 defnondiff("stop_gradient")

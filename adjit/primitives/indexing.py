@@ -57,7 +57,7 @@ def _take_abstract(x, idx, *, axis):
 
 
 defprim("take", _take_abstract,
-        lambda x, idx, *, axis: np.take(x, _clamped(idx, x.shape[axis]), axis=axis))
+        lambda x, idx, *, axis: np.take(x, _clamped(idx, x.shape[axis]), axis=axis), kind="gather")
 defjvp("take", lambda t, x, idx, *, axis, **_: take(t, idx, axis), None)
 deftranspose("take", lambda ct, x, idx, *, axis: [
     scatter_add(zeros_like_aval(x.aval), idx, ct, axis), None])

@@ -80,12 +80,12 @@ def _extremum_abstract(what):
 
 
 reduce_max = _reduction("reduce_max")
-defprim("reduce_max", _extremum_abstract("max"), lambda x, *, axes: np.max(x, axis=axes))
+defprim("reduce_max", _extremum_abstract("max"), lambda x, *, axes: np.max(x, axis=axes), kind="reduction")
 defjvp_full("reduce_max", _extremum_jvp("reduce_max"))
 defbatch_params("reduce_max", _shift_axes)
 
 reduce_min = _reduction("reduce_min")
-defprim("reduce_min", _extremum_abstract("min"), lambda x, *, axes: np.min(x, axis=axes))
+defprim("reduce_min", _extremum_abstract("min"), lambda x, *, axes: np.min(x, axis=axes), kind="reduction")
 defjvp_full("reduce_min", _extremum_jvp("reduce_min"))
 defbatch_params("reduce_min", _shift_axes)
 
@@ -93,7 +93,7 @@ defbatch_params("reduce_min", _shift_axes)
 # d prod = prod * sum(t / x): exact wherever no factor is zero (a known limit, see the docs).
 
 reduce_prod = _reduction("reduce_prod")
-defprim("reduce_prod", _reduce_abstract, lambda x, *, axes: np.prod(x, axis=axes))
+defprim("reduce_prod", _reduce_abstract, lambda x, *, axes: np.prod(x, axis=axes), kind="reduction")
 defjvp("reduce_prod", lambda t, x, *, axes, out:
        mul(out, reduce_sum(div(t, x), axes)))
 defbatch_params("reduce_prod", _shift_axes)

@@ -8,8 +8,11 @@ import numpy as np
 
 from adjit.errors import AdjitValueError
 from adjit.ir.graph import Dim, ShapedArray, dim_add, dim_sub, is_symbolic, same_shape
-from adjit.primitives.registry import (
+from adjit.primitives.registry import (  # noqa: F401  (add_tangents..: the names users import)
     Zero,
+    add_tangents,
+    instantiate,
+    zeros_like_aval,
     batch_all,
     batch_size,
     batching_rules,
@@ -22,25 +25,6 @@ from adjit.primitives.registry import (
 from adjit.trace import bind, get_aval
 
 # --------------------------------------------------------------------------- helpers
-
-
-def zeros_like_aval(aval: ShapedArray):
-    return broadcast_in_dim(np.zeros((), aval.dtype), aval.shape, ())
-
-
-def add_tangents(a, b):
-    """Sum of two tangents or cotangents, either of which may be a symbolic Zero."""
-    from adjit.primitives.elementwise import add
-
-    if isinstance(a, Zero):
-        return b
-    if isinstance(b, Zero):
-        return a
-    return add(a, b)
-
-
-def instantiate(t):
-    return zeros_like_aval(t.aval) if isinstance(t, Zero) else t
 
 
 def _dims_match(a, b) -> bool:
@@ -92,7 +76,7 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     return [reshape(out, in_shape)]
 
 
-defprim("broadcast_in_dim", _broadcast_in_dim_abstract, _broadcast_in_dim_impl)
+defprim("broadcast_in_dim", _broadcast_in_dim_abstract, _broadcast_in_dim_impl, kind="view")
 deflinear("broadcast_in_dim", _broadcast_in_dim_transpose)
 batching_rules["broadcast_in_dim"] = lambda args, dims, *, shape, broadcast_dimensions: (
     bind("broadcast_in_dim", args[0], shape=(batch_size(args, dims), *shape),
@@ -145,7 +129,7 @@ def _transpose_abstract(x, *, permutation):
     return ShapedArray([x.shape[p] for p in permutation], x.dtype)
 
 
-defprim("transpose", _transpose_abstract, lambda x, *, permutation: np.transpose(x, permutation))
+defprim("transpose", _transpose_abstract, lambda x, *, permutation: np.transpose(x, permutation), kind="view")
 deflinear("transpose", lambda ct, x, *, permutation:
           [transpose(ct, np.argsort(permutation).tolist())])
 defbatch_params("transpose", lambda *, permutation: {
@@ -173,7 +157,7 @@ def _reduce_sum_transpose(ct, x, *, axes):
     return [broadcast_in_dim(ct, x.aval.shape, kept)]
 
 
-defprim("reduce_sum", _reduce_abstract, lambda x, *, axes: np.sum(x, axis=axes))
+defprim("reduce_sum", _reduce_abstract, lambda x, *, axes: np.sum(x, axis=axes), kind="reduction")
 deflinear("reduce_sum", _reduce_sum_transpose)
 defbatch_params("reduce_sum", lambda *, axes: {"axes": tuple(a + 1 for a in axes)})
 
@@ -222,7 +206,7 @@ def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
     return [pad(ct, tuple(lo), tuple(hi), tuple(interior))]
 
 
-defprim("slice", _slice_abstract, _slice_impl)
+defprim("slice", _slice_abstract, _slice_impl, kind="view")
 deflinear("slice", _slice_transpose)
 batching_rules["slice"] = lambda args, dims, *, start_indices, limit_indices, strides: (
     bind("slice", args[0], start_indices=(0, *start_indices),
@@ -328,7 +312,7 @@ def _iota_impl(*, dtype, shape, dimension):
         index.reshape([-1 if i == dimension else 1 for i in range(len(shape))]), shape).copy()
 
 
-defprim("iota", lambda *, dtype, shape, dimension: ShapedArray(shape, dtype), _iota_impl)
+defprim("iota", lambda *, dtype, shape, dimension: ShapedArray(shape, dtype), _iota_impl, kind="gather")
 defnondiff("iota")
 batching_rules["iota"] = lambda args, dims, **params: (bind("iota", **params), None)  # no inputs
 
