@@ -1,14 +1,14 @@
 """The optimization pipeline: a visible list of named passes.
 
-``ADJIT_DUMP_IR=1`` prints the graph after each pass; ``optimize(graph, trail)`` records them
-for ``adjit.inspect``.
+``config.dump_ir`` (``ADJIT_DUMP_IR=1``) prints the graph after each pass;
+``optimize(graph, trail)`` records them for ``adjit.inspect``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
+from adjit.config import config
 from adjit.ir.graph import Graph
 from adjit.passes.cse import cse
 from adjit.passes.dce import dce
@@ -27,7 +27,7 @@ PIPELINE = [
 
 
 def optimize(graph: Graph, trail: list | None = None) -> Graph:
-    dump = os.environ.get("ADJIT_DUMP_IR", "") not in ("", "0")
+    dump = config.dump_ir
     if dump:
         print(f"--- adjit IR: traced ({len(graph.eqns)} equations)\n{graph}", file=sys.stderr)
     for name, run in PIPELINE:
