@@ -12,14 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from adjit import tree
-from adjit.backend.cpu import CompiledGraph
+from adjit.backend import get_target
 from adjit.trace import trace_symbolic
 
 
 class Inspection:
     def __init__(self, graph, consts, leaves):
         self.graph = graph
-        compiled = CompiledGraph(graph, reason="adjit.inspect")
+        compiled = get_target("cpu").compile(graph, reason="adjit.inspect")
         self.passes = compiled.trail
         self.optimized = compiled.optimized
         self.schedule = compiled.schedule

@@ -1,4 +1,5 @@
-"""The compiled-kernel cache (adjit.backend.cache): memory, disk, corruption, concurrency."""
+"""The compiled-kernel cache (adjit.backend.numba_cpu.cache): memory, disk, corruption,
+concurrency."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import numba
 import numpy as np
 import pytest
 
-from adjit.backend import cache
+from adjit.backend.numba_cpu import cache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 A64 = numba.types.Array(numba.float64, 1, "A")
@@ -101,7 +102,7 @@ CHILD = """
 import json, sys
 import numba, numpy as np
 sys.path.insert(0, {root!r})
-from adjit.backend import cache
+from adjit.backend.numba_cpu import cache
 A = numba.types.Array(numba.float64, 1, "A")
 src = {src!r}
 k = cache.load_kernel(src, (A, A))

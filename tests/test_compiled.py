@@ -16,7 +16,7 @@ from test_primitives import CASES
 import adjit
 import adjit.numpy as anp
 from adjit import tree
-from adjit.backend import cache
+from adjit.backend.numba_cpu import cache
 from adjit.config import config
 
 GROUP = 8

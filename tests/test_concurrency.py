@@ -11,7 +11,7 @@ import numpy as np
 
 import adjit
 import adjit.numpy as anp
-from adjit.backend import cache
+from adjit.backend.numba_cpu import cache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

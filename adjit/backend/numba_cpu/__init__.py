@@ -1,22 +1,28 @@
-"""The Numba CPU target: fused loop nests as the source of one ``@numba.njit`` kernel."""
+"""The Numba CPU target: each fused schedule becomes the source of one ``@numba.njit`` kernel.
+
+``lowering.py`` holds what each primitive becomes (the tables), ``codegen.py`` the generator
+that reads them, ``runner.py`` the compiled graph a call runs, ``cache.py`` the kernel cache in
+memory and on disk, ``compat.py`` every workaround for Numba itself.
+"""
 
 from __future__ import annotations
 
-from adjit.backend import cache
-from adjit.backend.codegen import ARRAY_LOWERINGS, SCALAR_LOWERINGS
-from adjit.backend.cpu import CompiledGraph
+from adjit.backend.numba_cpu import cache
+from adjit.backend.numba_cpu.lowering import LOWERINGS
+from adjit.backend.numba_cpu.runner import CompiledGraph
 from adjit.backend.targets import Target
 
 
 class NumbaCPU(Target):
     name = "cpu"
-    lowerings = {"scalar": SCALAR_LOWERINGS, "array": ARRAY_LOWERINGS}
+    lowerings = LOWERINGS
 
-    def compile(self, graph, reason="first call"):
-        return CompiledGraph(graph, reason)
+    def compile(self, graph, reason="first call") -> CompiledGraph:
+        return CompiledGraph(graph, reason, self.lowerings)
 
     def cache_tag(self) -> str:
-        return cache._version_tag()
+        """The disk cache's version-tag folder: Python, Numba, llvmlite, adjit, the CPU."""
+        return cache.cache_tag()
 
 
 TARGET = NumbaCPU()

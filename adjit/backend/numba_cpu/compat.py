@@ -4,11 +4,25 @@ Each helper names the Numba behaviour it works around. Everything here touches N
 internals (``Dispatcher._cache``, ``numba.core.caching``); they are stable from Numba 0.60
 through 0.68.1 (checked on 0.68.1). If a Numba upgrade breaks one, fix it here only.
 
-Cache-related workarounds (used by ``adjit.backend.cache``):
+Calling a kernel (used by ``runner.py``):
+
+* A dispatcher's ``__call__`` types its arguments on every call (microseconds, more than a small
+  kernel runs): :func:`entry_point` returns the compiled function of one signature, to call
+  directly.
+
+Generated source (used by ``lowering.py``):
+
+* Numba's ``np.dot`` and ``ndarray.reshape`` accept only contiguous arrays (a transposed or
+  sliced view fails to type): :func:`contiguous` wraps an operand in ``np.ascontiguousarray``,
+  which costs nothing when it already is.
+
+Cache-related workarounds (used by ``cache.py``):
 
 * ``njit(cache=True)`` on a function made by ``exec`` fails at decoration time ("no locator
   available for file '<string>'", numba issue #3501): :func:`compile_without_disk_cache`
-  rewrites the decorator's ``cache=`` flag to ``False`` (syntax tree, not text) before exec.
+  rewrites the decorator's ``cache=`` flag to ``False`` (syntax tree, not text) before exec,
+  and :func:`is_no_locator_error` recognizes that error where a real file's folder cannot hold
+  Numba's index (Numba raises a bare RuntimeError).
 * A garbage or truncated index (``.nbi``) or data (``.nbc``) file makes
   ``Dispatcher.compile`` raise (an unpickling error) instead of recompiling:
   :func:`guard_disk_cache` wraps the dispatcher's cache so that such an entry is reported,
@@ -35,11 +49,30 @@ __all__ = [
     "cache_counts",
     "cache_entry_files",
     "compile_without_disk_cache",
+    "contiguous",
     "ensure_disk_caching",
+    "entry_point",
     "guard_disk_cache",
     "is_dispatcher",
+    "is_no_locator_error",
     "purge_cache_entry",
 ]
+
+
+def entry_point(dispatcher, arg_types: tuple):
+    """The compiled function of ``dispatcher`` for exactly ``arg_types`` (Numba types), which
+    skips Numba's type dispatch; the caller must call it only with arguments of those types."""
+    return dispatcher.overloads[arg_types].entry_point
+
+
+def contiguous(expr: str) -> str:
+    """Source text of ``expr`` as a contiguous array, for Numba's ``np.dot`` and ``reshape``."""
+    return f"np.ascontiguousarray({expr})"
+
+
+def is_no_locator_error(exc: BaseException) -> bool:
+    """True for Numba's "no locator available" error: no writable place for its cache index."""
+    return isinstance(exc, RuntimeError) and "locator" in str(exc)
 
 
 def is_dispatcher(obj) -> bool:

@@ -1,4 +1,4 @@
-"""The CPU backend: optimize, fuse, generate, compile with Numba, and call.
+"""The Numba CPU runner: optimize, fuse, generate, compile with Numba, and call.
 
 ``CompiledGraph`` is built once per traced signature. It compiles on its first call, for the
 dtypes, ranks and layouts it is called with (the dispatcher keys on those), and afterwards
@@ -10,20 +10,23 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from adjit.backend.cache import load_kernel
-from adjit.backend.codegen import generate
+from adjit.backend.numba_cpu import compat
+from adjit.backend.numba_cpu.cache import load_kernel
+from adjit.backend.numba_cpu.codegen import generate
+from adjit.backend.numba_cpu.lowering import LOWERINGS
 from adjit.ir.graph import Graph
 from adjit.passes import optimize
 from adjit.passes.fusion import fuse
 
 
 class CompiledGraph:
-    def __init__(self, graph: Graph, reason: str = "first call"):
+    def __init__(self, graph: Graph, reason: str = "first call",
+                 lowerings: dict[str, dict] = LOWERINGS):
         self.trail: list = []
         self.graph = graph
         self.optimized = optimize(graph, self.trail)
         self.schedule = fuse(self.optimized)
-        self.source = generate(self.schedule)
+        self.source = generate(self.schedule, lowerings)
         self.reason = reason
         self.kernel = None
         self._out_dtypes = [v.aval.dtype for v in self.optimized.outvars]
@@ -32,9 +35,9 @@ class CompiledGraph:
     def compile_for(self, inputs):
         arg_types = self.arg_types = tuple(numba.typeof(x) for x in inputs)
         self.dispatcher = load_kernel(self.source.text, arg_types, self.reason)
-        # The compiled entry point skips Numba's own type dispatch; that is safe because the
-        # caller keys this object on exactly these types (dtype, rank, layout, writability).
-        self.kernel = self.dispatcher.overloads[arg_types].entry_point
+        # Safe to skip Numba's type dispatch: the caller keys this object on exactly these
+        # types (dtype, rank, layout, writability).
+        self.kernel = compat.entry_point(self.dispatcher, arg_types)
 
     def __call__(self, inputs):
         if self.kernel is None:

@@ -3,17 +3,18 @@
 The code generator hands :func:`load_kernel` the source text of a module that imports
 ``numpy as np``, ``numba`` and ``math`` and defines one ``@numba.njit(cache=True, ...)``
 function ``kernel``. The source is written to a content-addressed file
-``<cache_dir()>/<version tag>/k_<sha256 of source>.py`` (temp file in the same folder, fsync,
+``<cache_dir()>/<cache_tag()>/k_<sha256 of source>.py`` (temp file in the same folder, fsync,
 ``os.replace``), its content is checked against its name whenever it is loaded, and it is
 exec'd as a module whose ``__file__`` is that file, so Numba's own ``cache=True`` keeps its
-index and data next to it (``__pycache__``). The version tag folder is named from the versions
-of Python, Numba, llvmlite and adjit and the host CPU name and features, so a new toolchain or
-another CPU never reads an old entry; a changed source is a different file.
+index and data next to it (``__pycache__``). The tag folder (the target's ``cache_tag()``) is
+named from the versions of Python, Numba, llvmlite and adjit and the host CPU name and
+features, so a new toolchain or another CPU never reads an old entry; a changed source is a
+different file.
 
-* Folder: ``$ADJIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/adjit``, else ``~/.cache/adjit``
-  (``%LOCALAPPDATA%\\adjit\\Cache`` on Windows). It is read from the environment on every
-  compilation. An unusable folder (cannot be created or written) is reported once with an
-  :class:`AdjitCacheWarning` and the process keeps compiled kernels in memory only.
+* Folder: ``config.cache_dir`` (``$ADJIT_CACHE_DIR``, else the platform's cache folder; see
+  :mod:`adjit.config`), read on every compilation. An unusable folder (cannot be created or
+  written) is reported once with an :class:`AdjitCacheWarning` and the process keeps compiled
+  kernels in memory only; so does a ``cache_dir`` of None.
 * Corrupt entries (a ``.py`` whose content does not match its name, a garbage Numba index or
   data file) are reported once each with an :class:`AdjitCacheWarning` naming the file,
   removed or rewritten, and recompiled.
@@ -21,8 +22,9 @@ another CPU never reads an old entry; a changed source is a different file.
   compile it once), and an advisory file lock per kernel across processes (``k_<sha>.lock``),
   so a second process waits and then loads the first one's work. Every file is replaced
   atomically, so no process ever reads a half-written entry.
-* ``ADJIT_LOG_COMPILES=1`` logs each compilation (logger ``"adjit"``, INFO) with its reason;
-  when that logger would not show INFO messages, the line goes to stderr instead.
+* ``config.log_compiles`` (``ADJIT_LOG_COMPILES=1``) logs each compilation (logger
+  ``"adjit"``, INFO) with its reason; when that logger would not show INFO messages, the line
+  goes to stderr instead.
 * Generated source is put into ``linecache`` under its file name, so Numba typing errors and
   tracebacks show the generated lines.
 """
@@ -42,14 +44,15 @@ import time
 import types
 import warnings
 
-from adjit.backend import numba_compat
+from adjit.backend.numba_cpu import compat
+from adjit.config import config
 
-try:  # advisory inter-process lock; without it (Windows) adjit still works, see numba_compat
+try:  # advisory inter-process lock; without it (Windows) adjit still works, see compat
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["AdjitCacheWarning", "cache_dir", "cache_info", "load_kernel"]
+__all__ = ["AdjitCacheWarning", "cache_dir", "cache_info", "cache_tag", "load_kernel"]
 
 logger = logging.getLogger("adjit")
 
@@ -68,12 +71,12 @@ _dispatchers: dict = {}  # source -> dispatcher (one module per source in this p
 _source_locks: dict = {}  # source -> RLock
 _dir_state: dict = {}  # root folder -> (tag folder, or None where unusable)
 _counts = {"compiles": 0, "memory_hits": 0, "disk_hits": 0, "corrupt_entries": 0}
-_tag_cache: list = []  # [version tag], computed once
+_tag_cache: list = []  # [cache_tag()], computed once
 
 
 def _reset_for_tests() -> None:
     """Forget every kernel, counter and folder verdict, as if in a fresh process (tests call
-    this after pointing ``ADJIT_CACHE_DIR`` elsewhere). Files on disk are left alone."""
+    this after pointing ``config.cache_dir`` elsewhere). Files on disk are left alone."""
     with _state_lock:
         _memory.clear()
         _dispatchers.clear()
@@ -89,36 +92,20 @@ def cache_info() -> dict:
     with _state_lock:
         info = dict(_counts)
         info["kernels"] = len(_memory)
-    folder = _root_dir()
+    folder = config.cache_dir
     info["dir"] = str(folder) if folder is not None and _usable(folder) else None
     return info
 
 
 def cache_dir() -> pathlib.Path | None:
-    """The disk-cache folder in use (entries live in a version-tag folder inside it), or None
+    """The disk-cache folder in use (entries live in the cache_tag() folder inside it), or None
     when kernels are kept in memory only because that folder is unusable."""
-    folder = _root_dir()
+    folder = config.cache_dir
     return folder if folder is not None and _usable(folder) else None
 
 
 # --- folders ---------------------------------------------------------------------------------
-def _root_dir() -> pathlib.Path | None:
-    env = os.environ.get("ADJIT_CACHE_DIR")
-    if env:
-        return pathlib.Path(env).expanduser()
-    if os.name == "nt":  # pragma: no cover
-        base = os.environ.get("LOCALAPPDATA")
-        return pathlib.Path(base, "adjit", "Cache") if base else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
-        return pathlib.Path(xdg, "adjit")
-    try:
-        return pathlib.Path.home() / ".cache" / "adjit"
-    except RuntimeError:  # no home folder
-        return None
-
-
-def _version_tag() -> str:
+def cache_tag() -> str:
     """Folder name: readable versions plus a hash of everything that must match to reuse code."""
     if _tag_cache:
         return _tag_cache[0]
@@ -126,11 +113,10 @@ def _version_tag() -> str:
     import llvmlite.binding as llvm
     import numba
 
-    try:
-        import adjit
-
-        adjit_version = adjit.__version__
-    except (ImportError, AttributeError):  # called while adjit itself is being imported
+    # The package's own version when it is imported (always, once a kernel is compiled),
+    # read without an upward import; else the installed one.
+    adjit_version = getattr(sys.modules.get("adjit"), "__version__", None)
+    if adjit_version is None:
         try:
             from importlib.metadata import version
 
@@ -165,7 +151,7 @@ def _tag_dir(root: pathlib.Path) -> pathlib.Path | None:
     with _state_lock:
         if root in _dir_state:
             return _dir_state[root]
-    folder = root / _version_tag()
+    folder = root / cache_tag()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".tmp")
@@ -195,7 +181,7 @@ def _disable_dir(root: pathlib.Path, exc: BaseException) -> None:
 
 # --- logging ---------------------------------------------------------------------------------
 def _log_compile(name: str, arg_types: tuple, reason: str, seconds: float, where: str) -> None:
-    if os.environ.get("ADJIT_LOG_COMPILES", "").strip().lower() in ("", "0", "false", "no", "off"):
+    if not config.log_compiles:
         return
     sig = ", ".join(str(t) for t in arg_types)
     msg = f"adjit: compiled {name}({sig}) in {seconds * 1e3:.0f} ms [{reason}] ({where})"
@@ -233,7 +219,7 @@ def load_kernel(source: str, arg_types: tuple, reason: str = "first call"):
                 _counts["memory_hits"] += 1
             return dispatcher
         digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        root = _root_dir()
+        root = config.cache_dir
         folder = _tag_dir(root) if root is not None else None
         if folder is not None:
             try:
@@ -253,7 +239,7 @@ def load_kernel(source: str, arg_types: tuple, reason: str = "first call"):
 def _file_lock(path: pathlib.Path):
     """Exclusive advisory lock on ``path`` (created, never removed), held across processes while
     a kernel is checked, loaded or compiled. Gives up waiting after _FILE_LOCK_TIMEOUT_S; Numba's
-    atomic writes and numba_compat.guard_disk_cache keep that case correct."""
+    atomic writes and compat.guard_disk_cache keep that case correct."""
     if fcntl is None:  # pragma: no cover
         yield
         return
@@ -360,11 +346,11 @@ def _load_from_disk(source, digest, folder, root, arg_types, reason):
         try:
             exec(code, module.__dict__)
             kernel = _get_kernel(module, filename)
-            if not numba_compat.is_dispatcher(kernel):  # e.g. NUMBA_DISABLE_JIT=1
+            if not compat.is_dispatcher(kernel):  # e.g. NUMBA_DISABLE_JIT=1
                 return kernel
-            numba_compat.ensure_disk_caching(kernel)
+            compat.ensure_disk_caching(kernel)
         except RuntimeError as exc:
-            if "locator" not in str(exc):
+            if not compat.is_no_locator_error(exc):
                 raise
             _disable_dir(root, exc)  # Numba found no writable place for its index
             return None
@@ -375,12 +361,12 @@ def _load_from_disk(source, digest, folder, root, arg_types, reason):
         def on_save_error(exc):
             _disable_dir(root, exc)
 
-        numba_compat.guard_disk_cache(kernel, on_corrupt, on_save_error)
+        compat.guard_disk_cache(kernel, on_corrupt, on_save_error)
         if corrupt:  # trust nothing Numba stored for the bad file
-            numba_compat.purge_cache_entry(kernel)
+            compat.purge_cache_entry(kernel)
         dispatcher = kernel
         _dispatchers[source] = dispatcher
-    if not numba_compat.is_dispatcher(dispatcher):
+    if not compat.is_dispatcher(dispatcher):
         return dispatcher
     _compile(dispatcher, f"k_{digest[:12]}", arg_types, reason, "stored to disk cache")
     return dispatcher
@@ -393,21 +379,21 @@ def _load_in_memory(source, digest, arg_types, reason):
         filename = f"<adjit-kernel-{digest[:16]}>"
         _remember_source(filename, source)
         module = _new_module(digest, filename, "_mem")
-        exec(numba_compat.compile_without_disk_cache(source, filename), module.__dict__)
+        exec(compat.compile_without_disk_cache(source, filename), module.__dict__)
         dispatcher = _get_kernel(module, filename)
         _dispatchers[source] = dispatcher
-    if numba_compat.is_dispatcher(dispatcher):
+    if compat.is_dispatcher(dispatcher):
         _compile(dispatcher, f"k_{digest[:12]}", arg_types, reason, "memory only")
     return dispatcher
 
 
 def _compile(dispatcher, name, arg_types, reason, where) -> None:
     """Compile eagerly (or load from Numba's disk cache) and count which one happened."""
-    hits, misses = numba_compat.cache_counts(dispatcher)
+    hits, misses = compat.cache_counts(dispatcher)
     start = time.perf_counter()
     dispatcher.compile(arg_types)
     seconds = time.perf_counter() - start
-    new_hits, new_misses = numba_compat.cache_counts(dispatcher)
+    new_hits, new_misses = compat.cache_counts(dispatcher)
     with _state_lock:
         if new_misses > misses:
             _counts["compiles"] += new_misses - misses

@@ -1,0 +1,291 @@
+"""Code generation: a fused schedule becomes the readable source of one Numba kernel.
+
+The kernel takes the graph's constvars then invars (arrays, or scalars for shape ()), reads the
+symbolic lengths from its arguments' shapes, runs each loop nest as index loops (which LLVM
+vectorizes), and returns the outputs. Constants are typed (``np.float32(2.0)`` in a float32
+kernel), so nothing is computed in a wider type than the graph says.
+
+What each primitive becomes is not written here: :func:`generate` reads it from the target's
+lowering tables (``adjit/backend/numba_cpu/lowering.py``), keyed by primitive name:
+
+* ``"elementwise"``: ``lower(*element_texts, out_dtype=, **params)``, the per-element expression;
+* ``"gather"``: ``lower(gen, eqn, read, index)``, the expression of an element read at a
+  computed index (``read(atom, at)`` reads an input's element, through views);
+* ``"reduction"``: ``(initial value, update(acc, value) -> lines)``;
+* ``"array"``: ``lower(gen, eqn)``, writing the statements of a whole-array equation;
+* ``"helpers"``: the source of a function emitted once above the kernel when a primitive with an
+  entry is lowered.
+
+Views are the fusion pass's index maps and need no table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adjit.errors import MissingRuleError
+from adjit.ir.graph import Dim, Graph, Literal
+from adjit.passes.fusion import REDUCTIONS, LoopNest, Schedule, _sources, is_view, view_index
+
+
+def const_text(value, dtype) -> str:
+    """Source text of a typed scalar constant."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return str(bool(value))
+    if dtype.kind != "f":
+        return f"np.{dtype.name}({int(value)})"
+    value = float(value)
+    if np.isnan(value):
+        text = "np.nan"
+    elif np.isinf(value):
+        text = "np.inf" if value > 0 else "-np.inf"
+    else:
+        text = repr(value)
+    return f"np.{dtype.name}({text})"
+
+
+# LLVM may reassociate (vectorize reductions) and contract (fma), but keeps NaN and inf
+# semantics, so results propagate NaN like NumPy.
+FASTMATH = '{"reassoc", "contract", "nsz"}'
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+class _Writer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 1
+
+    def __call__(self, text: str):
+        self.lines.append("    " * self.depth + text)
+
+
+class KernelSource:
+    """The generated module text and what the dispatcher needs to call it."""
+
+    def __init__(self, text: str, n_loops: int, scalar_outputs: list[bool]):
+        self.text = text
+        self.n_loops = n_loops
+        self.scalar_outputs = scalar_outputs
+
+
+def generate(schedule: Schedule, lowerings: dict[str, dict]) -> KernelSource:
+    """The kernel of ``schedule``, each primitive lowered by the tables in ``lowerings``."""
+    return Generator(schedule, lowerings).run()
+
+
+class Generator:
+    """Writes one kernel; array lowerings call its naming and writing methods (``name``,
+    ``atom``, ``const``, ``dim``, ``shape``, ``fresh``, and ``w(line)`` with ``w.depth``)."""
+
+    def __init__(self, schedule: Schedule, lowerings: dict[str, dict]):
+        self.schedule = schedule
+        self.lowerings = lowerings
+        self.graph: Graph = schedule.graph
+        self.names: dict[int, str] = {}
+        self.consts: dict[tuple, str] = {}
+        self.w = _Writer()
+        self.helpers: set[str] = set()
+        self.counter = 0
+        self.used_outside: dict[int, set] = {}
+
+    # ---------------------------------------------------------------- naming
+
+    def name(self, var) -> str:
+        if var.id not in self.names:
+            self.names[var.id] = f"v{len(self.names)}"
+        return self.names[var.id]
+
+    def fresh(self, prefix: str) -> str:
+        """A new local name, numbered per kernel: equal graphs give equal source text, which
+        is what the kernel cache keys on (global variable ids would differ run to run)."""
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def const(self, value, dtype) -> str:
+        """A name for a typed constant, assigned once at the top of the kernel."""
+        text = const_text(value, dtype)
+        if text not in self.consts:
+            self.consts[text] = f"c{len(self.consts)}"
+        return self.consts[text]
+
+    def dim(self, d) -> str:
+        if isinstance(d, Dim):
+            return d.name if d.offset == 0 else f"({d.name} {'+' if d.offset > 0 else '-'} " \
+                f"{abs(d.offset)})"
+        return str(d)
+
+    def shape(self, shape) -> str:
+        if not shape:
+            return "()"
+        return "(" + ", ".join(self.dim(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+    def atom(self, a) -> str:
+        if isinstance(a, Literal):
+            return self.const(a.value, a.aval.dtype)
+        return self.name(a)
+
+    # ---------------------------------------------------------------- top level
+
+    def run(self) -> KernelSource:
+        g = self.graph
+        params = [self.name(v) for v in (*g.constvars, *g.invars)]
+        self._count_uses()
+        body = self.w
+        for symbol in g.symbols():
+            var, axis = next((v, i) for v in (*g.constvars, *g.invars)
+                             for i, d in enumerate(v.aval.shape)
+                             if isinstance(d, Dim) and d.name == symbol)
+            body(f"{symbol} = {self.name(var)}.shape[{axis}]")
+        for item in self.schedule.items:
+            if isinstance(item, LoopNest):
+                self.loop_nest(item)
+            else:
+                self.array_eqn(item)
+        outs = [self.atom(v) for v in g.outvars]
+        # One output is returned bare (no tuple to build and index on every call).
+        body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
+        const_lines = [f"    {name} = {text}" for text, name in self.consts.items()]
+        header = [
+            "import math",
+            "",
+            "import numba",
+            "import numpy as np",
+            "",
+        ]
+        for prim in sorted(self.helpers):
+            header += self.lowerings["helpers"][prim].splitlines() + [""]
+        header += [
+            "",
+            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True)",
+            f"def kernel({', '.join(params)}):",
+        ]
+        text = "\n".join(header + const_lines + body.lines) + "\n"
+        scalar = [v.aval.shape == () for v in g.outvars]
+        return KernelSource(text, self.schedule.loop_count, scalar)
+
+    def lowering(self, kind: str, prim: str):
+        """The entry for ``prim`` in the ``kind`` table; its helper, if any, is emitted."""
+        lower = self.lowerings[kind].get(prim)
+        if lower is None:
+            raise MissingRuleError(f"adjit: primitive '{prim}' has no Numba lowering ({kind})")
+        if prim in self.lowerings["helpers"]:
+            self.helpers.add(prim)
+        return lower
+
+    def _count_uses(self):
+        views = self.schedule.views
+        for item in self.schedule.items:
+            if isinstance(item, LoopNest):
+                # A nest reads views through to their sources.
+                used = _sources([a for e in item.eqns for a in e.inputs], views)
+            else:
+                used = {a.id for a in item.inputs if not isinstance(a, Literal)}
+            for var_id in used:
+                self.used_outside.setdefault(var_id, set()).add(id(item))
+        for v in self.graph.outvars:
+            if not isinstance(v, Literal):
+                self.used_outside.setdefault(v.id, set()).add("output")
+
+    def needed_after(self, var, nest) -> bool:
+        return bool(self.used_outside.get(var.id, set()) - {id(nest)})
+
+    # ---------------------------------------------------------------- loop nests
+
+    def loop_nest(self, nest: LoopNest):
+        w = self.w
+        rank = len(nest.shape)
+        index = [f"i{k}" for k in range(rank)]
+        local: dict[int, str] = {}
+        # Allocations: values needed after the loop, and reduction accumulators.
+        for eqn in nest.eqns:
+            out = eqn.out
+            if eqn.prim in REDUCTIONS:
+                init, _ = self.lowering("reduction", eqn.prim)
+                init = self.const(_reduce_init(init, out.aval.dtype), out.aval.dtype)
+                if out.aval.shape == ():
+                    w(f"{self.name(out)} = {init}")
+                else:
+                    w(f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
+            elif rank and self.needed_after(out, nest):
+                w(f"{self.name(out)} = np.empty({self.shape(out.aval.shape)}, "
+                  f"np.{out.aval.dtype.name})")
+        loops = 0
+        for k, d in enumerate(nest.shape):
+            if not isinstance(d, Dim) and d == 1:
+                w(f"{index[k]} = 0")  # a length-1 axis needs no loop
+                continue
+            w(f"for {index[k]} in range({self.dim(d)}):")
+            w.depth += 1
+            loops += 1
+        reads: dict[tuple, str] = {}
+        views = self.schedule.views
+
+        def read(a, at=None) -> str:
+            """The element of input ``a`` at index ``at`` (default: the nest's index); a view
+            is read through to its source at the mapped index."""
+            at = index if at is None else at
+            if isinstance(a, Literal):
+                return self.atom(a)
+            if a.id in local and at == index:
+                return local[a.id]
+            if a.id in views:
+                view = views[a.id]
+                return read(view.inputs[0], view_index(view, at))
+            if a.aval.shape == ():
+                return self.name(a)
+            key = (a.id, tuple(at))
+            if key not in reads:
+                reads[key] = self.fresh("e")
+                w(f"{reads[key]} = {self.name(a)}[{', '.join(at)}]")
+            return reads[key]
+
+        for eqn in nest.eqns:
+            out = eqn.out
+            target = self.fresh("t")
+            if eqn.prim in REDUCTIONS:
+                self.reduce_into(eqn, read(eqn.inputs[0]), index)
+                continue
+            w(f"{target} = {self.element(eqn, read, index, local)}")
+            local[out.id] = target
+            if self.needed_after(out, nest):
+                if rank:
+                    w(f"{self.name(out)}[{', '.join(index)}] = {target}")
+                else:
+                    w(f"{self.name(out)} = {target}")
+        w.depth -= loops
+
+    def element(self, eqn, read, index, local) -> str:
+        prim, params = eqn.prim, eqn.params
+        if is_view(eqn):  # a view materialized as an array for a whole-array reader
+            return read(eqn.inputs[0], view_index(eqn, index))
+        if prim in self.lowerings["gather"]:
+            return self.lowering("gather", prim)(self, eqn, read, index)
+        lower = self.lowering("elementwise", prim)
+        args = [read(a) for a in eqn.inputs]
+        return lower(*args, out_dtype=eqn.out.aval.dtype, **params)
+
+    def reduce_into(self, eqn, value: str, index):
+        w = self.w
+        out = eqn.out
+        axes = eqn.params["axes"]
+        kept = [i for k, i in enumerate(index) if k not in axes]
+        acc = self.name(out) if not kept else f"{self.name(out)}[{', '.join(kept)}]"
+        _, update = self.lowering("reduction", eqn.prim)
+        for line in update(acc, value):
+            w(line)
+
+    # ---------------------------------------------------------------- whole-array equations
+
+    def array_eqn(self, eqn):
+        self.lowering("array", eqn.prim)(self, eqn)
+
+
+def _reduce_init(init, dtype):
+    """An infinite initial value of an integer reduction is the type's extreme instead."""
+    if np.dtype(dtype).kind in "iu" and not np.isfinite(init):
+        info = np.iinfo(dtype)
+        return info.min if init < 0 else info.max
+    return init

@@ -1,0 +1,354 @@
+"""The Numba CPU target's lowering tables: what each primitive becomes in a kernel's source.
+
+One table per way the generator (``codegen.py``) meets a primitive; its docstring gives each
+table's calling convention. A primitive the fusion pass can hand the generator and no table
+holds is a ``MissingRuleError`` naming it; ``tests/test_targets.py`` checks that none is
+missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adjit.backend.numba_cpu.codegen import Generator, const_text
+from adjit.backend.numba_cpu.compat import contiguous
+
+# --------------------------------------------------------------------------- scalar lowerings
+
+
+def _call(fn):
+    return lambda *args, **_: f"{fn}({', '.join(args)})"
+
+
+def _infix(op):
+    return lambda a, b, **_: f"({a} {op} {b})"
+
+
+def _integer_pow(a, *, y, **_):
+    if y == 0:
+        return f"({a} * 0 + 1)"
+    factors = " * ".join([a] * abs(y)) if abs(y) <= 4 else f"{a} ** {abs(y)}"
+    return f"({factors})" if y > 0 else f"(1 / ({factors}))"
+
+
+def _div(a, b, *, out_dtype, **_):
+    return f"({a} / {b})" if out_dtype.kind == "f" else f"({a} // {b})"
+
+
+def _convert(a, *, new_dtype, **_):
+    if new_dtype == np.bool_:
+        return f"({a} != 0)"
+    return f"np.{new_dtype.name}({a})"
+
+
+def _extremum(cmp):
+    # NaN wins, as in np.maximum: `a != a` is true only for NaN.
+    return lambda a, b, **_: f"({a} if ({a} {cmp} {b} or {a} != {a}) else {b})"
+
+
+SCALAR_LOWERINGS = {
+    "neg": lambda a, **_: f"(-{a})",
+    "add": _infix("+"), "sub": _infix("-"), "mul": _infix("*"), "div": _div,
+    "pow": _infix("**"), "integer_pow": _integer_pow,
+    "max": _extremum(">"), "min": _extremum("<"),
+    "atan2": _call("math.atan2"),
+    "sin": _call("math.sin"), "cos": _call("math.cos"), "tan": _call("math.tan"),
+    "asin": _call("math.asin"), "acos": _call("math.acos"), "atan": _call("math.atan"),
+    "sinh": _call("math.sinh"), "cosh": _call("math.cosh"), "tanh": _call("math.tanh"),
+    "asinh": _call("math.asinh"), "acosh": _call("math.acosh"), "atanh": _call("math.atanh"),
+    "exp": _call("math.exp"), "expm1": _call("math.expm1"), "log": _call("math.log"),
+    "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
+    "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
+    "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
+    "logistic": lambda a, *, out_dtype, **_: (
+        f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
+        f"{const_text(1.0, out_dtype)}))"),
+    "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
+    "ceil": _call("np.ceil"), "round": _call("np.rint"),
+    "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
+    "gt": _infix(">"), "ge": _infix(">="),
+    "and": _infix("and"), "or": _infix("or"), "not": lambda a, **_: f"(not {a})",
+    "select": lambda p, a, b, **_: f"({a} if {p} else {b})",
+    "convert_element_type": _convert,
+    "stop_gradient": lambda a, **_: a,
+}
+
+_DIGAMMA = '''
+@numba.njit(cache=True, error_model="numpy")
+def _digamma(x):
+    # Recurrence up to x >= 6, then the asymptotic series.
+    shift = 0.0
+    while x < 6.0:
+        shift -= 1.0 / x
+        x += 1.0
+    inv2 = 1.0 / (x * x)
+    series = math.log(x) - 0.5 / x - inv2 * (1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (
+        1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132))))
+    return series + shift
+'''
+
+_POLYGAMMA = '''
+@numba.njit(cache=True, error_model="numpy")
+def _polygamma(x, m):
+    # psi^(m)(x) = (-1)^(m+1) m! zeta(m+1, x): the recurrence zeta(s, x) = x^-s + zeta(s, x+1)
+    # moves x past 10, then the Euler-Maclaurin tail (as adjit.primitives.elementwise).
+    x = float(x)
+    s = m + 1.0
+    head = 0.0
+    while x < 10.0:
+        head += x ** -s
+        x += 1.0
+    tail = x ** (1.0 - s) / (s - 1.0) + 0.5 * x ** -s
+    rising = s
+    factorial = 2.0
+    for j in range(1, 7):
+        b = (1.0 / 6, -1.0 / 30, 1.0 / 42, -1.0 / 30, 5.0 / 66, -691.0 / 2730)[j - 1]
+        tail += b / factorial * rising * x ** (-s - 2 * j + 1)
+        rising *= (s + 2 * j - 1) * (s + 2 * j)
+        factorial *= (2 * j + 1) * (2 * j + 2)
+    scale = 1.0
+    for k in range(2, m + 1):
+        scale *= k
+    if m % 2 == 0:
+        scale = -scale
+    return scale * (head + tail)
+'''
+
+# Per-kernel helpers, emitted once above the kernel when a lowering calls them.
+HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA}
+
+
+# --------------------------------------------------------------------------- gathers
+
+
+def _iota(g: Generator, eqn, read, index):
+    return f"np.{eqn.params['dtype'].name}({index[eqn.params['dimension']]})"
+
+
+def _take(g: Generator, eqn, read, index):
+    x, idx = eqn.inputs
+    axis = eqn.params["axis"]
+    k = len(idx.aval.shape)
+    i_expr = read(idx, index[axis:axis + k])
+    n = g.dim(x.aval.shape[axis])
+    clamped = f"min(max({i_expr} + ({n} if {i_expr} < 0 else 0), 0), {n} - 1)"
+    return read(x, [*index[:axis], clamped, *index[axis + k:]])
+
+
+# An element read at a computed index: lower(gen, eqn, read, index) -> expression.
+GATHER_LOWERINGS = {"iota": _iota, "take": _take}
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _accumulate(op):
+    return lambda acc, value: [f"{acc} {op}= {value}"]
+
+
+def _keep_extremum(cmp):
+    # NaN wins, as in np.max: `value != value` is true only for NaN.
+    return lambda acc, value: [f"if {value} {cmp} {acc} or {value} != {value}:",
+                               f"    {acc} = {value}"]
+
+
+# prim -> (initial value, update(acc, value) -> the lines run once per element)
+REDUCE_LOWERINGS = {
+    "reduce_sum": (0, _accumulate("+")),
+    "reduce_prod": (1, _accumulate("*")),
+    "reduce_max": (-np.inf, _keep_extremum(">")),
+    "reduce_min": (np.inf, _keep_extremum("<")),
+}
+
+
+# --------------------------------------------------------------------------- array lowerings
+
+
+def _matmul(g: Generator, eqn):
+    a, b = (g.atom(x) for x in eqn.inputs)
+    g.w(f"{g.name(eqn.out)} = np.dot({contiguous(a)}, {contiguous(b)})")
+
+
+def _reshape(g: Generator, eqn):
+    (x,) = eqn.inputs
+    out = g.name(eqn.out)
+    new = eqn.out.aval.shape
+    if x.aval.shape == ():
+        g.w(f"{out} = np.full({g.shape(new)}, {g.atom(x)})")
+    elif new == ():
+        g.w(f"{out} = {contiguous(g.atom(x))}.ravel()[0]")
+    else:
+        g.w(f"{out} = {contiguous(g.atom(x))}.reshape({g.shape(new)})")
+
+
+def _pad(g: Generator, eqn):
+    (x,) = eqn.inputs
+    p = eqn.params
+    out = g.name(eqn.out)
+    xs = g.atom(x)
+    g.w(f"{out} = np.zeros({g.shape(eqn.out.aval.shape)}, np.{eqn.out.aval.dtype.name})")
+    parts = [f"{g.dim(lo)}:{g.dim(lo)} + {xs}.shape[{k}] * {step + 1} - {step}:{step + 1}"
+             for k, (lo, step) in enumerate(zip(p["lo"], p["interior"]))]
+    g.w(f"{out}[{', '.join(parts)}] = {xs}")
+
+
+def _concatenate(g: Generator, eqn):
+    arrays = ", ".join(g.atom(x) for x in eqn.inputs)
+    g.w(f"{g.name(eqn.out)} = np.concatenate(({arrays},), axis={eqn.params['dimension']})")
+
+
+def _shape_size(g: Generator, eqn):
+    dims = " * ".join(g.dim(d) for d in eqn.params["dims"]) or "1"
+    g.w(f"{g.name(eqn.out)} = np.{eqn.params['dtype'].name}({dims})")
+
+
+def _loops(g: Generator, shape, names):
+    for k, d in enumerate(shape):
+        g.w(f"for {names[k]} in range({g.dim(d)}):")
+        g.w.depth += 1
+
+
+def _scatter_add(g: Generator, eqn):
+    x, idx, upd = eqn.inputs
+    axis = eqn.params["axis"]
+    out = g.name(eqn.out)
+    g.w(f"{out} = np.copy({g.atom(x)})")
+    shape = upd.aval.shape
+    index = [f"j{k}" for k in range(len(shape))]
+    k = len(idx.aval.shape)
+    _loops(g, shape, index)
+    n = f"{out}.shape[{axis}]"
+    i_expr = f"{g.atom(idx)}[{', '.join(index[axis:axis + k])}]" if k else g.atom(idx)
+    g.w(f"p = {i_expr}")
+    g.w(f"p = min(max(p + ({n} if p < 0 else 0), 0), {n} - 1)")
+    g.w(f"{out}[{', '.join([*index[:axis], 'p', *index[axis + k:]])}] += "
+        f"{g.atom(upd)}[{', '.join(index)}]")
+    g.w.depth -= len(shape)
+
+
+def _along_axis(g: Generator, eqn, axis, emit):
+    """Loops over every axis but ``axis``, then ``emit(index, axis_var)`` for the inner scan."""
+    (x,) = eqn.inputs[:1]
+    shape = x.aval.shape
+    outer = [i for i in range(len(shape)) if i != axis]
+    index = [f"j{k}" for k in range(len(shape))]
+    for k in outer:
+        g.w(f"for {index[k]} in range({g.dim(shape[k])}):")
+        g.w.depth += 1
+    emit(index, shape[axis])
+    g.w.depth -= len(outer)
+
+
+def _cumsum(g: Generator, eqn):
+    (x,) = eqn.inputs
+    axis, reverse = eqn.params["axis"], eqn.params["reverse"]
+    out, xs = g.name(eqn.out), g.atom(x)
+    g.w(f"{out} = np.empty_like({xs})")
+
+    def emit(index, n):
+        at = ", ".join(index)
+        g.w(f"acc = {g.const(0, x.aval.dtype)}")
+        rng = f"range({g.dim(n)} - 1, -1, -1)" if reverse else f"range({g.dim(n)})"
+        g.w(f"for {index[axis]} in {rng}:")
+        g.w(f"    acc += {xs}[{at}]")
+        g.w(f"    {out}[{at}] = acc")
+
+    _along_axis(g, eqn, axis, emit)
+
+
+def _arg_extremum(cmp):
+    def lower(g: Generator, eqn):
+        (x,) = eqn.inputs
+        axis = eqn.params["axis"]
+        out, xs = g.name(eqn.out), g.atom(x)
+        out_shape = eqn.out.aval.shape
+        g.w(f"{out} = np.zeros({g.shape(out_shape)}, np.int64)" if out_shape else f"{out} = 0")
+
+        def emit(index, n):
+            kept = [i for k, i in enumerate(index) if k != axis]
+            target = f"{out}[{', '.join(kept)}]" if kept else out
+            at = ", ".join(index)
+            g.w(f"best = {xs}[{', '.join(index[:axis] + ['0'] + index[axis + 1:])}]")
+            g.w("best_i = 0")
+            g.w(f"for {index[axis]} in range({g.dim(n)}):")
+            g.w(f"    if {xs}[{at}] {cmp} best or ({xs}[{at}] != {xs}[{at}] and best == best):")
+            g.w(f"        best = {xs}[{at}]")
+            g.w(f"        best_i = {index[axis]}")
+            g.w(f"{target} = best_i")
+
+        _along_axis(g, eqn, axis, emit)
+
+    return lower
+
+
+def _sort_rows(values: bool):
+    """``sort`` (values) and ``argsort`` (positions) along an axis: a stable bottom-up merge
+    sort of each row's positions, NaN last as in NumPy. Written out (rows copied element by
+    element too) because Numba's np.sort / np.argsort and slice copies take seconds to compile
+    in every kernel that uses them."""
+    def lower(g: Generator, eqn):
+        (x,) = eqn.inputs
+        axis, out, aval = eqn.params["axis"], g.name(eqn.out), eqn.out.aval
+        row, perm, buf = g.fresh("row"), g.fresh("perm"), g.fresh("buf")
+        g.w(f"{out} = np.empty({g.shape(aval.shape)}, np.{aval.dtype.name})")
+
+        def emit(index, n):
+            at = ", ".join([*index[:axis], "q", *index[axis + 1:]])
+            w = g.w
+            w(f"n = {g.dim(n)}")
+            w(f"{row} = np.empty(n, np.{x.aval.dtype.name})")
+            w("for q in range(n):")
+            w(f"    {row}[q] = {g.atom(x)}[{at}]")
+            w(f"{perm} = np.arange(n)")
+            w(f"{buf} = np.empty(n, np.int64)")
+            w("width = 1")
+            w("while width < n:")
+            w("    lo = 0")
+            w("    while lo < n:")
+            w("        mid = min(lo + width, n)")
+            w("        hi = min(lo + 2 * width, n)")
+            w("        a = lo")
+            w("        b = mid")
+            w("        for k in range(lo, hi):")
+            w(f"            u = {row}[{perm}[a]] if a < mid else 0")
+            w(f"            v = {row}[{perm}[b]] if b < hi else 0")
+            # Take from the right run only when it is strictly first (stable); NaN sorts last.
+            w("            if a < mid and (b >= hi or not (v < u or (u != u and v == v))):")
+            w(f"                {buf}[k] = {perm}[a]")
+            w("                a += 1")
+            w("            else:")
+            w(f"                {buf}[k] = {perm}[b]")
+            w("                b += 1")
+            w("        lo += 2 * width")
+            w(f"    {perm}, {buf} = {buf}, {perm}")
+            w("    width *= 2")
+            w("for q in range(n):")
+            w(f"    {out}[{at}] = {row}[{perm}[q]]" if values else f"    {out}[{at}] = {perm}[q]")
+
+        _along_axis(g, eqn, axis, emit)
+
+    return lower
+
+
+ARRAY_LOWERINGS = {
+    "matmul": _matmul,
+    "reshape": _reshape,
+    "pad": _pad,
+    "concatenate": _concatenate,
+    "shape_size": _shape_size,
+    "scatter_add": _scatter_add,
+    "cumsum": _cumsum,
+    "argmax": _arg_extremum(">"),
+    "argmin": _arg_extremum("<"),
+    "sort": _sort_rows(values=True),
+    "argsort": _sort_rows(values=False),
+}
+
+
+LOWERINGS = {
+    "elementwise": SCALAR_LOWERINGS,
+    "gather": GATHER_LOWERINGS,
+    "reduction": REDUCE_LOWERINGS,
+    "array": ARRAY_LOWERINGS,
+    "helpers": HELPERS,
+}
