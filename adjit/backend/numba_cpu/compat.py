@@ -6,15 +6,14 @@ through 0.68.1 (checked on 0.68.1). If a Numba upgrade breaks one, fix it here o
 
 Calling a kernel (used by ``runner.py``):
 
-* A dispatcher's ``__call__`` types its arguments on every call (microseconds, more than a small
-  kernel runs): :func:`entry_point` returns the compiled function of one signature, to call
-  directly.
+* A dispatcher's ``__call__`` types its arguments and looks up the signature on every call:
+  :func:`entry_point` returns the compiled function of one signature, to call directly.
 
 Generated source (used by ``lowering.py``):
 
-* Numba's ``np.dot`` and ``ndarray.reshape`` accept only contiguous arrays (a transposed or
-  sliced view fails to type): :func:`contiguous` wraps an operand in ``np.ascontiguousarray``,
-  which costs nothing when it already is.
+* Numba's ``ndarray.reshape`` types only on contiguous arrays, and its ``np.dot`` warns
+  (``NumbaPerformanceWarning``) on others: :func:`contiguous` wraps such an operand in
+  ``np.ascontiguousarray``, which returns a contiguous array as it is.
 
 Cache-related workarounds (used by ``cache.py``):
 
