@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adjit import tree
-from adjit.api import Staged, _named_like, _normalize_argnums, jvp, vjp, vmap
+from adjit.api import jvp, normalize_argnums, vjp, vmap
+from adjit.backend import check_target_name
+from adjit.dispatch import Staged, entry_function
 from adjit.errors import AdjitTypeError
 from adjit.primitives import elementwise as ew
 from adjit.primitives import structural as st
@@ -51,85 +53,86 @@ def _with_arg(fun, args, i):
     return lambda x: fun(*args[:i], x, *args[i + 1:])
 
 
-def _jac_decorator(make):
-    def wrapper(fun=None, argnums=0):
-        if fun is None:
-            return lambda f: make(f, argnums)
-        if not callable(fun):
-            raise AdjitTypeError(f"adjit: {make.__name__} expects a function, got "
-                                 f"{type(fun).__name__}")
-        return make(fun, argnums)
-
-    wrapper.__name__ = make.__name__
-    wrapper.__doc__ = make.__doc__
-    return wrapper
-
-
 def _per_argnum(fun, argnums, what, jac_of_arg):
     def body(*args):
-        single, nums = _normalize_argnums(argnums, len(args), what)
+        single, nums = normalize_argnums(argnums, len(args), what)
         jacs = tuple(jac_of_arg(_with_arg(fun, args, i), args[i]) for i in nums)
         return jacs[0] if single else jacs
 
     return body
 
 
-@_jac_decorator
-def jacfwd(fun: Callable, argnums=0):
-    """The Jacobian by forward mode: one JVP per input element, vmapped."""
+def _jacfwd_of_arg(f, x):
+    """The Jacobian of ``f`` at ``x``: one JVP per input element, vmapped."""
+    x_leaves, x_tree = tree.flatten(x)
+    per_in = []  # for each input leaf, the output tree of its Jacobian blocks
+    for k, leaf in enumerate(x_leaves):
+        aval = _check_float(leaf, "jacfwd")
 
-    def jac_of_arg(f, x):
-        x_leaves, x_tree = tree.flatten(x)
-        per_in = []  # for each input leaf, the output tree of its Jacobian blocks
-        for k, leaf in enumerate(x_leaves):
-            aval = _check_float(leaf, "jacfwd")
+        def push(t, k=k):
+            ts = [t if j == k else st.zeros_like_aval(get_aval(other))
+                  for j, other in enumerate(x_leaves)]
+            return jvp(f, (x,), (tree.unflatten(x_tree, ts),))[1]
 
-            def push(t, k=k):
-                ts = [t if j == k else st.zeros_like_aval(get_aval(other))
-                      for j, other in enumerate(x_leaves)]
-                return jvp(f, (x,), (tree.unflatten(x_tree, ts),))[1]
-
-            cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
-            per_in.append(tree.tree_map(
-                lambda c, r=aval.ndim: st.transpose(c, (*range(r, get_aval(c).ndim),
-                                                        *range(r))), cols))
-        # Nest the output structure over the input structure, as JAX does.
-        out_leaves = [tree.flatten(p)[0] for p in per_in]
-        out_tree = tree.flatten(per_in[0])[1]
-        return tree.unflatten(out_tree, [
-            tree.unflatten(x_tree, [blocks[o] for blocks in out_leaves])
-            for o in range(out_tree.num_leaves)])
-
-    return _named_like(Staged(_per_argnum(fun, argnums, "jacfwd", jac_of_arg), "jacfwd", fun), fun)
+        cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
+        per_in.append(tree.tree_map(
+            lambda c, r=aval.ndim: st.transpose(c, (*range(r, get_aval(c).ndim),
+                                                    *range(r))), cols))
+    # Nest the output structure over the input structure, as JAX does.
+    out_leaves = [tree.flatten(p)[0] for p in per_in]
+    out_tree = tree.flatten(per_in[0])[1]
+    return tree.unflatten(out_tree, [
+        tree.unflatten(x_tree, [blocks[o] for blocks in out_leaves])
+        for o in range(out_tree.num_leaves)])
 
 
-@_jac_decorator
-def jacrev(fun: Callable, argnums=0):
-    """The Jacobian by reverse mode: one VJP per output element, vmapped."""
+def _jacrev_of_arg(f, x):
+    """The Jacobian of ``f`` at ``x``: one VJP per output element, vmapped."""
+    for leaf in tree.leaves(x):
+        _check_float(leaf, "jacrev")
+    out, f_vjp = vjp(f, x)
+    out_leaves, out_tree = tree.flatten(out)
+    rows = []
+    for k, y in enumerate(out_leaves):
+        aval = _check_float(y, "jacrev (of its outputs)")
 
-    def jac_of_arg(f, x):
-        for leaf in tree.leaves(x):
-            _check_float(leaf, "jacrev")
-        out, f_vjp = vjp(f, x)
-        out_leaves, out_tree = tree.flatten(out)
-        rows = []
-        for k, y in enumerate(out_leaves):
-            aval = _check_float(y, "jacrev (of its outputs)")
+        def pull(ct, k=k):
+            cts = [ct if j == k else st.zeros_like_aval(get_aval(o))
+                   for j, o in enumerate(out_leaves)]
+            return f_vjp(tree.unflatten(out_tree, cts))[0]
 
-            def pull(ct, k=k):
-                cts = [ct if j == k else st.zeros_like_aval(get_aval(o))
-                       for j, o in enumerate(out_leaves)]
-                return f_vjp(tree.unflatten(out_tree, cts))[0]
-
-            # Shaped like x: (*out, *in) for each of its leaves.
-            rows.append(_map_basis(pull, _identity(aval), aval.ndim))
-        return tree.unflatten(out_tree, rows)
-
-    return _named_like(Staged(_per_argnum(fun, argnums, "jacrev", jac_of_arg), "jacrev", fun), fun)
+        # Shaped like x: (*out, *in) for each of its leaves.
+        rows.append(_map_basis(pull, _identity(aval), aval.ndim))
+    return tree.unflatten(out_tree, rows)
 
 
-def hessian(fun: Callable = None, argnums=0):
-    """The Hessian: ``jacfwd(jacrev(f))``, forward over reverse."""
+def _jacobian_transform(name: str, jac_of_arg, doc: str):
+    """A public transformation ``t(fun, argnums=0, *, target="cpu")``, also a decorator."""
+
+    def transform(fun: Callable = None, argnums=0, *, target: str = "cpu"):
+        check_target_name(target)
+        if fun is None:
+            return lambda f: transform(f, argnums, target=target)
+        if not callable(fun):
+            raise AdjitTypeError(f"adjit: {name} expects a function, got {type(fun).__name__}")
+        body = _per_argnum(fun, argnums, name, jac_of_arg)
+        return entry_function(Staged(body, name, fun, target=target), fun)
+
+    transform.__name__ = transform.__qualname__ = name
+    transform.__doc__ = doc
+    return transform
+
+
+jacfwd = _jacobian_transform("jacfwd", _jacfwd_of_arg,
+                             "The Jacobian by forward mode: one JVP per input element, vmapped.")
+jacrev = _jacobian_transform("jacrev", _jacrev_of_arg,
+                             "The Jacobian by reverse mode: one VJP per output element, vmapped.")
+
+
+def hessian(fun: Callable = None, argnums=0, *, target: str = "cpu"):
+    """The Hessian: ``jacfwd(jacrev(f))``, forward over reverse (one graph, compiled for
+    ``target``; the inner jacrev runs inside jacfwd's trace)."""
+    check_target_name(target)
     if fun is None:
-        return lambda f: hessian(f, argnums)
-    return jacfwd(jacrev(fun, argnums), argnums)
+        return lambda f: hessian(f, argnums, target=target)
+    return jacfwd(jacrev(fun, argnums, target=target), argnums, target=target)

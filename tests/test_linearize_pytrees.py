@@ -9,8 +9,8 @@ import pytest
 import adjit
 import adjit.numpy as anp
 from adjit import tree
-from adjit.api import _call_cache
 from adjit.config import config
+from adjit.dispatch import call_cache
 
 RNG = np.random.default_rng(0)
 W, B = RNG.standard_normal((2, 3)), RNG.standard_normal(2)
@@ -66,7 +66,7 @@ def test_linearize(interpreted):
     for c, a, b in zip(combined, f_jvp(t1x, t1y), f_jvp(t2x, t2y)):
         np.testing.assert_allclose(c, 2 * a - b, rtol=1e-12, atol=1e-12)
     # Traced once: every call above reused one staged signature.
-    assert sum(len(v) for v in _call_cache[f]["linearize"]._cache.values()) == 1
+    assert sum(len(v) for v in call_cache[f][("linearize.tangents", "cpu")]._cache.values()) == 1
     with pytest.raises(adjit.AdjitValueError, match="takes 2 tangents"):
         f_jvp(tx)
 
