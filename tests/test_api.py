@@ -221,6 +221,46 @@ def test_decorator_forms():
     assert a.__name__ == "a"
 
 
+def test_target_keyword():
+    f = lambda x: x ** 3  # noqa: E731
+    assert adjit.jit(f, target="cpu")(2.0) == 8.0
+    assert adjit.grad(f, target="cpu")(2.0) == 12.0
+    assert adjit.value_and_grad(f, target="cpu")(2.0) == (8.0, 12.0)
+    assert adjit.jvp(f, (2.0,), (1.0,), target="cpu") == (8.0, 12.0)
+    y, f_vjp = adjit.vjp(f, 2.0, target="cpu")
+    assert (y, f_vjp(1.0)) == (8.0, (12.0,))
+    y, f_jvp = adjit.linearize(f, 2.0, target="cpu")
+    assert (y, f_jvp(1.0)) == (8.0, 12.0)
+    np.testing.assert_allclose(adjit.vmap(f, target="cpu")(np.array([1.0, 2.0])), [1.0, 8.0])
+    assert adjit.jacfwd(f, target="cpu")(2.0) == 12.0
+    assert adjit.jacrev(f, target="cpu")(2.0) == 12.0
+    assert adjit.hessian(f, target="cpu")(2.0) == 12.0
+
+    @adjit.jit(target="cpu")
+    def g(x):
+        return x * 2.0
+
+    assert g(1.0) == 2.0 and g.__name__ == "g"
+    with pytest.raises(adjit.AdjitValueError, match="'cpu'"):
+        adjit.jit(f, target="tpu")
+
+
+def test_options_never_share_a_staged_function():
+    from adjit.dispatch import call_cache
+
+    def f(x):
+        return x ** 2
+
+    adjit.jvp(f, (1.0,), (1.0,))
+    adjit.vjp(f, 1.0)[1](1.0)
+    adjit.linearize(f, 1.0)[1](1.0)
+    adjit.vjp(lambda x: (f(x), x), 1.0, has_aux=True)
+    keys = set(call_cache[f])
+    assert keys == {("jvp", "cpu"), ("vjp", False, "cpu"), ("vjp.backward", False, "cpu"),
+                    ("linearize", "cpu"), ("linearize.tangents", "cpu")}
+    assert len({id(s) for s in call_cache[f].values()}) == len(keys)
+
+
 # --------------------------------------------------------------------------- pytrees
 
 

@@ -154,6 +154,42 @@ def test_bad_inputs():
         adjit.jvp(lambda x: x, 1.0, 1.0)
 
 
+@pytest.mark.parametrize("transform", [adjit.grad, adjit.value_and_grad])
+def test_none_argument_names_the_argument(transform):
+    with pytest.raises(adjit.AdjitTypeError,
+                       match=r"argument 0 is None; expected an array or a number \(or a "
+                             r"pytree of them\)") as info:
+        transform(lambda x: x * 2.0)(None)
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(adjit.AdjitTypeError, match="grad argument 1 is None"):
+        adjit.grad(lambda x, y: x * y, argnums=(0, 1))(1.0, None)
+    # a None the gradient does not need is an empty pytree, as in JAX
+    assert adjit.grad(lambda x, y: x * 2.0)(1.0, None) == 2.0
+
+
+@pytest.mark.parametrize("bad, kind", [("1.0", "str"), (object(), "object"),
+                                       ({1, 2}, "set")])
+def test_string_or_object_argument_names_the_argument(bad, kind):
+    with pytest.raises(adjit.AdjitTypeError, match=f"grad argument 0 is a {kind}"):
+        adjit.grad(lambda x: x)(bad)
+    with pytest.raises(adjit.AdjitTypeError, match=f"jit argument 1 is a {kind}"):
+        adjit.jit(lambda x, y: x)(1.0, {"y": bad})
+    with pytest.raises(adjit.AdjitTypeError, match=f"vmap argument 0 is a {kind}"):
+        adjit.vmap(lambda x: x)(bad)
+    with pytest.raises(adjit.AdjitTypeError, match=f"jvp argument 0 is a {kind}"):
+        adjit.jvp(lambda x: x, (bad,), (1.0,))
+
+
+def test_unknown_target_lists_the_known_ones():
+    for make in (lambda: adjit.jit(lambda x: x, target="tpu"),
+                 lambda: adjit.grad(target="tpu"),
+                 lambda: adjit.vmap(lambda x: x, target="tpu"),
+                 lambda: adjit.hessian(lambda x: x, target="tpu"),
+                 lambda: adjit.jvp(lambda x: x, (1.0,), (1.0,), target="tpu")):
+        with pytest.raises(adjit.AdjitValueError, match="'tpu'.*'cpu'"):
+            make()
+
+
 def test_in_place_assignment_suggests_at():
     def f(x):
         x[0] = 1.0
