@@ -3,6 +3,7 @@
 from adjit import (
     numpy,  # noqa: F401  (installs the Python operators of traced arrays)
     primitives,  # noqa: F401  (registers every primitive)
+    scipy,  # noqa: F401  (scipy.special's ufuncs on traced arrays dispatch to it)
     tree,  # noqa: F401
 )
 from adjit.api import (  # noqa: F401

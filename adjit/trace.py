@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from adjit import tree
-from adjit.errors import AdjitTypeError, ConcretizationError, TracerLeakError
 from adjit.config import config
+from adjit.errors import AdjitTypeError, ConcretizationError, TracerLeakError
 from adjit.ir import graph as ir
 from adjit.ir.check import check_graph
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var
@@ -228,6 +228,8 @@ class GraphTrace:
         if isinstance(x, (bool, int, float, np.bool_, np.number)) or (
             isinstance(x, np.ndarray) and x.ndim == 0
         ):
+            if isinstance(x, np.generic):
+                _trace_stack.numpy_scalars += 1
             return Literal(x, get_aval(x).dtype)
         if isinstance(x, np.ndarray):
             return self.capture(x, get_aval(x))
@@ -254,6 +256,10 @@ class _TraceStack(threading.local):
 
     def __init__(self):
         self.traces: list[GraphTrace] = []
+        # NumPy scalars that became literals (np.sum(a) of an outside array computed by NumPy
+        # while tracing): dispatch reads this to know a trace baked values computed from
+        # outside arrays (adjit's own rules make Python numbers and 0-d arrays, never these).
+        self.numpy_scalars = 0
 
     def __bool__(self):
         return bool(self.traces)

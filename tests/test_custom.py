@@ -12,8 +12,8 @@ import adjit
 import adjit.numpy as anp
 from adjit.config import config
 from adjit.errors import AdjitError, AdjitTypeError
-from adjit.passes import optimize
 from adjit.ir.rules import call_prims
+from adjit.passes import optimize
 from adjit.testing import check_grads
 
 # --------------------------------------------------------------------------- the functions

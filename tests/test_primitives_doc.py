@@ -15,13 +15,14 @@ import os
 import pytest
 
 import adjit
-from adjit.backend import codegen
-from adjit.backend.codegen import generate
+from adjit.backend import get_target
+from adjit.backend.numba_cpu import lowering
+from adjit.backend.numba_cpu.codegen import generate
 from adjit.config import config
-from adjit.passes import fusion, optimize
+from adjit.ir.rules import abstract_rules, call_prims, kind_of
+from adjit.passes import optimize
 from adjit.passes.fusion import LoopNest, fuse
 from adjit.primitives import doc
-from adjit.primitives.registry import abstract_rules, call_prims
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,16 +47,16 @@ def test_lowering_claims_match_the_tables():
     for name in abstract_rules:
         for kind in doc.lowerings(name):
             if kind == "fused elementwise":
-                assert (name in fusion.ELEMENTWISE and name in codegen.SCALAR_LOWERINGS
-                        or name == "iota" and name in fusion.INDEXED), name
+                assert (kind_of(name) == "elementwise" and name in lowering.SCALAR_LOWERINGS
+                        or name == "iota" and kind_of(name) == "gather"), name
             elif kind == "fused reduction":
-                assert name in fusion.REDUCTIONS and name in codegen._REDUCE_INIT, name
+                assert kind_of(name) == "reduction" and name in lowering.REDUCE_LOWERINGS, name
             elif kind == "gather":
-                assert name in fusion.INDEXED, name
+                assert kind_of(name) == "gather", name
             elif kind == "array op":
-                assert name in codegen.ARRAY_LOWERINGS, name
+                assert name in lowering.ARRAY_LOWERINGS, name
             elif kind == "inlined call":
-                assert name in call_prims, name
+                assert name in call_prims(), name
             else:
                 assert kind == "view", kind
 
@@ -64,17 +65,18 @@ def _observed(graph, seen: dict) -> None:
     """Record, per primitive, how the backend lowered its equations in ``graph``."""
     optimized = optimize(graph)
     for eqn in graph.eqns:
-        if eqn.prim in call_prims:
+        if eqn.prim in call_prims():
             seen.setdefault(eqn.prim, set()).add("inlined call")
-    assert not {e.prim for e in optimized.eqns} & call_prims, "a call survived inlining"
+    assert not {e.prim for e in optimized.eqns} & call_prims(), "a call survived inlining"
     _scheduled(optimized, seen)
-    if not {e.prim for e in graph.eqns} & call_prims:
+    if not {e.prim for e in graph.eqns} & call_prims():
         _scheduled(graph, seen)  # unoptimized too: simplify removes e.g. every stop_gradient
 
 
 def _scheduled(graph, seen: dict) -> None:
     schedule = fuse(graph)
-    generate(schedule)  # raises MissingRuleError for a primitive with no lowering
+    # raises MissingRuleError for a primitive with no lowering
+    generate(schedule, get_target("cpu").lowerings)
     for eqn in schedule.views.values():
         seen.setdefault(eqn.prim, set()).add("view")
     for item in schedule.items:
@@ -84,7 +86,7 @@ def _scheduled(graph, seen: dict) -> None:
                 kind = "view"
             elif not isinstance(item, LoopNest):
                 kind = "array op"
-            elif eqn.prim in fusion.REDUCTIONS:
+            elif kind_of(eqn.prim) == "reduction":
                 kind = "fused reduction"
             elif eqn.prim == "take":
                 kind = "gather"

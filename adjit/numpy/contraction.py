@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import is_symbolic, same_shape
+from adjit.numpy import core as anp
 from adjit.trace import get_aval
 
 
@@ -47,8 +48,6 @@ def _parse(subscripts: str, n_operands: int):
 
 def _diagonal(x, spec: str):
     """Take the diagonal for each letter repeated in ``spec``: (x, spec with each letter once)."""
-    import adjit.numpy as anp
-
     while True:
         repeated = next((c for c in spec if spec.count(c) > 1), None)
         if repeated is None:
@@ -66,8 +65,6 @@ def _diagonal(x, spec: str):
 
 
 def einsum(subscripts, *operands):
-    import adjit.numpy as anp
-
     if not isinstance(subscripts, str):
         raise AdjitTypeError("adjit.numpy.einsum takes a subscripts string first (the "
                              "interleaved operand, sublist form is not supported)")
@@ -123,8 +120,6 @@ def einsum(subscripts, *operands):
 def _as_matmul(terms, output: str, sizes):
     """A two-operand contraction of one letter with at most one free letter each (a matrix or
     vector product), as ``matmul``; None for anything else."""
-    import adjit.numpy as anp
-
     (a, sa), (b, sb) = terms
     shared = set(sa) & set(sb)
     if len(shared) != 1 or shared & set(output):

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from adjit.ad.transpose import vjp_eval
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Dim, dim_add, dim_sub, is_symbolic
+from adjit.numpy import core as anp
 from adjit.primitives import indexing as ix
 from adjit.primitives import structural as st
-from adjit.trace import Tracer, get_aval
+from adjit.trace import Tracer, get_aval, trace_to_graph
 
 
 def _is_array_index(entry) -> bool:
@@ -124,8 +126,6 @@ def _advanced(x, entries):
     x = getitem(x, tuple(basic))
     remaining = [e for e in entries if not isinstance(e, (int, np.integer))]
     array_axes = [i for i, e in enumerate(remaining) if _is_array_index(e)]
-    import adjit.numpy as anp
-
     arrays = []
     for e in (remaining[i] for i in array_axes):
         arr = anp.asarray(e)
@@ -162,6 +162,16 @@ def _advanced(x, entries):
     return out
 
 
+class IndexUpdateHelper:
+    """``x.at[idx].set(v)`` and friends: functional updates that return a new array."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        return IndexUpdate(self.x, idx)
+
+
 class IndexUpdate:
     """``x.at[idx]``: ``set``, ``add``, ``multiply``, ``get`` return new arrays."""
 
@@ -175,10 +185,6 @@ class IndexUpdate:
     def _scatter(self, values):
         """Add ``values`` (the shape of x[idx]) into zeros shaped like x: the transpose of
         indexing, so repeated indices accumulate."""
-        import adjit.numpy as anp
-        from adjit.ad.transpose import vjp_eval
-        from adjit.trace import trace_to_graph
-
         x_aval = get_aval(self.x)
         graph, consts = trace_to_graph(lambda x: [getitem(x, self.idx)], [x_aval])
         target = graph.outvars[0].aval
@@ -188,13 +194,9 @@ class IndexUpdate:
         return st.instantiate(scattered)
 
     def add(self, values):
-        import adjit.numpy as anp
-
         return anp.add(self.x, self._scatter(values))
 
     def set(self, values):
-        import adjit.numpy as anp
-
         count = self._scatter(anp.ones_like(getitem(self.x, self.idx)))
         written = anp.greater(count, 0)
         # Where an index repeats, the written values are averaged (JAX leaves this unspecified).
@@ -202,8 +204,6 @@ class IndexUpdate:
         return anp.where(written, update, self.x)
 
     def multiply(self, values):
-        import adjit.numpy as anp
-
         # Unwritten positions get factor 1: (x * v at idx) without touching the rest.
         factor = anp.add(self._scatter(anp.subtract(values, 1.0)), 1.0)
         return anp.multiply(self.x, factor)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from adjit.errors import AdjitValueError
+from adjit.numpy import core as anp
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
     """NumPy's vector and matrix norms: a matrix norm for a 2-d array with ``axis=None`` or a
     pair of axes; a vector norm for one axis (or a flattened array with ``ord=None``)."""
-    import adjit.numpy as anp
-
     x = anp.asarray(x)
     nd = anp.ndim(x)
     if axis is None and (ord is None or nd == 1):

@@ -3,12 +3,13 @@ nothing of adjit.numpy, and adjit.numpy installs them when it is imported."""
 
 from __future__ import annotations
 
+from adjit.numpy import protocol
 from adjit.trace import Tracer
 
 
-def install():
-    """Python operators and array methods on ``Tracer``, implemented by adjit.numpy."""
-    import adjit.numpy as anp
+def install(anp):
+    """Python operators and array methods on ``Tracer``, implemented by ``anp``, the package
+    adjit.numpy (passed in: this module is part of it)."""
 
     def binary(fn):
         return lambda self, other: fn(self, other), lambda self, other: fn(other, self)
@@ -34,6 +35,7 @@ def install():
     Tracer.__getitem__ = lambda self, idx: anp.getitem(self, idx)
     Tracer.T = property(lambda self: anp.transpose(self))
     Tracer.at = property(lambda self: anp.IndexUpdateHelper(self))
+
     def method(fn):
         return lambda self, *a, **k: fn(self, *a, **k)
 
@@ -48,5 +50,7 @@ def install():
     Tracer.squeeze = lambda self, axis=None: anp.squeeze(self, axis)
     Tracer.ravel = Tracer.flatten = lambda self: anp.ravel(self)
     Tracer.clip = lambda self, lo=None, hi=None: anp.clip(self, lo, hi)
-    Tracer.__array_ufunc__ = anp.array_ufunc
-    Tracer.__array_function__ = anp.array_function
+    Tracer.__array_ufunc__ = lambda self, ufunc, method, *inputs, **kwargs: (
+        protocol.array_ufunc(anp, ufunc, method, inputs, kwargs))
+    Tracer.__array_function__ = lambda self, func, types, args, kwargs: (
+        protocol.array_function(anp, func, args, kwargs))

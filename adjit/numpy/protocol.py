@@ -1,5 +1,10 @@
 """NumPy's dispatch protocols: ``np.sin(traced)`` runs adjit.numpy.sin, so code written with
-``import numpy as np`` traces unchanged. What adjit lacks is an error that names it."""
+``import numpy as np`` traces unchanged. What adjit lacks is an error that names it.
+
+The namespaces searched are passed in (``adjit.numpy`` installs these on ``Tracer`` with itself
+as the namespace), and ``ufunc_namespaces`` lists further modules whose functions answer for
+ufuncs NumPy does not define: ``adjit.scipy.special`` adds itself, since scipy.special's
+functions are ufuncs too (``scipy.special.expit(traced)`` lands here)."""
 
 from __future__ import annotations
 
@@ -20,9 +25,10 @@ def _lookup(module, name, what):
     return fn
 
 
-def array_ufunc(ufunc, method, inputs, kwargs):
-    import adjit.numpy as anp
+ufunc_namespaces: list = []
 
+
+def array_ufunc(anp, ufunc, method, inputs, kwargs):
     if kwargs.get("out") is not None:
         raise AdjitTypeError(f"adjit: numpy.{ufunc.__name__}(..., out=...) writes in place, "
                              "which traced arrays do not support")
@@ -30,11 +36,9 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if method == "__call__":
         name = _UFUNC_NAMES.get(ufunc.__name__, ufunc.__name__)
         if name is not None and not hasattr(anp, name):
-            # scipy.special's functions are ufuncs too: scipy.special.expit(traced) lands here.
-            from adjit.scipy import special
-
-            if hasattr(special, name):
-                return getattr(special, name)(*inputs, **kwargs)
+            for namespace in ufunc_namespaces:
+                if hasattr(namespace, name):
+                    return getattr(namespace, name)(*inputs, **kwargs)
         return _lookup(anp, name, f"numpy.{ufunc.__name__}")(*inputs, **kwargs)
     if method == "reduce" and ufunc.__name__ in _REDUCE:
         return getattr(anp, _REDUCE[ufunc.__name__])(*inputs, **kwargs)
@@ -42,9 +46,7 @@ def array_ufunc(ufunc, method, inputs, kwargs):
                          "arrays")
 
 
-def array_function(func, args, kwargs):
-    import adjit.numpy as anp
-
+def array_function(anp, func, args, kwargs):
     module = func.__module__ or ""
     qualified = f"{module}.{func.__name__}"
     # Only numpy and numpy.linalg have counterparts: numpy.fft.fft is not adjit.numpy.fft, and

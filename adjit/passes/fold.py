@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from adjit.ir.graph import Graph, Literal, map_subgraphs, subgraphs
-from adjit.passes.rewrite import Renamer
 from adjit.ir.rules import impl_rules
+from adjit.passes.rewrite import Renamer
 
 # Folding these would change what the program means or lose a symbolic length.
 _NEVER_FOLD = {"shape_size", "iota"}

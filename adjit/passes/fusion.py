@@ -22,21 +22,9 @@ from dataclasses import dataclass, field
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, same_shape
 from adjit.ir.rules import kind_of
 
-class _Kind:
-    """The primitives of one kind, as declared where each is defined (``adjit.ir.rules``)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def __contains__(self, prim: str) -> bool:
-        return kind_of(prim) == self.kind
-
-
-# Evaluated per element at the nest's index; inputs at the same index may be in-nest values.
-ELEMENTWISE = _Kind("elementwise")
-# Read their array input at a computed index: it must exist before the nest starts.
-GATHERS = _Kind("gather")
-REDUCTIONS = _Kind("reduction")
+def is_reduction(prim: str) -> bool:
+    return kind_of(prim) == "reduction"
 
 
 def _non_unit(shape):
@@ -83,7 +71,7 @@ def _affine(i: str, start, stride: int) -> str:
 
 
 def iteration_shape(eqn: Eqn):
-    if eqn.prim in REDUCTIONS:
+    if is_reduction(eqn.prim):
         return eqn.inputs[0].aval.shape
     return eqn.out.aval.shape
 
@@ -97,7 +85,7 @@ class LoopNest:
 
     @property
     def reductions(self):
-        return [e for e in self.eqns if e.prim in REDUCTIONS]
+        return [e for e in self.eqns if is_reduction(e.prim)]
 
 
 @dataclass
@@ -187,7 +175,7 @@ def fuse(graph: Graph) -> Schedule:
             target = LoopNest(tuple(shape))
             open_nests.append(target)
         target.eqns.append(eqn)
-        (target.reduced if eqn.prim in REDUCTIONS else target.defined).add(eqn.out.id)
+        (target.reduced if is_reduction(eqn.prim) else target.defined).add(eqn.out.id)
     materialize(graph.outvars)
     items.extend(open_nests)
     return Schedule(graph, items, views)

@@ -281,7 +281,8 @@ def _digamma_impl(x):
     return series + shift
 
 
-defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype), kind="elementwise")
+defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype),
+        kind="elementwise")
 defbatch_elementwise("digamma")
 defjvp("digamma", lambda t, x, **_: mul(t, polygamma(x, m=1)))
 

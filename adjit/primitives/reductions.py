@@ -80,12 +80,14 @@ def _extremum_abstract(what):
 
 
 reduce_max = _reduction("reduce_max")
-defprim("reduce_max", _extremum_abstract("max"), lambda x, *, axes: np.max(x, axis=axes), kind="reduction")
+defprim("reduce_max", _extremum_abstract("max"), lambda x, *, axes: np.max(x, axis=axes),
+        kind="reduction")
 defjvp_full("reduce_max", _extremum_jvp("reduce_max"))
 defbatch_params("reduce_max", _shift_axes)
 
 reduce_min = _reduction("reduce_min")
-defprim("reduce_min", _extremum_abstract("min"), lambda x, *, axes: np.min(x, axis=axes), kind="reduction")
+defprim("reduce_min", _extremum_abstract("min"), lambda x, *, axes: np.min(x, axis=axes),
+        kind="reduction")
 defjvp_full("reduce_min", _extremum_jvp("reduce_min"))
 defbatch_params("reduce_min", _shift_axes)
 

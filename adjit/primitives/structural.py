@@ -11,8 +11,6 @@ from adjit.ir.graph import Dim, ShapedArray, dim_add, dim_sub, is_symbolic, same
 from adjit.primitives.registry import (  # noqa: F401  (add_tangents..: the names users import)
     Zero,
     add_tangents,
-    instantiate,
-    zeros_like_aval,
     batch_all,
     batch_size,
     batching_rules,
@@ -20,7 +18,9 @@ from adjit.primitives.registry import (  # noqa: F401  (add_tangents..: the name
     deflinear,
     defnondiff,
     defprim,
+    instantiate,
     is_linear,
+    zeros_like_aval,
 )
 from adjit.trace import bind, get_aval
 
@@ -129,7 +129,8 @@ def _transpose_abstract(x, *, permutation):
     return ShapedArray([x.shape[p] for p in permutation], x.dtype)
 
 
-defprim("transpose", _transpose_abstract, lambda x, *, permutation: np.transpose(x, permutation), kind="view")
+defprim("transpose", _transpose_abstract, lambda x, *, permutation: np.transpose(x, permutation),
+        kind="view")
 deflinear("transpose", lambda ct, x, *, permutation:
           [transpose(ct, np.argsort(permutation).tolist())])
 defbatch_params("transpose", lambda *, permutation: {
@@ -312,7 +313,8 @@ def _iota_impl(*, dtype, shape, dimension):
         index.reshape([-1 if i == dimension else 1 for i in range(len(shape))]), shape).copy()
 
 
-defprim("iota", lambda *, dtype, shape, dimension: ShapedArray(shape, dtype), _iota_impl, kind="gather")
+defprim("iota", lambda *, dtype, shape, dimension: ShapedArray(shape, dtype), _iota_impl,
+        kind="gather")
 defnondiff("iota")
 batching_rules["iota"] = lambda args, dims, **params: (bind("iota", **params), None)  # no inputs
 

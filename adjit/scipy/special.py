@@ -3,8 +3,11 @@ to every order (their derivatives are special functions with rules of their own)
 
 from __future__ import annotations
 
+import sys
+
 import adjit.numpy as anp
 from adjit.errors import AdjitValueError
+from adjit.numpy import protocol
 from adjit.primitives import elementwise as ew
 
 
@@ -70,3 +73,8 @@ def xlogy(x, y):
     """x * log(y), 0 where x == 0."""
     zero = anp.equal(x, 0.0)
     return anp.where(zero, 0.0, anp.multiply(x, anp.log(anp.where(zero, 1.0, y))))
+
+
+# scipy.special's functions are NumPy ufuncs: scipy.special.expit(traced) reaches adjit.numpy's
+# protocol, which asks this module for the counterpart.
+protocol.ufunc_namespaces.append(sys.modules[__name__])

@@ -25,7 +25,7 @@ import numpy as np
 
 from adjit.errors import MissingRuleError
 from adjit.ir.graph import Dim, Graph, Literal
-from adjit.passes.fusion import REDUCTIONS, LoopNest, Schedule, _sources, is_view, view_index
+from adjit.passes.fusion import LoopNest, Schedule, _sources, is_reduction, is_view, view_index
 
 
 def const_text(value, dtype) -> str:
@@ -202,7 +202,7 @@ class Generator:
         # Allocations: values needed after the loop, and reduction accumulators.
         for eqn in nest.eqns:
             out = eqn.out
-            if eqn.prim in REDUCTIONS:
+            if is_reduction(eqn.prim):
                 init, _ = self.lowering("reduction", eqn.prim)
                 init = self.const(_reduce_init(init, out.aval.dtype), out.aval.dtype)
                 if out.aval.shape == ():
@@ -245,7 +245,7 @@ class Generator:
         for eqn in nest.eqns:
             out = eqn.out
             target = self.fresh("t")
-            if eqn.prim in REDUCTIONS:
+            if is_reduction(eqn.prim):
                 self.reduce_into(eqn, read(eqn.inputs[0]), index)
                 continue
             w(f"{target} = {self.element(eqn, read, index, local)}")
