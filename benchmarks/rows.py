@@ -1,4 +1,5 @@
-"""The four benchmark rows of issue 3, each measured against its peers in the same process run.
+"""The benchmark rows: issue 3's four, issue 4's vmap row and issue 8's free-array row, each
+measured against its peers in the same process run.
 
 Every implementation's first result is checked against the NumPy formula
 f(x) = x**2 + sin(x), f'(x) = 2x + cos(x) before it is timed; an implementation that fails its
@@ -595,3 +596,92 @@ def row5_vmap_grad(ctx: Context) -> None:
         goal, ok = goals.get(peer, ("", None))
         note = "; ".join(x for x in (a_note and f"adjit {a_note}", o_note, notes[peer]) if x)
         rep.lines.append(Line("5", what, peer, a, other, goal, ok, note))
+
+
+# --------------------------------------------------------------------------- row 6
+
+# Row 6's function reads these as globals (set by the row), as a user's module would.
+_X = _Y = _ANP = None
+
+
+def _free_array_loss(w):
+    return _ANP.sum((_X @ w - _Y) ** 2)
+
+
+def _argument_loss(w, x, y):
+    return _ANP.sum((x @ w - y) ** 2)
+
+
+def row6_free_array(ctx: Context) -> None:
+    """Issue 8's row: the gradient of a least-squares loss whose 2000x1000 float64 matrix is
+    read as a global (a free value of the function) against the same matrix passed as an
+    argument. Goal: the same time (within 5%)."""
+    global _X, _Y, _ANP
+    log("row 6: free array vs argument, grad of sum((X @ w - y)**2), X 2000x1000 float64")
+    rng = np.random.default_rng(0)
+    _X, _Y, _ANP = rng.standard_normal((2000, 1000)), rng.standard_normal(2000), ctx.anp
+    w = rng.standard_normal(1000)
+    expected = 2.0 * _X.T @ (_X @ w - _Y)
+
+    def check(label):
+        return lambda r: check_close(f"{label} grad", np.asarray(r), expected, rtol=1e-9,
+                                     atol=1e-9)
+
+    g_free = ctx.adjit.grad(_free_array_loss)
+    g_arg = ctx.adjit.grad(_argument_loss)
+    x, y = _X, _Y
+    results = {"free": [], "arg": []}
+    for _ in range(2):  # alternate, so that a noisy stretch of a shared machine hits both
+        results["free"].append(measure(ctx, "adjit grad, X global", g_free, w, check("global")))
+        results["arg"].append(measure(ctx, "adjit grad, X argument",
+                                      lambda w: g_arg(w, x, y), w, check("argument")))
+
+    def best(runs):
+        times = [t for t, _ in runs if t is not None]
+        notes = [n for _, n in runs if n]
+        return (min(times) if times else None), "; ".join(dict.fromkeys(notes))
+
+    a, a_note = best(results["free"])
+    other, o_note = best(results["arg"])
+    note = "; ".join(part for part in (a_note and f"global: {a_note}",
+                                       o_note and f"argument: {o_note}",
+                                       "adjit column: X read as a global; peer column: X passed "
+                                       "as an argument; both checked against 2 X^T (X w - y)")
+                     if part)
+    ctx.report.lines.append(Line(
+        "6", "free array: grad of `sum((X @ w - y)**2)`, X 2000x1000 float64, global vs argument",
+        "adjit, X as an argument", a, other, "same time (≤ 1.05x)",
+        lambda r, *_: r <= 1.05, note))
+
+
+def main(argv=None) -> int:
+    """Run rows alone, print their summary lines: ``python3 benchmarks/rows.py 6 [--quick]``
+    (run.py runs the rows it knows and writes RESULTS.md)."""
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    p.add_argument("rows", nargs="+", choices=["6"])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--adjit-path", default=os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    args = p.parse_args(argv)
+    tmp_dir = tempfile.mkdtemp(prefix="adjit-bench-")
+    os.environ["ADJIT_CACHE_DIR"] = os.path.join(tmp_dir, "adjit-cache")
+    sys.path.insert(0, os.path.abspath(args.adjit_path))
+    import adjit
+    import adjit.numpy as anp
+
+    ctx = Context(adjit=adjit, anp=anp, peers={}, budget_s=0.2 if args.quick else 1.0,
+                  quick=args.quick, report=Report(), bench_dir=os.path.dirname(__file__),
+                  adjit_root=os.path.abspath(args.adjit_path), tmp_dir=tmp_dir)
+    rows = {"6": row6_free_array}
+    for row in args.rows:
+        rows[row](ctx)
+    for line in ctx.report.lines:
+        print("| " + " | ".join(line.cells()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
