@@ -327,6 +327,18 @@ def test_free_array_in_a_tuple():
     assert f(x) == 3.0
 
 
+def test_custom_rule_defined_again():
+    @adjit.custom_jvp
+    def f(x):
+        return x * x
+
+    f.defjvp(lambda p, t: (f(p[0]), 2.0 * p[0] * t[0]))
+    df = adjit.grad(f)
+    assert df(3.0) == 6.0
+    f.defjvp(lambda p, t: (f(p[0]), 0.0 * t[0]))  # a new rule: a new trace
+    assert df(3.0) == 0.0
+
+
 def test_function_made_by_exec_without_a_module_name():
     ns = {"K": 1.0}
     exec("def f(x):\n    return K * x\n", ns)
