@@ -265,6 +265,21 @@ def test_free_array_is_an_input_read_at_each_call():
     W = np.array([1.0, 2.0, 3.0])
 
 
+def test_free_array_rebound_is_not_kept_alive():
+    import gc
+    import weakref
+
+    ns = _namespace(X=np.ones(3))
+    exec("def f(x):\n    return anp.sum(X) * x\n", ns)
+    f = adjit.grad(ns["f"])
+    assert f(2.0) == 3.0
+    old = weakref.ref(ns["X"])
+    ns["X"] = np.full(3, 2.0)
+    assert f(2.0) == 6.0
+    gc.collect()
+    assert old() is None  # nothing of adjit's holds the first array
+
+
 def test_free_array_gone_is_a_name_error():
     ns = _namespace(X=np.ones(3))
     exec("def f(x):\n    return anp.sum(X * x)\n", ns)
