@@ -124,27 +124,26 @@ class Executable:
 
 def _free_inputs(consts, free: FreeValues):
     """Which of a trace's constants are free arrays, by identity: (inputs, input keys) for
-    :class:`Executable`. An array also reached through a view among the other constants (a
-    NumPy ``X.T`` computed while tracing) is not an input key: the view would keep reading the
-    old array if X were rebound, so X stays compared by identity and content."""
+    :class:`Executable`.
+
+    When another array is among the constants (``np.sin(X)`` or ``X.T`` computed by NumPy
+    while tracing, an ``np.ones(3)``), it may have been computed from a free array, and the
+    graph would keep that old result if the free array changed: then no free array is an input
+    key, and the watcher keeps comparing each by identity and content."""
     by_id = {}
     for key, getter, value in free.pending_arrays():
         if type(value) is np.ndarray:
             by_id.setdefault(id(value), (key, getter, value))
-    inputs, keys, bound = [], set(), set()
+    inputs, keys = [], set()
     for i, c in enumerate(consts):
         hit = by_id.get(id(c)) if type(c) is np.ndarray else None
         if hit is None:
+            if isinstance(c, np.ndarray):
+                return [], set()
             continue
         key, getter, value = hit
         inputs.append((i, getter, signature(value), value.shape))
         keys.add(key)
-        bound.add(i)
-    for i, c in enumerate(consts):
-        if i not in bound and isinstance(c, np.ndarray):
-            for key, _, value in by_id.values():
-                if key in keys and np.may_share_memory(c, value):
-                    keys.discard(key)
     return inputs, keys
 
 

@@ -20,11 +20,12 @@ ways (a :class:`_Read`'s ``kind``):
 Arrays start ``pending``: which of them the graph reads as inputs is known only after the trace
 (:meth:`FreeValues.settle`). Arrays inside tuples are watched one by one, like names.
 
-The known gap: an array the graph reads as an input that plain NumPy code also computed from
-while tracing (``anp.sum(X * x) / np.sum(X)``, or ``if X.max() > 1:``) is still an input, and
-what NumPy computed from it is baked into the graph; nothing done during a trace can see such
-a read. A NumPy view of it among the graph's constants (``X.T`` computed while tracing) is seen
-(:func:`adjit.dispatch._free_inputs`), and keeps the array compared by content.
+A graph with any other array among its constants reads none of its free arrays as inputs:
+that array may have been computed from one by NumPy while tracing (``np.sin(X)``, ``X.T``),
+so they all stay compared by content (:func:`adjit.dispatch._free_inputs`). The known gap: a
+number NumPy computed from an input array while tracing (``anp.sum(X * x) / np.sum(X)``),
+or a Python decision on its values (``if X.max() > 1:``), is baked into the graph and not
+seen to change; nothing in the traced graph tells such a number from the user's own.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class FreeValues:
         wrapped = getattr(fun, "__wrapped__", None)  # an adjit entry function, a decorator
         if wrapped is not None:
             self._walk(wrapped, seen)
+        if hasattr(fun, "staged"):
+            return  # an adjit entry function: its own closure is adjit's
         if isinstance(fun, (custom_jvp, custom_vjp)):
             # The rules are read when the function is differentiated; defining new ones counts.
             for attr in ("jvp", "fwd", "bwd"):

@@ -304,6 +304,28 @@ def test_free_array_also_read_by_a_view_is_compared():
     assert f(x) == 6.0 + 2.0
 
 
+def test_free_array_also_computed_from_by_numpy_is_compared():
+    """The graph reads a, and NumPy computed np.sin(a) while tracing (another constant): a
+    stays compared by content, so changing it in place is seen in both places."""
+    a = np.ones(3)
+    f = adjit.jit(lambda x: x * a + np.sin(a))
+    np.testing.assert_allclose(f(np.ones(3)), 1 + np.sin(1.0))
+    assert _kinds(f) == ["array"]
+    a[:] = 5.0
+    np.testing.assert_allclose(f(np.ones(3)), 5 + np.sin(5.0))
+
+
+@pytest.mark.parametrize("case", ["jit", "grad", "value_and_grad", "vmap", "jacfwd", "jacrev",
+                                  "hessian", "jit(grad)", "vmap(grad)", "grad(grad)"])
+def test_transforms_read_free_arrays_as_inputs(case):
+    """What the transforms add to a graph does not stop a free array being an input."""
+    f, _ = _global_array_in_place("plain", S0)
+    build, run, _ = CASES[case]
+    t = build(f)
+    run(t, f)
+    assert _kinds(t) == ["input"]
+
+
 def test_array_read_only_by_numpy_keeps_a_copy():
     ns = _namespace(X=np.ones(3))
     exec("def f(x):\n    return np.sum(X) * x\n", ns)
