@@ -30,7 +30,7 @@ from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.freevalues import FreeValues
 from adjit.ir.graph import Graph
 from adjit.ir.interpret import bind_symbols
-from adjit.trace import _open_traces, _trace_stack, get_aval, trace_symbolic
+from adjit.trace import _open_traces, _trace_stack, get_aval, numpy_scalars_made, trace_symbolic
 
 # How often a call retraces because a free array changed between the check and the read (a
 # thread rebinding it meanwhile) before giving up.
@@ -304,6 +304,7 @@ class Staged:
             out_tree_box.append(out_tree)
             return out_leaves
 
+        scalars_before = numpy_scalars_made()
         try:
             graph, consts = trace_symbolic(flat_body, leaves)
         except RecursionError as exc:
@@ -311,7 +312,10 @@ class Staged:
                 f"adjit: tracing {self.name} hit Python's recursion limit ({exc}). A recursive "
                 "function must stop on a Python value (a depth argument), not on a traced "
                 "value, and recurse fewer than sys.getrecursionlimit() times") from None
-        inputs, keys = _free_inputs(consts, free)
+        # A NumPy scalar made into a literal (np.sum(X) computed by NumPy while tracing) may come
+        # from a free array: then none is an input and each stays compared by content.
+        baked_scalars = numpy_scalars_made() != scalars_before
+        inputs, keys = ([], set()) if baked_scalars else _free_inputs(consts, free)
         run = compile_graph(graph, target=self.target, jit=config.jit, reason=reason)
         return Executable(graph, consts, out_tree_box[-1], run, inputs, keys)
 

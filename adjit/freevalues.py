@@ -20,12 +20,13 @@ ways (a :class:`_Read`'s ``kind``):
 Arrays start ``pending``: which of them the graph reads as inputs is known only after the trace
 (:meth:`FreeValues.settle`). Arrays inside tuples are watched one by one, like names.
 
-A graph with any other array among its constants reads none of its free arrays as inputs:
-that array may have been computed from one by NumPy while tracing (``np.sin(X)``, ``X.T``),
-so they all stay compared by content (:func:`adjit.dispatch._free_inputs`). The known gap: a
-number NumPy computed from an input array while tracing (``anp.sum(X * x) / np.sum(X)``),
-or a Python decision on its values (``if X.max() > 1:``), is baked into the graph and not
-seen to change; nothing in the traced graph tells such a number from the user's own.
+A graph with any other array among its constants, or whose trace took in a NumPy scalar
+(``np.sum(X)``, ``X[0]``: counted by ``adjit.trace.note_numpy_scalar``), reads none of its free
+arrays as inputs: that value may have been computed from one by NumPy while tracing
+(``np.sin(X)``, ``X.T``, ``np.sum(X)``), so they all stay compared by content
+(:mod:`adjit.dispatch`). The known gap: a Python number computed from an input array while
+tracing (``float(X[0])``) or a Python decision on its values (``if X.max() > 1:``) is baked
+into the graph and not seen to change; nothing tells such a number from the user's own.
 """
 
 from __future__ import annotations

@@ -228,8 +228,6 @@ class GraphTrace:
         if isinstance(x, (bool, int, float, np.bool_, np.number)) or (
             isinstance(x, np.ndarray) and x.ndim == 0
         ):
-            if isinstance(x, np.generic):
-                _trace_stack.numpy_scalars += 1
             return Literal(x, get_aval(x).dtype)
         if isinstance(x, np.ndarray):
             return self.capture(x, get_aval(x))
@@ -256,9 +254,10 @@ class _TraceStack(threading.local):
 
     def __init__(self):
         self.traces: list[GraphTrace] = []
-        # NumPy scalars that became literals (np.sum(a) of an outside array computed by NumPy
-        # while tracing): dispatch reads this to know a trace baked values computed from
-        # outside arrays (adjit's own rules make Python numbers and 0-d arrays, never these).
+        # NumPy scalars user code gave adjit.numpy while tracing (np.sum(X) of an outside array
+        # computed by NumPy): dispatch reads this to know a trace may have baked a value
+        # computed from an outside array. (Literals replayed by the evaluators are NumPy
+        # scalars too, but never pass through adjit.numpy.)
         self.numpy_scalars = 0
 
     def __bool__(self):
@@ -327,6 +326,17 @@ def new_trace():
 
 def is_tracing() -> bool:
     return bool(_trace_stack)
+
+
+def note_numpy_scalar() -> None:
+    """A NumPy scalar (``np.sum(X)`` computed by NumPy) entered a trace as a constant."""
+    if _trace_stack:
+        _trace_stack.numpy_scalars += 1
+
+
+def numpy_scalars_made() -> int:
+    """How many NumPy scalars this thread's traces have taken in as constants so far."""
+    return _trace_stack.numpy_scalars
 
 
 def trace_to_graph(fun: Callable, avals) -> tuple[Graph, list]:

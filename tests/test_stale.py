@@ -315,6 +315,22 @@ def test_free_array_also_computed_from_by_numpy_is_compared():
     np.testing.assert_allclose(f(np.ones(3)), 5 + np.sin(5.0))
 
 
+@pytest.mark.parametrize("read", ["np.sum(X)", "X[0]", "X.max()"])
+def test_free_array_also_reduced_by_numpy_is_compared(read):
+    """The graph reads X, and NumPy computed a scalar from it while tracing (a NumPy scalar
+    made into a literal): X stays compared by content, so changing it in place is seen."""
+    ns = _namespace(X=np.ones(3))
+    exec(f"def f(x):\n    return anp.sum(X * x) * {read}\n", ns)
+    scalar = {"np.sum(X)": 6.0, "X[0]": 2.0, "X.max()": 2.0}[read]  # once X is all 2.0
+    for t, expected in ((adjit.jit(ns["f"]), 6.0 * scalar),
+                        (adjit.grad(ns["f"]), 2.0 * scalar * np.ones(3))):
+        ns["X"][:] = 1.0
+        t(np.ones(3))
+        assert _kinds(t) == ["array"]
+        ns["X"][:] = 2.0
+        np.testing.assert_allclose(t(np.ones(3)), expected)
+
+
 @pytest.mark.parametrize("case", ["jit", "grad", "value_and_grad", "vmap", "jacfwd", "jacrev",
                                   "hessian", "jit(grad)", "vmap(grad)", "grad(grad)"])
 def test_transforms_read_free_arrays_as_inputs(case):

@@ -22,7 +22,7 @@ from adjit.primitives import linalg as la
 from adjit.primitives import reductions as rd
 from adjit.primitives import sorting as so
 from adjit.primitives import structural as st
-from adjit.trace import Tracer, canonical_dtype, get_aval
+from adjit.trace import Tracer, canonical_dtype, get_aval, note_numpy_scalar
 
 pi, e, inf, nan, newaxis = np.pi, np.e, np.inf, np.nan, None
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
@@ -46,6 +46,8 @@ def asarray(x, dtype=None):
             stack([asarray(v) for v in x]), dtype)
     if x is None or isinstance(x, (str, bytes, dict, set)):
         raise AdjitTypeError(f"adjit: expected an array or a number, got {type(x).__name__}")
+    if isinstance(x, np.generic):
+        note_numpy_scalar()  # it may have been computed from an outside array: see dispatch
     try:
         value = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as err:
