@@ -652,36 +652,3 @@ def row6_free_array(ctx: Context) -> None:
         "6", "free array: grad of `sum((X @ w - y)**2)`, X 2000x1000 float64, global vs argument",
         "adjit, X as an argument", a, other, "same time (≤ 1.05x)",
         lambda r, *_: r <= 1.05, note))
-
-
-def main(argv=None) -> int:
-    """Run rows alone, print their summary lines: ``python3 benchmarks/rows.py 6 [--quick]``
-    (run.py runs the rows it knows and writes RESULTS.md)."""
-    import argparse
-    import tempfile
-
-    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    p.add_argument("rows", nargs="+", choices=["6"])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--adjit-path", default=os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    args = p.parse_args(argv)
-    tmp_dir = tempfile.mkdtemp(prefix="adjit-bench-")
-    os.environ["ADJIT_CACHE_DIR"] = os.path.join(tmp_dir, "adjit-cache")
-    sys.path.insert(0, os.path.abspath(args.adjit_path))
-    import adjit
-    import adjit.numpy as anp
-
-    ctx = Context(adjit=adjit, anp=anp, peers={}, budget_s=0.2 if args.quick else 1.0,
-                  quick=args.quick, report=Report(), bench_dir=os.path.dirname(__file__),
-                  adjit_root=os.path.abspath(args.adjit_path), tmp_dir=tmp_dir)
-    rows = {"6": row6_free_array}
-    for row in args.rows:
-        rows[row](ctx)
-    for line in ctx.report.lines:
-        print("| " + " | ".join(line.cells()) + " |")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5"
+ALL_ROWS = "1,2,3,4,5,6"
 
 
 def parse_args(argv):
@@ -175,13 +175,15 @@ def main(argv=None) -> int:
             rows.row2_arrays(ctx)
         if "5" in rows_wanted:
             rows.row5_vmap_grad(ctx)
+        if "6" in rows_wanted:
+            rows.row6_free_array(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)
         info_end = ctx.cache_info()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4}
+    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5}
     report.lines.sort(key=lambda line: order.get(line.row, 9))
 
     threads = [f"Numba kernels single-threaded (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}"
