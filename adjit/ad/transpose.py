@@ -12,7 +12,7 @@ from __future__ import annotations
 from adjit.ad.jvp import jvp_eval
 from adjit.ad.partial_eval import partial_eval_graph
 from adjit.ir.eval import eval_graph
-from adjit.ir.graph import Graph, Literal
+from adjit.ir.graph import Graph
 from adjit.ir.rules import LinearArg, Zero, multiple_results, rule, transpose_rules
 from adjit.primitives.registry import add_tangents, zeros_like_aval
 from adjit.trace import bind_outs, get_aval, trace_to_graph
@@ -37,40 +37,30 @@ def _bind_eqn(eqn, values):
 
 
 def backward_pass(graph: Graph, args, cts) -> list:
-    """Cotangents of ``graph``'s invars given cotangents of its outputs: ``args`` holds a value
-    for each non-linear invar and a ``LinearArg`` for each linear one. Equations that do not
-    depend on a linear input are evaluated forward first (into the current trace); the others
-    are transposed in reverse order. Non-linear invars get ``Zero``."""
-    env: dict[int, object] = {}
-    linear: set[int] = set()
-    for var, arg in zip(graph.invars, args, strict=True):
-        if isinstance(arg, LinearArg):
-            linear.add(var.id)
-        else:
-            env[var.id] = arg
-
-    def read(atom):
-        return atom.value if isinstance(atom, Literal) else env[atom.id]
-
+    """Cotangents of a closed graph's invars given cotangents of its outputs: ``args`` holds a
+    value for each non-linear invar and a ``LinearArg`` for each linear one. Equations that do
+    not depend on a linear input are evaluated forward (into the current trace); the others,
+    which the forward evaluation marks linear, are transposed in reverse order. Non-linear
+    invars get ``Zero``."""
     linear_eqns = []
-    for eqn in graph.eqns:
-        if any(not isinstance(a, Literal) and a.id in linear for a in eqn.inputs):
-            linear_eqns.append(eqn)
-            linear.update(v.id for v in eqn.outs)
-        else:
-            for var, value in zip(eqn.outs, _bind_eqn(eqn, [read(a) for a in eqn.inputs])):
-                env[var.id] = value
 
+    def forward(eqn, ins):
+        if any(isinstance(x, LinearArg) for x in ins):
+            linear_eqns.append((eqn, ins))  # ins: the transpose rule's arguments
+            return [LinearArg(v.aval) for v in eqn.outs]
+        return _bind_eqn(eqn, ins)
+
+    outs = eval_graph(graph, list(args), forward)
     ct_of: dict[int, object] = {}
 
     def accumulate(var, ct):
         if ct is not None and not isinstance(ct, Zero):
             ct_of[var.id] = add_tangents(ct_of.get(var.id, Zero(var.aval)), ct)
 
-    for var, ct in zip(graph.outvars, cts):
-        if not isinstance(var, Literal) and var.id in linear:
+    for var, value, ct in zip(graph.outvars, outs, cts):
+        if isinstance(value, LinearArg):
             accumulate(var, ct)
-    for eqn in reversed(linear_eqns):
+    for eqn, ins in reversed(linear_eqns):
         cts_out = [ct_of.pop(v.id, None) for v in eqn.outs]
         if all(ct is None for ct in cts_out):
             continue
@@ -78,14 +68,12 @@ def backward_pass(graph: Graph, args, cts) -> list:
             ct = [Zero(v.aval) if c is None else c for c, v in zip(cts_out, eqn.outs)]
         else:
             ct = cts_out[0]
-        ins = [LinearArg(a.aval) if not isinstance(a, Literal) and a.id in linear else read(a)
-               for a in eqn.inputs]
         cts_in = rule(transpose_rules, "transpose", eqn.prim)(ct, *ins, **eqn.params)
         for atom, arg, ct_in in zip(eqn.inputs, ins, cts_in):
             if isinstance(arg, LinearArg):
                 accumulate(atom, ct_in)
-    return [ct_of.get(v.id, Zero(v.aval)) if v.id in linear else Zero(v.aval)
-            for v in graph.invars]
+    return [ct_of.get(v.id, Zero(v.aval)) if isinstance(a, LinearArg) else Zero(v.aval)
+            for v, a in zip(graph.invars, args)]
 
 
 def vjp_eval(graph: Graph, consts, primals, diff):
