@@ -41,21 +41,32 @@ def batch_eval(graph: Graph, consts, args, dims):
     return [x for x, _ in pairs], [d for _, d in pairs]
 
 
-def batch_graph(graph: Graph, in_avals, dims) -> tuple[Graph, list]:
+def batch_graph(graph: Graph, in_avals, dims, force=None) -> tuple[Graph, list]:
     """The batched graph of a closed graph: its inputs have ``in_avals`` (the batched ones with
     the batch on axis 0, where ``dims`` says 0); returns it with the batch axis of each output
-    (0 or None)."""
+    (0 or None). Outputs where ``force`` says so are batched even when the same for every
+    example (a loop's carry, every branch of a conditional alike)."""
+    force = force or [False] * len(graph.outvars)
+    size = next(a.shape[0] for a, d in zip(in_avals, dims) if d is not None)
     out_dims = []
 
     def fun(*args):
         outs, ds = batch_eval(graph, [], args, dims)
-        out_dims[:] = ds
+        outs = [broadcast_batch(o, size) if f and d is None else o
+                for o, d, f in zip(outs, ds, force)]
+        out_dims[:] = [0 if f else d for d, f in zip(ds, force)]
         return outs
 
     return trace_closed(fun, in_avals), out_dims
 
 
 # --------------------------------------------------------------------------- axes
+
+
+def broadcast_batch(x, size):
+    """``x``, the same for every example, with a leading batch axis of ``size``."""
+    aval = get_aval(x)
+    return broadcast_in_dim(x, (size, *aval.shape), tuple(range(1, aval.ndim + 1)))
 
 
 def moveaxis(x, source: int, destination: int):
@@ -133,8 +144,7 @@ def vmap_body(fun, in_axes, out_axes):
                 results.append(out)
                 continue
             if d is None:
-                out = broadcast_in_dim(out, (size, *aval.shape),
-                                       tuple(range(1, aval.ndim + 1)))
+                out = broadcast_batch(out, size)
             results.append(moveaxis(out, 0, _normalize_axis(ax, aval.ndim + (d is None),
                                                              "out_axes")))
         return tree.unflatten(out_tree, results)

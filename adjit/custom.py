@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from adjit import tree
 from adjit.ad import jvp_eval, vjp_eval
-from adjit.batching import batch_eval, vmap_body
+from adjit.batching import batch_eval, batch_graph, vmap_body
 from adjit.control.call import call_abstract, call_impl
 from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError, ConcretizationError
 from adjit.ir.graph import Graph, ShapedArray, dim_map, subst_dims
@@ -122,17 +122,10 @@ def _tree_leaves_like(value, like_tree, what: str) -> list:
     return leaves
 
 
-def _batched_body(body, args, dims, what: str):
-    """``body`` vmapped (every output batched on axis 0), traced as a new body."""
-    size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
-
-    def batched(*xs):
-        outs, out_dims = batch_eval(body, [], list(xs), list(dims))
-        return [o if d is not None else broadcast_in_dim(
-                    o, (size, *get_aval(o).shape), tuple(range(1, get_aval(o).ndim + 1)))
-                for o, d in zip(outs, out_dims)]
-
-    return _trace_body(batched, [get_aval(x) for x in args], what)
+def _batched_body(body, args, dims):
+    """``body`` vmapped, every output batched on axis 0."""
+    return batch_graph(body, [get_aval(x) for x in args], dims,
+                       force=[True] * len(body.outvars))[0]
 
 
 # --------------------------------------------------------------------------- custom_jvp
@@ -188,12 +181,11 @@ def _custom_jvp_call_jvp(primals, tangents, *, body, fn):
 
 def _custom_jvp_call_batch(args, dims, *, body, fn):
     # A new custom_jvp: the body vmapped, and the rule vmapped with it.
-    graph, consts = _batched_body(body, args, dims, f"vmap of {fn}")
+    graph = _batched_body(body, args, dims)
     arg_dims = tuple(dims[fn.n_consts:])
     rule = vmap_body(lambda p, t: fn.jvp(list(p), list(t)), (arg_dims, arg_dims), 0)
-    info = CallInfo(f"vmap({fn.name})", len(consts) + fn.n_consts,
-                    jvp=lambda p, t: rule(tuple(p), tuple(t)))
-    outs = _bind_call("custom_jvp_call", graph, info, consts, args)
+    info = CallInfo(f"vmap({fn.name})", fn.n_consts, jvp=lambda p, t: rule(tuple(p), tuple(t)))
+    outs = _bind_call("custom_jvp_call", graph, info, [], args)
     return outs, [0] * len(outs)
 
 
@@ -328,7 +320,7 @@ def _custom_vjp_lin_batch(args, dims, *, body, fn):
 def _custom_vjp_call_batch(args, dims, *, body, fn):
     # A new custom_vjp: the body, fwd and bwd vmapped; an argument the batch shares gets the
     # sum of its per-example cotangents.
-    graph, consts = _batched_body(body, args, dims, f"vmap of {fn}")
+    graph = _batched_body(body, args, dims)
     arg_dims = tuple(dims[fn.n_consts:])
     fwd_b = vmap_body(lambda p: fn.fwd(list(p)), (arg_dims,), 0)
     bwd_b = vmap_body(lambda r, c: fn.bwd(list(r), list(c)), 0, 0)
@@ -337,9 +329,8 @@ def _custom_vjp_call_batch(args, dims, *, body, fn):
         ct_args = bwd_b(tuple(res), tuple(cts))
         return [c if d is not None else reduce_sum(c, (0,)) for c, d in zip(ct_args, arg_dims)]
 
-    info = CallInfo(f"vmap({fn.name})", len(consts) + fn.n_consts,
-                    fwd=lambda p: fwd_b(tuple(p)), bwd=bwd)
-    outs = _bind_call("custom_vjp_call", graph, info, consts, args)
+    info = CallInfo(f"vmap({fn.name})", fn.n_consts, fwd=lambda p: fwd_b(tuple(p)), bwd=bwd)
+    outs = _bind_call("custom_vjp_call", graph, info, [], args)
     return outs, [0] * len(outs)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from adjit.ir.eval import eval_graph
 from adjit.ir.graph import Graph
 from adjit.ir.rules import Zero, jvp_rules, multiple_results, rule
+from adjit.primitives.registry import instantiate as instantiate_zero
 from adjit.trace import bind_outs, get_aval, trace_closed
 
 
@@ -35,18 +36,21 @@ def jvp_eval(graph: Graph, consts, primals, tangents):
     return outs, t_outs
 
 
-def jvp_graph(graph: Graph, nonzero) -> tuple[Graph, list[bool]]:
+def jvp_graph(graph: Graph, nonzero, instantiate=None) -> tuple[Graph, list[bool]]:
     """The JVP of a closed graph as a graph: inputs are the primals then the tangents of the
     inputs where ``nonzero`` says so; outputs the primal outputs then the tangents that are
-    not symbolically zero, which the returned mask marks."""
+    not symbolically zero, which the returned mask marks. Outputs where ``instantiate`` says
+    so always get a tangent (zeros if need be): a loop's carry, every branch of a conditional."""
     n = len(graph.invars)
     tangent_avals = [v.aval for v, nz in zip(graph.invars, nonzero) if nz]
+    instantiate = instantiate or [False] * len(graph.outvars)
     out_nonzero = []
 
     def fun(*args):
         primals, it = args[:n], iter(args[n:])
         tangents = [next(it) if nz else Zero(v.aval) for v, nz in zip(graph.invars, nonzero)]
         outs, t_outs = jvp_eval(graph, [], primals, tangents)
+        t_outs = [instantiate_zero(t) if inst else t for t, inst in zip(t_outs, instantiate)]
         out_nonzero[:] = [not isinstance(t, Zero) for t in t_outs]
         return [*outs, *(t for t in t_outs if not isinstance(t, Zero))]
 

@@ -4,7 +4,17 @@ it and the code generator see only ordinary primitives. Runs first in the pipeli
 
 from __future__ import annotations
 
-from adjit.ir.graph import Eqn, Graph, Literal, Var, dim_map, is_identity, subst_dims
+from adjit.ir.graph import (
+    Eqn,
+    Graph,
+    Literal,
+    Var,
+    dim_map,
+    is_identity,
+    map_subgraphs,
+    subgraphs,
+    subst_dims,
+)
 from adjit.ir.rules import kind_of
 from adjit.passes.rewrite import Renamer
 
@@ -18,15 +28,20 @@ def _body(eqn) -> Graph:
     return body
 
 
+def _has_calls(graph: Graph) -> bool:
+    return any(kind_of(eqn.prim) == "call" or any(_has_calls(g) for g in subgraphs(eqn))
+               for eqn in graph.eqns)
+
+
 def inline_calls(graph: Graph) -> Graph:
-    if not any(kind_of(eqn.prim) == "call" for eqn in graph.eqns):
+    if not _has_calls(graph):
         return graph
     renamer = Renamer()
     eqns = []
     for eqn in graph.eqns:
         eqn = renamer.apply(eqn)
         if kind_of(eqn.prim) != "call":
-            eqns.append(eqn)
+            eqns.append(map_subgraphs(eqn, inline_calls))  # calls inside a loop's body too
             continue
         body = inline_calls(_body(eqn))
         mapping = dim_map(body.in_avals, [a.aval for a in eqn.inputs])
