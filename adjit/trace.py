@@ -314,6 +314,12 @@ def bind_outs(prim: str, *args, **params) -> list:
     return out if prim in multiple_results else [out]
 
 
+def bind_eqn(eqn: Eqn, values) -> list:
+    """The equation applied again to ``values``: the step of an evaluator that replays a graph
+    into the current trace."""
+    return bind_outs(eqn.prim, *values, **eqn.params)
+
+
 @contextlib.contextmanager
 def new_trace():
     trace = GraphTrace(len(_trace_stack))

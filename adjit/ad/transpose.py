@@ -15,7 +15,7 @@ from adjit.ir.eval import eval_graph
 from adjit.ir.graph import Graph
 from adjit.ir.rules import LinearArg, Zero, multiple_results, rule, transpose_rules
 from adjit.primitives.registry import add_tangents, zeros_like_aval
-from adjit.trace import bind_outs, get_aval, trace_to_graph
+from adjit.trace import bind_eqn, get_aval, trace_to_graph
 
 
 def linearize_graph(graph: Graph, consts, primal_avals, diff):
@@ -32,10 +32,6 @@ def linearize_graph(graph: Graph, consts, primal_avals, diff):
     return trace_to_graph(jvp_fun, [*primal_avals, *tangent_avals])
 
 
-def _bind_eqn(eqn, values):
-    return bind_outs(eqn.prim, *values, **eqn.params)
-
-
 def backward_pass(graph: Graph, args, cts) -> list:
     """Cotangents of a closed graph's invars given cotangents of its outputs: ``args`` holds a
     value for each non-linear invar and a ``LinearArg`` for each linear one. Equations that do
@@ -48,7 +44,7 @@ def backward_pass(graph: Graph, args, cts) -> list:
         if any(isinstance(x, LinearArg) for x in ins):
             linear_eqns.append((eqn, ins))  # ins: the transpose rule's arguments
             return [LinearArg(v.aval) for v in eqn.outs]
-        return _bind_eqn(eqn, ins)
+        return bind_eqn(eqn, ins)
 
     outs = eval_graph(graph, list(args), forward)
     ct_of: dict[int, object] = {}
@@ -88,7 +84,7 @@ def vjp_eval(graph: Graph, consts, primals, diff):
     n_tangents = len(jvp_graph.invars) - n_in
     known, linear, out_unknown, n_res = partial_eval_graph(
         jvp_graph, [False] * n_in + [True] * n_tangents)
-    known_outs = eval_graph(known, [*jvp_consts, *primals], _bind_eqn)
+    known_outs = eval_graph(known, [*jvp_consts, *primals], bind_eqn)
     outs = known_outs[:n_out]
     residuals = known_outs[len(known_outs) - n_res:]
     tangent_in_avals = [v.aval for v in jvp_graph.invars[n_in:]]

@@ -25,7 +25,8 @@ A primitive's ``kind`` says what the compiler may do with it: ``elementwise`` (o
 element from the input elements at the same index: fused into loops), ``reduction`` (sums an
 axis: fused with the loop producing its input), ``view`` (an index remapping: read through,
 never computed), ``gather`` (reads its input at computed indices: fused), ``call`` (carries its
-body as the graph param ``body``: inlined by the first pass) and ``array`` (whole-array work:
+body as the graph param ``body``: inlined by the first pass), ``control`` (carries graphs run
+as a branch or a loop: lowered by the target as control flow) and ``array`` (whole-array work:
 a step of its own).
 """
 
@@ -44,7 +45,7 @@ batching_rules: dict[str, Callable] = {}
 partial_eval_rules: dict[str, Callable] = {}
 dce_rules: dict[str, Callable] = {}
 
-KINDS = ("elementwise", "reduction", "view", "gather", "call", "array")
+KINDS = ("elementwise", "reduction", "view", "gather", "call", "control", "array")
 prim_kinds: dict[str, str] = {}
 
 # Primitives with a tuple of outputs.

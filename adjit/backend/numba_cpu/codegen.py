@@ -13,6 +13,8 @@ lowering tables (``adjit/backend/numba_cpu/lowering.py``), keyed by primitive na
   computed index (``read(atom, at)`` reads an input's element, through views);
 * ``"reduction"``: ``(initial value, update(acc, value) -> lines)``;
 * ``"array"``: ``lower(gen, eqn)``, writing the statements of a whole-array equation;
+* ``"control"``: ``lower(gen, eqn)`` for an equation carrying graphs (a branch, a loop): it
+  writes the control flow and places each graph's code with ``gen.inline_graph``;
 * ``"helpers"``: the source of a function emitted once above the kernel when a primitive with an
   entry is lowered.
 
@@ -25,7 +27,16 @@ import numpy as np
 
 from adjit.errors import MissingRuleError
 from adjit.ir.graph import Dim, Graph, Literal
-from adjit.passes.fusion import LoopNest, Schedule, _sources, is_reduction, is_view, view_index
+from adjit.ir.rules import kind_of
+from adjit.passes.fusion import (
+    LoopNest,
+    Schedule,
+    _sources,
+    fuse,
+    is_reduction,
+    is_view,
+    view_index,
+)
 
 
 def const_text(value, dtype) -> str:
@@ -139,11 +150,7 @@ class Generator:
                              for i, d in enumerate(v.aval.shape)
                              if isinstance(d, Dim) and d.name == symbol)
             body(f"{symbol} = {self.name(var)}.shape[{axis}]")
-        for item in self.schedule.items:
-            if isinstance(item, LoopNest):
-                self.loop_nest(item)
-            else:
-                self.array_eqn(item)
+        self.emit_items()
         outs = [self.atom(v) for v in g.outvars]
         # One output is returned bare (no tuple to build and index on every call).
         body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
@@ -165,6 +172,27 @@ class Generator:
         text = "\n".join(header + const_lines + body.lines) + "\n"
         scalar = [v.aval.shape == () for v in g.outvars]
         return KernelSource(text, self.schedule.loop_count, scalar)
+
+    def emit_items(self):
+        for item in self.schedule.items:
+            if isinstance(item, LoopNest):
+                self.loop_nest(item)
+            else:
+                self.array_eqn(item)
+
+    def inline_graph(self, graph: Graph, args: list[str]) -> list[str]:
+        """Writes here the code of a graph an equation carries (a branch, a loop's body), its
+        inputs named by ``args``; returns the source texts of its outputs. Its schedule is its
+        own (fused on its own); names, constants and helpers are the kernel's."""
+        sub = Generator(fuse(graph), self.lowerings)
+        sub.names, sub.consts, sub.w, sub.helpers = self.names, self.consts, self.w, self.helpers
+        sub.counter = self.counter
+        for var, text in zip(graph.invars, args):
+            sub.names[var.id] = text
+        sub._count_uses()
+        sub.emit_items()
+        self.counter = sub.counter
+        return [sub.atom(v) for v in graph.outvars]
 
     def lowering(self, kind: str, prim: str):
         """The entry for ``prim`` in the ``kind`` table; its helper, if any, is emitted."""
@@ -280,7 +308,8 @@ class Generator:
     # ---------------------------------------------------------------- whole-array equations
 
     def array_eqn(self, eqn):
-        self.lowering("array", eqn.prim)(self, eqn)
+        table = "control" if kind_of(eqn.prim) == "control" else "array"
+        self.lowering(table, eqn.prim)(self, eqn)
 
 
 def _reduce_init(init, dtype):

@@ -345,10 +345,103 @@ ARRAY_LOWERINGS = {
 }
 
 
+# --------------------------------------------------------------------------- control flow
+# A carried graph's outputs become the equation's variables; an output that is one of the
+# graph's inputs (an operand passed through) is copied, so that every path gives a fresh,
+# writable array of one type (Numba unifies a variable's type across branches and steps).
+
+
+def _owned(text: str, var, graph) -> str:
+    if var.aval.shape and any(var is v for v in graph.invars):
+        return f"np.copy({text})"
+    return text
+
+
+def _cond(g: Generator, eqn):
+    index, *operands = eqn.inputs
+    branches = eqn.params["branches"]
+    args = [g.atom(a) for a in operands]
+    which = g.fresh("branch")
+    g.w(f"{which} = min(max({g.atom(index)}, 0), {len(branches) - 1})")
+    for i, branch in enumerate(branches):
+        if len(branches) > 1:
+            g.w(f"if {which} == 0:" if i == 0 else
+                f"elif {which} == {i}:" if i < len(branches) - 1 else "else:")
+            g.w.depth += 1
+        outs = g.inline_graph(branch, args)
+        for var, text, inner in zip(eqn.outs, outs, branch.outvars):
+            g.w(f"{g.name(var)} = {_owned(text, inner, branch)}")
+        if len(branches) > 1:
+            g.w.depth -= 1
+
+
+def _assign_carry(g: Generator, names, texts, graph, carried_vars):
+    """``c0, c1 = new0, new1`` at once (a carry may take another's value); a carry that keeps
+    its own value is left as it is."""
+    pairs = [(n, _owned(t, v, graph)) for n, t, v, own in
+             zip(names, texts, graph.outvars, carried_vars) if v is not own]
+    if pairs:
+        g.w(f"{', '.join(n for n, _ in pairs)} = {', '.join(t for _, t in pairs)}")
+
+
+def _init_carry(g: Generator, eqn, atoms):
+    names = [g.name(v) for v in eqn.outs[:len(atoms)]]
+    for name, a in zip(names, atoms):
+        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+    return names
+
+
+def _scan(g: Generator, eqn):
+    p = eqn.params
+    body, n_consts, n_carry = p["body"], p["n_consts"], p["n_carry"]
+    consts = [g.atom(a) for a in eqn.inputs[:n_consts]]
+    carry = _init_carry(g, eqn, eqn.inputs[n_consts:n_consts + n_carry])
+    xs = eqn.inputs[n_consts + n_carry:]
+    for y in eqn.outs[n_carry:]:
+        g.w(f"{g.name(y)} = np.empty({g.shape(y.aval.shape)}, np.{y.aval.dtype.name})")
+    step, n = g.fresh("step"), g.dim(p["length"])
+    g.w(f"for {step} in range({n} - 1, -1, -1):" if p["reverse"] else
+        f"for {step} in range({n}):")
+    g.w.depth += 1
+    slices = []
+    for x in xs:
+        slices.append(g.fresh("x"))
+        g.w(f"{slices[-1]} = {g.atom(x)}[{step}]")
+    outs = g.inline_graph(body, [*consts, *carry, *slices])
+    for y, text in zip(eqn.outs[n_carry:], outs[n_carry:]):
+        g.w(f"{g.name(y)}[{step}] = {text}")
+    _assign_carry(g, carry, outs[:n_carry], body, body.invars[n_consts:n_consts + n_carry])
+    g.w.depth -= 1
+
+
+def _while(g: Generator, eqn):
+    p = eqn.params
+    cond, body, n_cc, n_bc = p["cond"], p["body"], p["n_cond_consts"], p["n_body_consts"]
+    cond_consts = [g.atom(a) for a in eqn.inputs[:n_cc]]
+    body_consts = [g.atom(a) for a in eqn.inputs[n_cc:n_cc + n_bc]]
+    carry = _init_carry(g, eqn, eqn.inputs[n_cc + n_bc:])
+    g.w("while True:")
+    g.w.depth += 1
+    (going,) = g.inline_graph(cond, [*cond_consts, *carry])
+    g.w(f"if not {going}:")
+    g.w("    break")
+    outs = g.inline_graph(body, [*body_consts, *carry])
+    _assign_carry(g, carry, outs, body, body.invars[n_bc:])
+    g.w.depth -= 1
+
+
+CONTROL_LOWERINGS = {
+    "cond": _cond,
+    "scan": _scan,
+    "while": _while,
+}
+
+
 LOWERINGS = {
     "elementwise": SCALAR_LOWERINGS,
     "gather": GATHER_LOWERINGS,
     "reduction": REDUCE_LOWERINGS,
     "array": ARRAY_LOWERINGS,
+    "control": CONTROL_LOWERINGS,
     "helpers": HELPERS,
 }

@@ -1,0 +1,564 @@
+"""Loops: ``adjit.scan``, ``adjit.fori_loop`` and ``adjit.while_loop`` (JAX's semantics).
+
+    carry..., ys... = scan[body, length, reverse, n_consts, n_carry] *consts, *init, *xs
+    carry...        = while[cond, body, n_cond_consts, n_body_consts] *cond_consts,
+                                                                     *body_consts, *init
+
+``scan``'s body maps (consts, carry, x slices) to (new carry, y slices); the ys are stacked
+along a new leading axis of ``length`` (``reverse`` runs from the last slice). ``fori_loop``
+with Python bounds is a scan carrying the index; with traced bounds, a while loop. The rules
+transform the body: the JVP is a scan of the body's JVP (tangent carries found by a fixed
+point), partial evaluation splits the body (its per-step residuals become stacked outputs of
+the known scan; residuals that are loop-invariant pass as constants), the transpose of the
+linear scan runs backwards carrying the cotangents, batching scans the batched body.
+``while``: forward mode and batching (a batch whose examples stop at different steps runs
+until all stop, the finished ones kept as they were); reverse mode needs the trip count as a
+length (not yet: an error that says so).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adjit import tree
+from adjit.ad.jvp import jvp_graph
+from adjit.ad.partial_eval import partial_eval_graph
+from adjit.ad.transpose import backward_pass
+from adjit.batching import batch_eval, batch_graph, broadcast_batch, moveaxis
+from adjit.control.branches import describe, same_types, trace_fun
+from adjit.errors import AdjitTypeError, AdjitValueError, MissingRuleError
+from adjit.ir.graph import Eqn, Graph, Literal, ShapedArray, Var, dim_map, subst_dims
+from adjit.ir.interpret import interpret
+from adjit.ir.rules import (
+    LinearArg,
+    Zero,
+    batching_rules,
+    dce_rules,
+    jvp_rules,
+    partial_eval_rules,
+    transpose_rules,
+)
+from adjit.passes.dce import dce
+from adjit.primitives import elementwise as ew
+from adjit.primitives import reductions as rd
+from adjit.primitives.registry import (
+    add_tangents,
+    defprim,
+    instantiate,
+    linear_prims,
+    zeros_like_aval,
+)
+from adjit.trace import bind, get_aval, trace_closed
+
+# --------------------------------------------------------------------------- the user's API
+
+
+def _check_carry(what: str, init_avals, out_avals, init_tree, out_tree):
+    if out_tree != init_tree:
+        raise AdjitTypeError(f"adjit: the body of {what} must return a carry of the structure "
+                             f"it takes: it takes {init_tree}, returns {out_tree}")
+    if not same_types(init_avals, out_avals):
+        raise AdjitTypeError(f"adjit: the body of {what} changes the carry's types: it takes "
+                             f"{describe(init_avals)}, returns {describe(out_avals)}")
+
+
+def scan(f, init, xs=None, length=None, reverse=False):
+    """``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns
+    ``(final carry, stacked ys)``. ``xs`` may be None with ``length`` given."""
+    init_leaves, init_tree = tree.flatten(init)
+    x_leaves, x_tree = tree.flatten(xs)
+    init_avals = [get_aval(c) for c in init_leaves]
+    x_avals = [get_aval(x) for x in x_leaves]
+    lengths = [a.shape[0] for a in x_avals if a.ndim] + ([length] if length is not None else [])
+    if not lengths:
+        raise AdjitValueError("adjit: scan needs xs with a leading axis, or length=")
+    if any(a.ndim == 0 for a in x_avals):
+        raise AdjitValueError("adjit: scan's xs must be arrays with a leading axis to scan over")
+    n = lengths[0]
+    if any(not (m is n or m == n) for m in lengths[1:]):
+        raise AdjitValueError(f"adjit: scan got different lengths for its xs: {lengths}")
+    slices = [ShapedArray(a.shape[1:], a.dtype) for a in x_avals]
+    in_tree = tree.flatten((init, tree.unflatten(x_tree, x_leaves)))[1]
+    out_box = []
+
+    def body(carry, x):
+        out = f(carry, x)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise AdjitTypeError("adjit: the function given to scan must return a pair "
+                                 "(carry, y)")
+        carry_leaves, carry_tree = tree.flatten(out[0])
+        y_leaves, y_tree = tree.flatten(out[1])
+        out_box.append((carry_tree, y_tree, len(carry_leaves)))
+        return [*carry_leaves, *y_leaves]
+
+    graph, consts, _ = trace_fun(body, in_tree, [*init_avals, *slices], "the body of scan")
+    carry_tree, y_tree, n_carry = out_box[-1]
+    _check_carry("scan", init_avals, graph.out_avals[:n_carry], init_tree, carry_tree)
+    outs = bind("scan", *consts, *init_leaves, *x_leaves, body=graph, length=n,
+                reverse=bool(reverse), n_consts=len(consts), n_carry=n_carry)
+    return (tree.unflatten(init_tree, outs[:n_carry]),
+            tree.unflatten(y_tree, outs[n_carry:]))
+
+
+def while_loop(cond_fun, body_fun, init):
+    """``while cond_fun(carry): carry = body_fun(carry)``; returns the final carry."""
+    init_leaves, init_tree = tree.flatten(init)
+    avals = [get_aval(c) for c in init_leaves]
+    in_tree = tree.flatten((init,))[1]
+    cond_graph, cond_consts, cond_tree = trace_fun(cond_fun, in_tree, avals,
+                                                   "the cond_fun of while_loop")
+    if cond_tree != tree.LEAF or cond_graph.out_avals[0].shape != ():
+        raise AdjitTypeError(f"adjit: the cond_fun of while_loop must return a scalar, got "
+                             f"{describe(cond_graph.out_avals)}")
+    body_graph, body_consts, body_tree = trace_fun(body_fun, in_tree, avals,
+                                                   "the body_fun of while_loop")
+    _check_carry("while_loop", avals, body_graph.out_avals, init_tree, body_tree)
+    outs = bind("while", *cond_consts, *body_consts, *init_leaves, cond=cond_graph,
+                body=body_graph, n_cond_consts=len(cond_consts),
+                n_body_consts=len(body_consts))
+    return tree.unflatten(init_tree, outs)
+
+
+def fori_loop(lower, upper, body_fun, init):
+    """``for i in range(lower, upper): val = body_fun(i, val)``; returns ``val``. Python
+    bounds make a scan (differentiable in both modes); traced bounds a while loop."""
+    if all(isinstance(b, (int, np.integer)) for b in (lower, upper)):
+        lower, upper = int(lower), int(upper)
+
+        def step(carry, _):
+            i, val = carry
+            return (i + 1, body_fun(i, val)), None
+
+        (_, val), _ = scan(step, (np.int64(lower), init), length=max(upper - lower, 0))
+        return val
+
+    def cond_fun(carry):
+        return carry[0] < upper
+
+    def loop_body(carry):
+        i, val = carry
+        return i + 1, body_fun(i, val)
+
+    lower = ew.convert_element_type(lower, np.dtype(np.int64))
+    return while_loop(cond_fun, loop_body, (lower, init))[1]
+
+
+# --------------------------------------------------------------------------- scan
+
+
+def _stacked(aval, length):
+    return ShapedArray((length, *aval.shape), aval.dtype)
+
+
+def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry):
+    formal = body.in_avals
+    if len(formal) != len(avals):
+        raise AdjitValueError(f"adjit: scan's body takes {len(formal)} inputs, got {len(avals)}")
+    n_fixed = n_consts + n_carry
+    actual = [*avals[:n_fixed], *(ShapedArray(a.shape[1:], a.dtype) for a in avals[n_fixed:])]
+    mapping = dim_map(formal, actual)
+    outs = [subst_dims(v.aval, mapping) for v in body.outvars]
+    return outs[:n_carry] + [_stacked(a, length) for a in outs[n_carry:]]
+
+
+def _scan_impl(*args, body, length, reverse, n_consts, n_carry):
+    consts, carry = list(args[:n_consts]), list(args[n_consts:n_consts + n_carry])
+    xs = args[n_consts + n_carry:]
+    ys = []
+    steps = range(length - 1, -1, -1) if reverse else range(length)
+    for i in steps:
+        outs = interpret(body, [], [*consts, *carry, *(x[i] for x in xs)])
+        carry, y = outs[:n_carry], outs[n_carry:]
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    y_avals = [v.aval for v in body.outvars[n_carry:]]
+    stacked = [np.stack([y[k] for y in ys]) if ys else np.zeros((0, *a.shape), a.dtype)
+               for k, a in enumerate(y_avals)]
+    return [*carry, *stacked]
+
+
+def _groups(values, n_consts, n_carry):
+    return (list(values[:n_consts]), list(values[n_consts:n_consts + n_carry]),
+            list(values[n_consts + n_carry:]))
+
+
+def _reorder(graph: Graph, in_groups, out_groups) -> Graph:
+    """``graph`` with its inputs and outputs regrouped: each group is a list of positions."""
+    return graph.replace(invars=[graph.invars[i] for g in in_groups for i in g],
+                         outvars=[graph.outvars[i] for g in out_groups for i in g])
+
+
+def _fixpoint(step, carry_flags):
+    """The carry flags (tangent non-zero, unknown, batched) that a loop body keeps: start from
+    the init's, add what the body makes, until nothing changes."""
+    flags = list(carry_flags)
+    while True:
+        out = step(flags)
+        new = [a or b for a, b in zip(flags, out)]
+        if new == flags:
+            return flags
+        flags = new
+
+
+def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry):
+    nonzero = [not isinstance(t, Zero) for t in tangents]
+    nz_c, nz_carry0, nz_x = _groups(nonzero, n_consts, n_carry)
+    n_y = len(body.outvars) - n_carry
+    carry_nz = _fixpoint(
+        lambda flags: jvp_graph(body, nz_c + flags + nz_x)[1][:n_carry], nz_carry0)
+    nz = nz_c + carry_nz + nz_x
+    jvp, out_nz = jvp_graph(body, nz, instantiate=carry_nz + [False] * n_y)
+    # jvp's inputs: primals (consts, carry, xs), then the non-zero tangents in that order.
+    n_in = len(body.invars)
+    t_pos = iter(range(n_in, n_in + sum(nz)))
+    tangent_at = [next(t_pos) if f else None for f in nz]
+    consts_g = list(range(n_consts)) + [tangent_at[i] for i in range(n_consts) if nz[i]]
+    carry_g = list(range(n_consts, n_consts + n_carry)) + [
+        tangent_at[i] for i in range(n_consts, n_consts + n_carry) if nz[i]]
+    xs_g = list(range(n_consts + n_carry, n_in)) + [
+        tangent_at[i] for i in range(n_consts + n_carry, n_in) if nz[i]]
+    n_out = len(body.outvars)
+    t_out = iter(range(n_out, n_out + sum(out_nz)))
+    t_out_at = [next(t_out) if f else None for f in out_nz]
+    carry_out = list(range(n_carry)) + [t_out_at[k] for k in range(n_carry) if out_nz[k]]
+    ys_out = list(range(n_carry, n_out)) + [t_out_at[k] for k in range(n_carry, n_out)
+                                             if out_nz[k]]
+    jvp = _reorder(jvp, [consts_g, carry_g, xs_g], [carry_out, ys_out])
+    p_c, p_carry, p_x = _groups(primals, n_consts, n_carry)
+    t_c, t_carry, t_x = _groups(tangents, n_consts, n_carry)
+    t_carry = [instantiate(t) for t, f in zip(t_carry, carry_nz) if f]
+    outs = bind("scan", *p_c, *(t for t in t_c if not isinstance(t, Zero)), *p_carry, *t_carry,
+                *p_x, *(t for t in t_x if not isinstance(t, Zero)), body=jvp, length=length,
+                reverse=reverse, n_consts=n_consts + sum(nz_c),
+                n_carry=n_carry + sum(carry_nz))
+    n_carry_t = sum(carry_nz)
+    carry_p, carry_t = outs[:n_carry], iter(outs[n_carry:n_carry + n_carry_t])
+    ys = outs[n_carry + n_carry_t:]
+    ys_p, ys_t = ys[:n_y], iter(ys[n_y:])
+    t_outs = [next(carry_t) if f else Zero(get_aval(o)) for o, f in zip(carry_p, carry_nz)]
+    t_outs += [next(ys_t) if f else Zero(get_aval(o)) for o, f in zip(ys_p, out_nz[n_carry:])]
+    return [*carry_p, *ys_p], t_outs
+
+
+def _scan_partial_eval(eqn: Eqn, unknown_ins):
+    p = eqn.params
+    body, n_consts, n_carry, length = p["body"], p["n_consts"], p["n_carry"], p["length"]
+    u_c, u_carry0, u_x = _groups(unknown_ins, n_consts, n_carry)
+    n_y = len(body.outvars) - n_carry
+    carry_u = _fixpoint(
+        lambda flags: partial_eval_graph(body, u_c + flags + u_x)[2][:n_carry], u_carry0)
+    unknown = u_c + carry_u + u_x
+    known, lin, out_u, n_res = partial_eval_graph(body, unknown,
+                                                  instantiate=carry_u + [False] * n_y)
+    # Residuals that are the body's known constants pass to the unknown scan as constants;
+    # the others differ per step: the known scan stacks them as extra ys.
+    const_ids = {v.id for v, u in zip(body.invars[:n_consts], u_c) if not u}
+    res_vars = list(known.outvars[len(known.outvars) - n_res:])
+    invariant = [v.id in const_ids for v in res_vars]
+    n_known_out = len(known.outvars) - n_res
+    # Known scan: consts, carry, xs known; outputs known carry, known ys, per-step residuals.
+    kc = sum(not u for u in u_c)
+    kcarry = sum(not u for u in carry_u)
+    known_body = known.replace(outvars=[*known.outvars[:n_known_out],
+                                        *(v for v, inv in zip(res_vars, invariant) if not inv)])
+    mapping = dim_map(body.in_avals, [_slice_aval(a.aval, i, n_consts + n_carry)
+                                      for i, a in enumerate(eqn.inputs)])
+    stacked_res = [Var(_stacked(subst_dims(v.aval, mapping), length))
+                   for v, inv in zip(res_vars, invariant) if not inv]
+    known_carry_out = [v for v, u in zip(eqn.outs[:n_carry], carry_u) if not u]
+    known_ys = [v for v, u in zip(eqn.outs[n_carry:], out_u[n_carry:]) if not u]
+    ins = eqn.inputs
+    known_ins = [a for a, u in zip(ins, u_c + carry_u + u_x) if not u]
+    known_eqn = Eqn("scan", known_ins,
+                    [*known_carry_out, *known_ys, *stacked_res],
+                    {**p, "body": known_body, "n_consts": kc, "n_carry": kcarry}, eqn.source)
+    # Unknown scan: consts = invariant residuals + unknown consts; carry = unknown carry;
+    # xs = per-step residuals + unknown xs.
+    inv_vars = [v for v, inv in zip(res_vars, invariant) if inv]
+    step_vars = [v for v, inv in zip(res_vars, invariant) if not inv]
+    lin_res = list(lin.invars[:n_res])
+    lin_rest = list(lin.invars[n_res:])
+    u_consts_v = lin_rest[:sum(u_c)]
+    u_carry_v = lin_rest[sum(u_c):sum(u_c) + sum(carry_u)]
+    u_xs_v = lin_rest[sum(u_c) + sum(carry_u):]
+    by_id = {v.id: w for v, w in zip(res_vars, lin_res)}
+    lin_body = lin.replace(invars=[*(by_id[v.id] for v in inv_vars), *u_consts_v, *u_carry_v,
+                                   *(by_id[v.id] for v in step_vars), *u_xs_v])
+    # Invariant residuals are inputs of the eqn (the known consts themselves).
+    const_atom = {v.id: a for v, a in zip(body.invars[:n_consts], ins[:n_consts])}
+    u_c_atoms = [a for a, u in zip(ins[:n_consts], u_c) if u]
+    # A carry known on entry but unknown after a step enters the unknown scan as it is.
+    u_carry_atoms = [a for a, u in zip(ins[n_consts:n_consts + n_carry], carry_u) if u]
+    u_x_atoms = [a for a, u in zip(ins[n_consts + n_carry:], u_x) if u]
+    unknown_eqn = Eqn("scan", [*(const_atom[v.id] for v in inv_vars), *u_c_atoms,
+                               *u_carry_atoms, *stacked_res, *u_x_atoms],
+                      [*(v for v, u in zip(eqn.outs[:n_carry], carry_u) if u),
+                       *(v for v, u in zip(eqn.outs[n_carry:], out_u[n_carry:]) if u)],
+                      {**p, "body": lin_body, "n_consts": len(inv_vars) + sum(u_c),
+                       "n_carry": sum(carry_u)}, eqn.source)
+    return known_eqn, unknown_eqn
+
+
+def _slice_aval(aval, position, n_fixed):
+    return aval if position < n_fixed else ShapedArray(aval.shape[1:], aval.dtype)
+
+
+def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry):
+    consts, carry, xs = _groups(list(args), n_consts, n_carry)
+    # A carry's entry value may be a known zero (a tangent instantiated where the input had
+    # none): it is transposed as linear all the same, and its cotangent dropped.
+    known_init = [not isinstance(c, LinearArg) for c in carry]
+    carry = [c if isinstance(c, LinearArg) else LinearArg(get_aval(c)) for c in carry]
+    ct_carry = [instantiate(c) for c in cts[:n_carry]]
+    ct_ys = [instantiate(c) for c in cts[n_carry:]]
+    fixed_c = [c for c in consts if not isinstance(c, LinearArg)]
+    lin_c = [c for c in consts if isinstance(c, LinearArg)]
+    fixed_x = [x for x in xs if not isinstance(x, LinearArg)]
+
+    def step(*vals):
+        it = iter(vals)
+        fc = [next(it) for _ in fixed_c]
+        acc = [next(it) for _ in lin_c]
+        ct_car = [next(it) for _ in range(n_carry)]
+        fx = [next(it) for _ in fixed_x]
+        ct_y = [next(it) for _ in ct_ys]
+        fc_it, fx_it = iter(fc), iter(fx)
+        ins = [a if isinstance(a, LinearArg) else next(fc_it) for a in consts]
+        ins += list(carry)
+        ins += [a if isinstance(a, LinearArg) else next(fx_it) for a in xs]
+        cts_in = backward_pass(body, ins, [*ct_car, *ct_y])
+        c_in, car_in, x_in = _groups(cts_in, n_consts, n_carry)
+        new_acc = [add_tangents(a, c) for a, c, arg in
+                   zip(acc, (c for c, a in zip(c_in, consts) if isinstance(a, LinearArg)),
+                       lin_c)]
+        return [*(instantiate(a) for a in new_acc), *(instantiate(c) for c in car_in),
+                *(instantiate(c) for c, a in zip(x_in, xs) if isinstance(a, LinearArg))]
+
+    slice_avals = [ShapedArray(get_aval(x).shape[1:], get_aval(x).dtype)
+                   for x in (*fixed_x, *ct_ys)]
+    avals = [*(get_aval(c) for c in fixed_c), *(c.aval for c in lin_c),
+             *(get_aval(c) for c in ct_carry), *slice_avals]
+    t_body = trace_closed(step, avals)
+    acc0 = [zeros_like_aval(c.aval) for c in lin_c]
+    outs = bind("scan", *fixed_c, *acc0, *ct_carry, *fixed_x, *ct_ys, body=t_body,
+                length=length, reverse=not reverse, n_consts=len(fixed_c),
+                n_carry=len(lin_c) + n_carry)
+    ct_lin_c = iter(outs[:len(lin_c)])
+    ct_init = outs[len(lin_c):len(lin_c) + n_carry]
+    ct_lin_x = iter(outs[len(lin_c) + n_carry:])
+    result = [next(ct_lin_c) if isinstance(c, LinearArg) else None for c in consts]
+    result += [None if k else c for c, k in zip(ct_init, known_init)]
+    result += [next(ct_lin_x) if isinstance(x, LinearArg) else None for x in xs]
+    return result
+
+
+def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry):
+    size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
+    d_c, d_carry0, d_x = _groups(dims, n_consts, n_carry)
+    a_c, a_carry, a_x = _groups(list(args), n_consts, n_carry)
+    slice_avals = [ShapedArray(get_aval(x).shape[2:] if d is not None else
+                               get_aval(x).shape[1:], get_aval(x).dtype) for x, d in
+                   zip(a_x, d_x)]
+
+    def batched_avals(flags):
+        carry_avals = [ShapedArray((size, *get_aval(c).shape), get_aval(c).dtype)
+                       if f and d is None else get_aval(c)
+                       for c, f, d in zip(a_carry, flags, d_carry0)]
+        x_avals = [ShapedArray((size, *a.shape), a.dtype) if d is not None else a
+                   for a, d in zip(slice_avals, d_x)]
+        return [*(get_aval(c) for c in a_c), *carry_avals, *x_avals]
+
+    def step(flags):
+        carry_dims = [0 if f else None for f in flags]
+        _, out_dims = batch_graph(body, batched_avals(flags), d_c + carry_dims + d_x)
+        return [d is not None for d in out_dims[:n_carry]]
+
+    carry_b = _fixpoint(step, [d is not None for d in d_carry0])
+    carry_dims = [0 if f else None for f in carry_b]
+    n_y = len(body.outvars) - n_carry
+    batched, out_dims = batch_graph(body, batched_avals(carry_b), d_c + carry_dims + d_x,
+                                    force=carry_b + [True] * n_y)
+    carry_in = [broadcast_batch(c, size) if f and d is None else c
+                for c, f, d in zip(a_carry, carry_b, d_carry0)]
+    # xs batched on axis 0 scan along axis 1: the scanned axis goes first.
+    xs_in = [moveaxis(x, 1, 0) if d is not None else x for x, d in zip(a_x, d_x)]
+    outs = bind("scan", *a_c, *carry_in, *xs_in, body=batched, length=length, reverse=reverse,
+                n_consts=n_consts, n_carry=n_carry)
+    ys = [moveaxis(y, 0, 1) for y in outs[n_carry:]]
+    return [*outs[:n_carry], *ys], [*carry_dims, *([0] * n_y)]
+
+
+def _scan_dce(eqn: Eqn, used_outs):
+    p = eqn.params
+    body, n_consts, n_carry = p["body"], p["n_consts"], p["n_carry"]
+    # Carries stay (each step reads them); unused ys go.
+    keep_y = used_outs[n_carry:]
+    body = dce(body.replace(outvars=[*body.outvars[:n_carry],
+                                     *(v for v, k in zip(body.outvars[n_carry:], keep_y) if k)]))
+    read = {a.id for e in body.eqns for a in e.inputs if not isinstance(a, Literal)}
+    read |= {v.id for v in body.outvars if not isinstance(v, Literal)}
+    keep_in = [True if n_consts <= i < n_consts + n_carry else v.id in read
+               for i, v in enumerate(body.invars)]
+    body = body.replace(invars=[v for v, k in zip(body.invars, keep_in) if k])
+    n_c = sum(keep_in[:n_consts])
+    return eqn.replace(inputs=[a for a, k in zip(eqn.inputs, keep_in) if k],
+                       outs=[*eqn.outs[:n_carry],
+                             *(v for v, k in zip(eqn.outs[n_carry:], keep_y) if k)],
+                       params={**p, "body": body, "n_consts": n_c})
+
+
+defprim("scan", _scan_abstract, _scan_impl, kind="control", multiple=True)
+jvp_rules["scan"] = _scan_jvp
+partial_eval_rules["scan"] = _scan_partial_eval
+transpose_rules["scan"] = _scan_transpose
+linear_prims.add("scan")
+batching_rules["scan"] = _scan_batch
+dce_rules["scan"] = _scan_dce
+
+
+# --------------------------------------------------------------------------- while
+
+
+def _while_abstract(*avals, cond, body, n_cond_consts, n_body_consts):
+    carry = avals[n_cond_consts + n_body_consts:]
+    mapping = dim_map(body.in_avals[n_body_consts:], carry)
+    return [subst_dims(v.aval, mapping) for v in body.outvars]
+
+
+def _while_impl(*args, cond, body, n_cond_consts, n_body_consts):
+    cond_consts = list(args[:n_cond_consts])
+    body_consts = list(args[n_cond_consts:n_cond_consts + n_body_consts])
+    carry = list(args[n_cond_consts + n_body_consts:])
+    while interpret(cond, [], [*cond_consts, *carry])[0]:
+        carry = interpret(body, [], [*body_consts, *carry])
+    return carry
+
+
+def _extended(graph: Graph, extra_avals) -> Graph:
+    """``graph`` taking extra inputs after its own, unread (the cond of a loop whose carry
+    gained tangents or a batch flag)."""
+    return graph.replace(invars=[*graph.invars, *(Var(a) for a in extra_avals)])
+
+
+def _while_jvp(primals, tangents, *, cond, body, n_cond_consts, n_body_consts):
+    n_fixed = n_cond_consts + n_body_consts
+    nz = [not isinstance(t, Zero) for t in tangents]
+    nz_bc = nz[n_cond_consts:n_fixed]
+    n_carry = len(body.outvars)
+    carry_nz = _fixpoint(lambda flags: jvp_graph(body, nz_bc + flags)[1], nz[n_fixed:])
+    jvp, _ = jvp_graph(body, nz_bc + carry_nz, instantiate=carry_nz)
+    n_in = len(body.invars)
+    t_pos = iter(range(n_in, n_in + sum(nz_bc) + sum(carry_nz)))
+    nz_all = nz_bc + carry_nz
+    tangent_at = [next(t_pos) if f else None for f in nz_all]
+    consts_g = list(range(n_body_consts)) + [tangent_at[i] for i in range(n_body_consts)
+                                             if nz_all[i]]
+    carry_g = list(range(n_body_consts, n_in)) + [tangent_at[i]
+                                                  for i in range(n_body_consts, n_in)
+                                                  if nz_all[i]]
+    jvp = _reorder(jvp, [consts_g, carry_g], [list(range(len(jvp.outvars)))])
+    t_carry = [instantiate(t) for t, f in zip(tangents[n_fixed:], carry_nz) if f]
+    cond_ext = _extended(cond, [get_aval(t) for t in t_carry])
+    t_bc = [t for t in tangents[n_cond_consts:n_fixed] if not isinstance(t, Zero)]
+    outs = bind("while", *primals[:n_cond_consts], *primals[n_cond_consts:n_fixed], *t_bc,
+                *primals[n_fixed:], *t_carry, cond=cond_ext, body=jvp,
+                n_cond_consts=n_cond_consts, n_body_consts=n_body_consts + len(t_bc))
+    t_it = iter(outs[n_carry:])
+    return outs[:n_carry], [next(t_it) if f else Zero(get_aval(o))
+                            for o, f in zip(outs[:n_carry], carry_nz)]
+
+
+def _while_partial_eval(eqn: Eqn, unknown_ins):
+    raise MissingRuleError(
+        "adjit: reverse mode through while_loop is not supported yet: its trip count is known "
+        "only at run time. Use fori_loop with Python bounds, or scan, for a loop of known "
+        "length (forward mode through while_loop works)")
+
+
+def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts):
+    size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
+    n_fixed = n_cond_consts + n_body_consts
+    d_cc, d_bc, d_carry0 = dims[:n_cond_consts], dims[n_cond_consts:n_fixed], dims[n_fixed:]
+    carry_args = args[n_fixed:]
+
+    def carry_avals(flags):
+        return [ShapedArray((size, *get_aval(c).shape), get_aval(c).dtype) if f and d is None
+                else get_aval(c) for c, f, d in zip(carry_args, flags, d_carry0)]
+
+    def fixed_avals(part):
+        return [get_aval(x) for x in part]
+
+    def step(flags):
+        carry_dims = [0 if f else None for f in flags]
+        _, out_dims = batch_graph(body, fixed_avals(args[n_cond_consts:n_fixed]) +
+                                  carry_avals(flags), d_bc + carry_dims)
+        pred_dims = batch_graph(cond, fixed_avals(args[:n_cond_consts]) + carry_avals(flags),
+                                d_cc + carry_dims)[1] if _any_batched(d_cc + carry_dims) \
+            else [None]
+        # A predicate that differs across the batch makes every carry batched.
+        if pred_dims[0] is not None:
+            return [True] * len(flags)
+        return [d is not None for d in out_dims]
+
+    carry_b = _fixpoint(step, [d is not None for d in d_carry0])
+    carry_dims = [0 if f else None for f in carry_b]
+    c_avals = carry_avals(carry_b)
+    cond_b, pred_dims = batch_graph(cond, fixed_avals(args[:n_cond_consts]) + c_avals,
+                                    d_cc + carry_dims) if _any_batched(d_cc + carry_dims) \
+        else (cond, [None])
+    carry_in = [broadcast_batch(c, size) if f and d is None else c
+                for c, f, d in zip(carry_args, carry_b, d_carry0)]
+    n_carry = len(body.outvars)
+    if pred_dims[0] is None:
+        body_b, _ = batch_graph(body, fixed_avals(args[n_cond_consts:n_fixed]) + c_avals,
+                                d_bc + carry_dims, force=carry_b)
+        outs = bind("while", *args[:n_fixed], *carry_in, cond=cond_b, body=body_b,
+                    n_cond_consts=n_cond_consts, n_body_consts=n_body_consts)
+        return outs, carry_dims
+    # Examples stop at different steps: loop while any goes on; a finished one keeps its carry.
+    cc_avals = fixed_avals(args[:n_cond_consts])
+    bc_avals = fixed_avals(args[n_cond_consts:n_fixed])
+
+    def any_fn(*xs):
+        (pred,), _ = batch_eval(cond, [], list(xs), d_cc + carry_dims)
+        going = ew.convert_element_type(ew.ne(pred, np.zeros((), get_aval(pred).dtype)),
+                                        np.dtype(np.int64))
+        return [ew.gt(rd.reduce_max(going, (0,)), np.zeros((), np.int64))]
+
+    def body_fn(*xs):
+        cc, bc, carry = (xs[:n_cond_consts], xs[n_cond_consts:n_fixed], xs[n_fixed:])
+        (pred,), _ = batch_eval(cond, [], [*cc, *carry], d_cc + carry_dims)
+        pred = ew.ne(pred, np.zeros((), get_aval(pred).dtype))
+        new, new_dims = batch_eval(body, [], [*bc, *carry], d_bc + carry_dims)
+        out = []
+        for old, n, d in zip(carry, new, new_dims):
+            n = broadcast_batch(n, size) if d is None else n
+            shape = get_aval(n).shape
+            keep = bind("broadcast_in_dim", pred, shape=shape, broadcast_dimensions=(0,))
+            out.append(ew.select(keep, n, old))
+        return out
+
+    any_graph = trace_closed(any_fn, [*cc_avals, *c_avals])
+    step_graph = trace_closed(body_fn, [*cc_avals, *bc_avals, *c_avals])
+    outs = bind("while", *args[:n_cond_consts], *args[:n_fixed], *carry_in, cond=any_graph,
+                body=step_graph, n_cond_consts=n_cond_consts, n_body_consts=n_fixed)
+    return outs, [0] * n_carry
+
+
+def _any_batched(dims) -> bool:
+    return any(d is not None for d in dims)
+
+
+def _while_dce(eqn: Eqn, used_outs):
+    # Every carry feeds the condition or the next step: only the graphs are cleaned.
+    p = eqn.params
+    return eqn.replace(params={**p, "cond": dce(p["cond"]), "body": dce(p["body"])})
+
+
+defprim("while", _while_abstract, _while_impl, kind="control", multiple=True)
+jvp_rules["while"] = _while_jvp
+partial_eval_rules["while"] = _while_partial_eval
+batching_rules["while"] = _while_batch
+dce_rules["while"] = _while_dce
+
