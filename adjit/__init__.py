@@ -1,11 +1,13 @@
 """adjit: a JIT-compiling automatic-differentiation compiler for NumPy-style Python."""
 
 from adjit import (
+    aot,  # noqa: F401  (ahead-of-time libraries: adjit.aot.build)
     numpy,  # noqa: F401  (installs the Python operators of traced arrays)
     primitives,  # noqa: F401  (registers every primitive)
     scipy,  # noqa: F401  (scipy.special's ufuncs on traced arrays dispatch to it)
     tree,  # noqa: F401
 )
+from adjit.aot import to_numba  # noqa: F401
 from adjit.api import (  # noqa: F401
     grad,
     jit,
