@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py")
+EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py", "numba_interop.py",
+            "aot/build_and_run.py")
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -21,7 +22,10 @@ FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 def outputs(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=ROOT,
                ADJIT_CACHE_DIR=str(tmp_path_factory.mktemp("adjit-examples-cache")))
-    procs = {name: subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", name)],
+    # examples/aot writes its library and program into the folder it is given.
+    args = {"aot/build_and_run.py": [str(tmp_path_factory.mktemp("aot-example"))]}
+    procs = {name: subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", name),
+                                     *args.get(name, [])],
                                     cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
              for name in EXAMPLES}
@@ -79,3 +83,20 @@ def test_per_example_gradients_match_the_loop(outputs):
     assert _floats(_line(out, "max |vmap - loop|"))[0] < 1e-12
     assert _floats(_line(out, "max |vmap - closed form|"))[0] < 1e-12
     assert "Python loop of grad(loss)" in out
+
+
+def test_numba_interop(outputs):
+    out = outputs["numba_interop.py"]
+    newton = _line(out, "newton: root =")
+    assert abs(float(newton.split("=")[1].split()[0]) - 0.865474033101614) < 1e-14
+    drift = _floats(_line(out, "fput: energy").split("drift")[1].replace("=", " = ", 1))
+    assert drift[0] < 1e-6
+
+
+def test_aot_library_from_c(outputs):
+    out = outputs["aot/build_and_run.py"]
+    x = float(_line(out, "minimum x =").split("=")[1].split()[0])
+    assert abs(4 * x**3 - 4 * x + 0.3) < 1e-12 and abs(x - 0.960149555519106) < 1e-12
+    line = _line(out, "vdV on 1000001 points:")
+    assert "status 0" in line and _floats(line.replace("|error| =", " = "))[-1] < 1e-12
+    assert "status 1" in _line(out, "vdV with a length of 1:")
