@@ -1,5 +1,6 @@
-"""The benchmark rows: issue 3's four, issue 4's vmap row and issue 8's free-array row, each
-measured against its peers in the same process run.
+"""The benchmark rows: issue 3's four, issue 4's vmap row, issue 8's free-array row and issue
+13's two (a derivative library called from C; to_numba inside an @njit loop), each measured
+against its peers in the same process run.
 
 Every implementation's first result is checked against the NumPy formula
 f(x) = x**2 + sin(x), f'(x) = 2x + cos(x) before it is timed; an implementation that fails its
@@ -9,6 +10,7 @@ check, or raises, is reported with the reason and not timed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -652,3 +654,125 @@ def row6_free_array(ctx: Context) -> None:
         "6", "free array: grad of `sum((X @ w - y)**2)`, X 2000x1000 float64, global vs argument",
         "adjit, X as an argument", a, other, "same time (≤ 1.05x)",
         lambda r, *_: r <= 1.05, note))
+
+
+# --------------------------------------------------------------------------- row 7
+
+
+def row7_aot_from_c(ctx: Context) -> None:
+    """Issue 13's C row: the derivative exported by ``adjit.aot.build``, called from a C
+    program on 10^6 points (the array function once, and the scalar function in a C loop),
+    against ``vmap(grad(f))`` called through adjit from Python. Goal: no slower."""
+    log("row 7: adjit.aot library called from C vs adjit from Python, 10^6 points")
+    anp, rep = ctx.anp, ctx.report
+    what_vdf = "`vmap(grad(f))` on 10^6 points: exported `vdf` called from C"
+    what_loop = "`grad(f)` on 10^6 points: exported scalar `df` in a C loop"
+    peer = "adjit `vmap(grad(f))` from Python"
+    x = np.random.default_rng(0).uniform(-2.0, 2.0, N)
+    expected = ref_df(x)
+    vg = ctx.adjit.vmap(ctx.adjit.grad(lambda x: x**2 + anp.sin(x)))
+    py, py_note = measure(ctx, "adjit vmap(grad(f)) from Python", vg, x,
+                          lambda r: check_close("adjit vmap(grad(f))", r, expected, rtol=1e-12,
+                                                atol=1e-12))
+    c_vdf = c_loop = None
+    note = ""
+    try:
+        def f(x):
+            return x**2 + anp.sin(x)
+
+        folder = os.path.join(ctx.tmp_dir, "aot-row7")
+        t0 = time.perf_counter()
+        ctx.adjit.aot.build({"df": (ctx.adjit.grad(f), (0.0,)),
+                             "vdf": (ctx.adjit.vmap(ctx.adjit.grad(f)), (np.zeros(4),))},
+                            "bench", folder)
+        build_s = time.perf_counter() - t0
+        exe = os.path.join(folder, "aot_bench")
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", exe,
+                        os.path.join(ctx.bench_dir, "aot_bench.c"), f"-I{folder}",
+                        f"-L{folder}", "-lbench", "-Wl,-rpath,$ORIGIN"], check=True)
+        x_path, out_path = os.path.join(folder, "x.bin"), os.path.join(folder, "out.bin")
+        x.tofile(x_path)
+        proc = subprocess.run([exe, x_path, str(N), str(max(ctx.budget_s, 0.2)), out_path],
+                              capture_output=True, text=True, check=True)
+        times = dict(line.split() for line in proc.stdout.splitlines())
+        outs = np.fromfile(out_path).reshape(2, N)
+        check_close("C vdf", outs[0], expected, rtol=1e-12, atol=1e-12)
+        check_close("C loop of df", outs[1], expected, rtol=1e-12, atol=1e-12)
+        c_vdf, c_loop = float(times["vdf"]), float(times["loop"])
+        log(f"  C vdf: {fmt_time(c_vdf)}, C loop of df: {fmt_time(c_loop)} "
+            f"(library built in {build_s:.1f} s)")
+        note = f"library built by `adjit.aot.build` in {build_s:.1f} s; C timed with " \
+               "clock_gettime, minimum over batches (benchmarks/aot_bench.c)"
+    except Exception as e:
+        log(f"  C: ERROR {_short(e, 400)}")
+        note = f"error: {_short(e)}"
+    notes = "; ".join(n for n in (py_note and f"Python: {py_note}", note) if n)
+    goal = ("no slower (≤ 1x)", lambda r, *_: r <= 1.0)
+    rep.lines.append(Line("7", what_vdf, peer, c_vdf, py, *goal,
+                          notes + "; `vdf` copies the kernel's result into the caller's "
+                          "buffer (one extra pass)"))
+    rep.lines.append(Line("7", what_loop, peer, c_loop, py, *goal, notes))
+
+
+# --------------------------------------------------------------------------- row 8
+
+NEWTON_STARTS = 10_000
+NEWTON_STEPS = 20
+
+
+@njit
+def _newton_hand(x0):
+    out = np.empty_like(x0)
+    for i in range(x0.shape[0]):
+        x = x0[i]
+        for _ in range(NEWTON_STEPS):
+            x = x - (x * x + math.sin(x) - 1.0) / (2.0 * x + math.cos(x))
+        out[i] = x
+    return out
+
+
+def _newton_with(f_nb, df_nb):
+    @njit
+    def newton(x0):
+        out = np.empty_like(x0)
+        for i in range(x0.shape[0]):
+            x = x0[i]
+            for _ in range(NEWTON_STEPS):
+                x = x - (f_nb(x) - 1.0) / df_nb(x)
+            out[i] = x
+        return out
+
+    return newton
+
+
+def row8_to_numba(ctx: Context) -> None:
+    """Issue 13's Numba row: an ``@njit`` Newton loop solving f(x) = 1 from 10^4 starting
+    points, 20 steps each, calling ``adjit.to_numba`` of f and grad(f), against the same loop
+    with f and f' written inline. Goal: ≤ 1.2x."""
+    log("row 8: @njit Newton loop calling adjit.to_numba derivatives vs inline derivative")
+    anp = ctx.anp
+    x0 = np.random.default_rng(0).uniform(0.2, 2.0, NEWTON_STARTS)
+    root = _newton_hand(x0)
+    if not np.all(np.abs(root**2 + np.sin(root) - 1.0) < 1e-12):
+        raise CheckError("row 8: the hand-written Newton loop did not converge")
+
+    def check(label):
+        return lambda r: check_close(f"{label} Newton roots", r, root, rtol=1e-12)
+
+    try:
+        def f(x):
+            return x**2 + anp.sin(x)
+
+        newton = _newton_with(ctx.adjit.to_numba(f, 0.0),
+                              ctx.adjit.to_numba(ctx.adjit.grad(f), 0.0))
+        a, a_note = measure(ctx, "adjit.to_numba Newton", newton, x0, check("to_numba"))
+    except Exception as e:
+        a, a_note = None, f"error: {_short(e)}"
+    other, o_note = measure(ctx, "hand-written inline Newton", _newton_hand, x0, check("hand"))
+    note = "; ".join(n for n in (a_note and f"adjit {a_note}", o_note,
+                                 "10^4 starts x 20 steps; peer: `@njit` loop with "
+                                 "x*x + sin x and 2x + cos x inline") if n)
+    ctx.report.lines.append(Line(
+        "8", "`@njit` Newton loop calling `adjit.to_numba(f)` and `to_numba(grad(f))`",
+        "hand-written Numba (inline derivative)", a, other, "≤ 1.2x",
+        lambda r, *_: r <= 1.2, note))

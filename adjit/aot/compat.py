@@ -100,10 +100,10 @@ def undefined_symbols(module) -> tuple[list[str], list[str]]:
     return sorted(set(functions)), sorted(set(variables))
 
 
-def object_code(cfunc, export_name: str, cpu: str, features: str):
+def object_code(cfunc, export_name: str, cpu: str, features: str, exported: bool = False):
     """(object file bytes, undefined functions, undefined variables) of ``cfunc``'s module,
-    its C entry point renamed ``export_name`` (hidden: the library's own C function calls it)
-    and every other definition made internal."""
+    its C entry point renamed ``export_name`` (exported from the library if ``exported``, else
+    hidden: the library's own C function calls it) and every other definition made internal."""
     import llvmlite.binding as llvm
 
     module = llvm.parse_assembly(cfunc.inspect_llvm())
@@ -115,7 +115,7 @@ def object_code(cfunc, export_name: str, cpu: str, features: str):
         if fn.name == entry:
             fn.name = export_name
             fn.linkage = "external"
-            fn.visibility = "hidden"
+            fn.visibility = "default" if exported else "hidden"
         else:
             fn.linkage = "internal"
     for gv in module.global_variables:

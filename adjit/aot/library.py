@@ -87,7 +87,9 @@ class Export:
         # double df(double x): scalars in, one scalar out.
         self.plain = (all(not p.shape for p in self.inputs) and len(outs) == 1
                       and not outs[0].shape and self.staged.out_tree.kind is None)
-        self.impl = f"adjit_impl_{name}"
+        # A plain function is the cfunc itself, exported under its name (nothing to check, so
+        # no C wrapper and no extra call in a caller's loop).
+        self.impl = name if self.plain else f"adjit_impl_{name}"
 
     def symbols(self) -> dict[str, str]:
         """symbol -> C expression of its value (the first dimension parameter carrying it)."""
@@ -263,12 +265,10 @@ def compile_cfunc(export: Export):
 
 
 def c_wrapper(export: Export) -> str:
-    """The exported C function: shape and pointer checks, then the cfunc."""
+    """The exported C function of an array export: shape and pointer checks, then the cfunc
+    (a plain export is the cfunc itself)."""
     call = f"{export.impl}({', '.join(export.impl_params())})"
-    signature = f"ADJIT_EXPORT {export.c_signature()}"
-    if export.plain:
-        return f"{signature} {{\n    return {call};\n}}\n"
-    lines = [f"{signature} {{"]
+    lines = [f"ADJIT_EXPORT {export.c_signature()} {{"]
     pointers = [p.name for p in export.inputs if p.shape] + [p.name for p in export.outputs]
     if pointers:
         lines.append(f"    if ({' || '.join(f'!{n}' for n in pointers)}) "
@@ -363,8 +363,8 @@ def stub_source(name: str, exports: list[Export], functions: set[str],
                    "CPython): record the failure. */")
         out += [f"void *{s}(void) {{ adjit_failed = 1; return 0; }}" for s in errors]
         out += [f"void *{s};" for s in sorted(variables) if compat.is_error_path(s)] + [""]
-    out += [impl_declaration(e) for e in exports] + [""]
-    out += [c_wrapper(e) for e in exports]
+    out += [impl_declaration(e) for e in exports if not e.plain] + [""]
+    out += [c_wrapper(e) for e in exports if not e.plain]
     return "\n".join(out)
 
 
@@ -543,7 +543,8 @@ def build(functions: dict, name: str, output_dir: str = ".", *, target: str = "h
         objects, functions, variables = [], set(), set()
         for e in exports:
             cfunc, _ = compile_cfunc(e)
-            obj, missing_fns, missing_vars = compat.object_code(cfunc, e.impl, cpu, features)
+            obj, missing_fns, missing_vars = compat.object_code(cfunc, e.impl, cpu, features,
+                                                                exported=e.plain)
             path = os.path.join(tmp, f"{e.name}.o")
             with open(path, "wb") as fh:
                 fh.write(obj)
