@@ -68,9 +68,20 @@ def get_aval(x) -> ShapedArray:
         return ShapedArray((), np.float64)
     if isinstance(x, (np.ndarray, np.generic)):
         return ShapedArray(np.shape(x), canonical_dtype(x.dtype))
+    if is_device_array(x):
+        cai = getattr(x, "__cuda_array_interface__", None)
+        dtype = np.dtype(cai["typestr"]) if cai is not None else x.dtype
+        return ShapedArray(tuple(x.shape), canonical_dtype(dtype))
     raise AdjitTypeError(
         f"adjit: expected an array or a number, got {type(x).__name__} ({x!r:.60})"
     )
+
+
+def is_device_array(x) -> bool:
+    """A GPU array: a numba device array (or the CUDA simulator's), or any object exposing
+    ``__cuda_array_interface__`` (CuPy, PyTorch); recognized without importing any of them."""
+    return hasattr(x, "__cuda_array_interface__") or (
+        hasattr(x, "copy_to_host") and hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
 def canonical_dtype(dtype) -> np.dtype:
@@ -152,7 +163,10 @@ class Tracer:
             "While adjit traces a function its arrays are abstract, so Python control flow "
             "(if/while/and/or) and Python numbers cannot depend on them. " + outside +
             "Use adjit.numpy.where(cond, a, b) to choose between values, or adjit's control-flow "
-            "primitives for loops and branches."
+            "primitives for branches and loops:\n"
+            "  adjit.cond(x > 0, lambda x: x, lambda x: -x, x)          # instead of if/else\n"
+            "  adjit.fori_loop(0, n, lambda i, x: x + f(x), x)          # instead of for/while "
+            "(also adjit.scan, adjit.while_loop, adjit.switch)"
         )
 
     def __bool__(self):

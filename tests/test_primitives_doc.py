@@ -53,6 +53,8 @@ def test_lowering_claims_match_the_tables():
                 assert kind_of(name) == "reduction" and name in lowering.REDUCE_LOWERINGS, name
             elif kind == "gather":
                 assert kind_of(name) == "gather", name
+            elif kind == "control flow":
+                assert kind_of(name) == "control" and name in lowering.CONTROL_LOWERINGS, name
             elif kind == "array op":
                 assert name in lowering.ARRAY_LOWERINGS, name
             elif kind == "inlined call":
@@ -82,10 +84,10 @@ def _scheduled(graph, seen: dict) -> None:
     for item in schedule.items:
         eqns = item.eqns if isinstance(item, LoopNest) else [item]
         for eqn in eqns:
-            if eqn.out.id in schedule.views:
+            if any(v.id in schedule.views for v in eqn.outs):
                 kind = "view"
             elif not isinstance(item, LoopNest):
-                kind = "array op"
+                kind = "control flow" if kind_of(eqn.prim) == "control" else "array op"
             elif kind_of(eqn.prim) == "reduction":
                 kind = "fused reduction"
             elif eqn.prim == "take":
@@ -97,7 +99,7 @@ def _scheduled(graph, seen: dict) -> None:
 
 @pytest.fixture(scope="module")
 def lowered():
-    from test_primitives import CASES  # every primitive is exercised by some case there
+    from test_primitives import CASES, forward_only  # every primitive is in some case there
 
     seen: dict[str, set] = {}
     saved = config.jit
@@ -107,6 +109,8 @@ def lowered():
             args = c.inputs()
             _observed(adjit.make_graph(c.fn)(*args), seen)
             _observed(adjit.make_graph(lambda *xs, c=c: adjit.jvp(c.fn, xs, xs))(*args), seen)
+            if forward_only(c):
+                continue
             out = adjit.jit(c.fn)(*args)
             _observed(adjit.make_graph(
                 lambda *xs, c=c, out=out: adjit.vjp(c.fn, *xs)[1](out))(*args), seen)

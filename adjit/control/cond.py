@@ -189,14 +189,14 @@ def _cond_batch(args, dims, *, branches):
         outs, out_dims = batch_eval(b, [], operands, dims[1:])
         results.append([o if d is not None else broadcast_batch(o, size)
                         for o, d in zip(outs, out_dims)])
-    clamped = ew.min_p(ew.max_p(index, np.zeros((), np.int64)),
-                       np.full((), len(branches) - 1, np.int64))
+    clamped = ew.min_p(ew.max_p(index, ew.full_like(index, 0)),
+                       ew.full_like(index, len(branches) - 1))
     chosen = []
     for k in range(n_out):
         out = results[-1][k]
         shape = get_aval(out).shape
         for i in range(len(branches) - 2, -1, -1):
-            take = ew.eq(clamped, np.full((), i, np.int64))
+            take = ew.eq(clamped, ew.full_like(clamped, i))
             take = bind("broadcast_in_dim", take, shape=shape, broadcast_dimensions=(0,))
             out = ew.select(take, results[i][k], out)
         chosen.append(out)

@@ -326,7 +326,8 @@ def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry):
         fc_it, fx_it = iter(fc), iter(fx)
         ins = [a if isinstance(a, LinearArg) else next(fc_it) for a in consts]
         ins += list(carry)
-        ins += [a if isinstance(a, LinearArg) else next(fx_it) for a in xs]
+        ins += [LinearArg(ShapedArray(a.aval.shape[1:], a.aval.dtype))
+                if isinstance(a, LinearArg) else next(fx_it) for a in xs]
         cts_in = backward_pass(body, ins, [*ct_car, *ct_y])
         c_in, car_in, x_in = _groups(cts_in, n_consts, n_carry)
         new_acc = [add_tangents(a, c) for a, c, arg in
@@ -522,14 +523,13 @@ def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts):
 
     def any_fn(*xs):
         (pred,), _ = batch_eval(cond, [], list(xs), d_cc + carry_dims)
-        going = ew.convert_element_type(ew.ne(pred, np.zeros((), get_aval(pred).dtype)),
-                                        np.dtype(np.int64))
+        going = ew.convert_element_type(ew.ne(pred, ew.full_like(pred, 0)), np.dtype(np.int64))
         return [ew.gt(rd.reduce_max(going, (0,)), np.zeros((), np.int64))]
 
     def body_fn(*xs):
         cc, bc, carry = (xs[:n_cond_consts], xs[n_cond_consts:n_fixed], xs[n_fixed:])
         (pred,), _ = batch_eval(cond, [], [*cc, *carry], d_cc + carry_dims)
-        pred = ew.ne(pred, np.zeros((), get_aval(pred).dtype))
+        pred = ew.ne(pred, ew.full_like(pred, 0))
         new, new_dims = batch_eval(body, [], [*bc, *carry], d_bc + carry_dims)
         out = []
         for old, n, d in zip(carry, new, new_dims):

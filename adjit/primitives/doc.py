@@ -14,8 +14,12 @@ import sys
 from types import SimpleNamespace
 
 import adjit  # noqa: F401  (registers every primitive, the custom-rule call primitives too)
-from adjit.backend.numba_cpu.lowering import ARRAY_LOWERINGS, SCALAR_LOWERINGS
-from adjit.backend.numba_cpu.lowering import REDUCE_LOWERINGS as _REDUCE_INIT
+from adjit.backend.numba_cpu.lowering import (
+    ARRAY_LOWERINGS,
+    CONTROL_LOWERINGS,
+    REDUCE_LOWERINGS,
+    SCALAR_LOWERINGS,
+)
 from adjit.ir.graph import ShapedArray
 from adjit.ir.rules import (
     abstract_rules,
@@ -101,6 +105,9 @@ DESCRIPTIONS = {
     "take": "gather along `axis` at integer indices (negative indices wrap)",
     "scatter_add": "add values into a copy of x at indices along `axis` (the transpose of take)",
     "matmul": "matrix product with NumPy's matmul broadcasting",
+    "cond": "run the branch graph `index` picks (`adjit.cond`, `adjit.switch`)",
+    "scan": "a loop over the leading axis of xs carrying state (`adjit.scan`, `fori_loop`)",
+    "while": "a loop while a condition graph holds (`adjit.while_loop`); forward mode only",
     "custom_jvp_call": "a function with a user JVP rule (`adjit.custom_jvp`)",
     "custom_vjp_call": "a function with a user VJP rule (`adjit.custom_vjp`)",
     "custom_vjp_lin": "the linear part of a custom_vjp function, transposed by its VJP rule",
@@ -126,7 +133,7 @@ def lowerings(name: str) -> list[str]:
     if kind == "elementwise" and name in SCALAR_LOWERINGS or \
             kind == "gather" and name in _INDEX_VALUES:
         kinds.append("fused elementwise")
-    if kind == "reduction" and name in _REDUCE_INIT:
+    if kind == "reduction" and name in REDUCE_LOWERINGS:
         kinds.append("fused reduction")
     if _probe_view(name):
         kinds.append("view")
@@ -134,6 +141,8 @@ def lowerings(name: str) -> list[str]:
         kinds.append("gather")
     if name in ARRAY_LOWERINGS:
         kinds.append("array op")
+    if kind == "control" and name in CONTROL_LOWERINGS:
+        kinds.append("control flow")
     return kinds
 
 
@@ -172,15 +181,16 @@ target in `adjit/backend/numba_cpu/lowering.py`. Do not edit by hand:
 `tests/test_primitives_doc.py` fails when this file differs from what the tables say.
 
 Columns: **kind** what the compiler may do with it, declared with the primitive (elementwise,
-reduction, view, gather, call, array: see `adjit/ir/rules.py`); **shape** the abstract (shape
-and dtype) rule; **impl** the NumPy reference
-implementation (the interpreter); **jvp** the forward-mode rule ("zero": the output is piecewise
-constant or discrete, its tangent is zero); **transpose** the rule reverse mode uses for a
+reduction, view, gather, call, control, array: see `adjit/ir/rules.py`); **shape** the abstract
+(shape and dtype) rule; **impl** the NumPy reference implementation (the interpreter); **jvp**
+the forward-mode rule ("zero": the output is piecewise constant or discrete, its tangent is
+zero); **transpose** the rule reverse mode uses for a
 primitive linear in (some of) its inputs ("—": not linear, never transposed); **batching** the
 `adjit.vmap` rule; **Numba lowering**: *fused elementwise* (one expression per element inside a
 loop nest), *fused reduction* (an accumulator in the loop nest of its input), *view* (never
 computed: readers index its input at a mapped index), *gather* (an indexed read inside the loop
-nest), *array op* (statements over whole arrays), *inlined call* (the call's graph is inlined
+nest), *array op* (statements over whole arrays), *control flow* (a branch or a loop in the
+kernel, each carried graph's code placed inside it), *inlined call* (the call's graph is inlined
 before fusion, so its equations are lowered as above).
 """
 

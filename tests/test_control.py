@@ -1,0 +1,242 @@
+"""Control flow: cond/switch, scan/fori_loop and while_loop.
+
+The case table (tests/test_primitives.py) already takes one case of each through check_grads to
+second order, vmap against a loop, and compiled against interpreted (value, JVP, VJP, HVP).
+Here: the behaviour around them — pytrees, closures over traced values, nesting, errors, a
+while loop stopping at different steps per example, loops lowered as loops (the kernel does
+not grow with the trip count), and reverse mode through long loops.
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+import adjit
+import adjit.numpy as anp
+from adjit.config import config
+from adjit.errors import AdjitTypeError, ConcretizationError, MissingRuleError
+from adjit.testing import check_grads
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "interpreted"])
+def jit(request, monkeypatch):
+    monkeypatch.setattr(config, "jit", request.param)
+    return request.param
+
+
+def _fd_grad(f, x, eps=1e-6):
+    x = np.asarray(x, float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+# --------------------------------------------------------------------------- values
+
+
+def test_fori_loop_equals_a_python_loop(jit):
+    def f(x):
+        return adjit.fori_loop(0, 30, lambda i, v: v + 0.01 * anp.sin(v) * i, x)
+
+    x = np.linspace(-1.0, 1.0, 5)
+    v = x.copy()
+    for i in range(30):
+        v = v + 0.01 * np.sin(v) * i
+    np.testing.assert_allclose(adjit.jit(f)(x), v, rtol=1e-13)
+    g = adjit.grad(lambda x: anp.sum(f(x)))(x)
+    np.testing.assert_allclose(g, _fd_grad(lambda x: np.sum(f(x)), x), rtol=1e-6)
+
+
+def test_scan_pytrees_closures_and_reverse(jit):
+    w = np.array([0.5, -0.3])
+
+    def f(scale, xs):
+        # The body closes over a traced value (scale) and an array (w); carry is a dict.
+        def step(carry, x):
+            h = anp.tanh(carry["h"] * scale + x * w)
+            return {"h": h, "n": carry["n"] + 1}, (h[0], h * x)
+
+        carry, (firsts, prods) = adjit.scan(step, {"h": np.zeros(2), "n": 0}, xs, reverse=True)
+        return anp.sum(carry["h"]) + anp.sum(firsts) + anp.sum(prods), carry["n"]
+
+    xs = np.linspace(0.1, 0.9, 6)
+    value, count = adjit.jit(f)(1.3, xs)
+    h = np.zeros(2)
+    firsts, prods = [], []
+    for x in xs[::-1]:
+        h = np.tanh(h * 1.3 + x * w)
+        firsts.append(h[0])
+        prods.append(h * x)
+    np.testing.assert_allclose(value, h.sum() + sum(firsts) + np.sum(prods), rtol=1e-13)
+    assert count == 6
+    grad = adjit.grad(lambda s, xs: f(s, xs)[0], argnums=(0, 1))(1.3, xs)
+    np.testing.assert_allclose(grad[0], _fd_grad(lambda s: f(float(s), xs)[0], 1.3), rtol=1e-6)
+    np.testing.assert_allclose(grad[1], _fd_grad(lambda v: f(1.3, v)[0], xs), rtol=1e-6)
+
+
+def test_switch_clamps_its_index(jit):
+    branches = [lambda x: x + 1.0, lambda x: x * 10.0, lambda x: -x]
+    f = adjit.jit(lambda i, x: adjit.switch(i, branches, x))
+    assert [float(f(i, 2.0)) for i in (-5, 0, 1, 2, 7)] == [3.0, 3.0, 20.0, -2.0, -2.0]
+
+
+def test_cond_on_a_concrete_predicate_outside_a_trace():
+    assert adjit.cond(True, lambda x: x * 2, lambda x: x, 3.0) == 6.0
+
+
+# --------------------------------------------------------------------------- nesting
+
+
+def test_nested_loops_cond_in_loop_and_loop_in_cond(jit):
+    def f(x):
+        def outer(i, v):
+            inner = adjit.fori_loop(0, 3, lambda j, u: u * 0.9 + anp.sin(u) * 0.1, v)
+            return adjit.cond(i % 2 == 0, lambda a: a + inner, lambda a: a * anp.cos(inner), v)
+
+        looped = adjit.fori_loop(0, 4, outer, x)
+        return adjit.cond(anp.sum(x) > 0,
+                          lambda a: adjit.fori_loop(0, 2, lambda i, b: b * b * 0.5, a),
+                          lambda a: a, looped)
+
+    def reference(x):
+        v = x.copy()
+        for i in range(4):
+            u = v.copy()
+            for _ in range(3):
+                u = u * 0.9 + np.sin(u) * 0.1
+            v = v + u if i % 2 == 0 else v * np.cos(u)
+        if np.sum(x) > 0:
+            for _ in range(2):
+                v = v * v * 0.5
+        return v
+
+    for x in (np.array([0.3, 0.7]), np.array([-0.3, -0.7])):
+        np.testing.assert_allclose(adjit.jit(f)(x), reference(x), rtol=1e-13)
+        g = adjit.grad(lambda x: anp.sum(f(x)))(x)
+        np.testing.assert_allclose(g, _fd_grad(lambda x: np.sum(reference(x)), x), rtol=1e-5)
+
+
+def test_grad_of_grad_through_a_loop():
+    f = lambda x: adjit.fori_loop(0, 5, lambda i, v: v - 0.1 * v ** 3, x)  # noqa: E731
+    check_grads(f, (0.7,), order=2)
+    second = adjit.grad(adjit.grad(f))(0.7)
+    first = adjit.grad(f)
+    np.testing.assert_allclose(second, (first(0.7 + 1e-5) - first(0.7 - 1e-5)) / 2e-5,
+                               rtol=1e-6)
+
+
+def test_loops_inside_vmap_inside_grad(jit):
+    def per_example(x, a):
+        return adjit.fori_loop(0, 4, lambda i, v: v + a * anp.sin(v), x)
+
+    def loss(a, xs):
+        return anp.sum(adjit.vmap(per_example, in_axes=(0, None))(xs, a))
+
+    xs = np.linspace(-0.5, 1.2, 4)
+    g = adjit.grad(loss)(0.3, xs)
+    np.testing.assert_allclose(g, _fd_grad(lambda a: loss(float(a), xs), 0.3), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- while_loop
+
+
+def test_newton_iteration_while_loop_forward_mode(jit):
+    """sqrt(a) by Newton's method, stopping when the step is small: the trip count depends on
+    the input. Forward mode differentiates through it: d sqrt(a) / da = 1 / (2 sqrt(a))."""
+    def newton_sqrt(a):
+        def cond(state):
+            x, step = state
+            return anp.abs(step) > 1e-12
+
+        def body(state):
+            x, _ = state
+            new = 0.5 * (x + a / x)
+            return new, new - x
+
+        return adjit.while_loop(cond, body, (a, 1.0))[0]
+
+    for a in (2.0, 9.0, 1e4):
+        value, tangent = adjit.jvp(newton_sqrt, (a,), (1.0,))
+        np.testing.assert_allclose(value, np.sqrt(a), rtol=1e-14)
+        np.testing.assert_allclose(tangent, 0.5 / np.sqrt(a), rtol=1e-8)
+
+
+def test_batched_while_loop_stops_per_example(jit):
+    def count_halvings(x):
+        return adjit.while_loop(lambda c: c[0] > 1.0, lambda c: (c[0] * 0.5, c[1] + 1), (x, 0))
+
+    xs = np.array([0.5, 3.0, 100.0, 17.0])
+    values, counts = adjit.vmap(count_halvings)(xs)
+    expected = [(x / 2 ** n, n) for x, n in
+                [(x, int(np.ceil(np.log2(x))) if x > 1 else 0) for x in xs]]
+    np.testing.assert_allclose(values, [v for v, _ in expected])
+    np.testing.assert_array_equal(counts, [n for _, n in expected])
+
+
+def test_reverse_mode_through_while_loop_says_what_to_use():
+    f = lambda x: adjit.while_loop(lambda v: v < 10.0, lambda v: v * 2.0, x)  # noqa: E731
+    with pytest.raises(MissingRuleError, match="fori_loop"):
+        adjit.grad(f)(1.5)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_branches_of_different_types_are_an_error():
+    message = r"branch 0 returns \(f64\[2\]\), branch 1 \(f64\[n0\]\)"
+    with pytest.raises(AdjitTypeError, match=message):
+        adjit.jit(lambda x: adjit.cond(x[0] > 0, lambda a: a, lambda a: a[:2], x))(np.ones(3))
+    with pytest.raises(AdjitTypeError, match="different structures"):
+        adjit.jit(lambda x: adjit.cond(x > 0, lambda a: (a, a), lambda a: a, x))(1.0)
+
+
+def test_carry_changing_type_is_an_error():
+    with pytest.raises(AdjitTypeError, match="changes the carry's types"):
+        adjit.jit(lambda x: adjit.fori_loop(0, 3, lambda i, v: v.astype(np.float32), x))(1.0)
+    with pytest.raises(AdjitTypeError, match="carry of the structure"):
+        adjit.jit(lambda x: adjit.scan(lambda c, x: ((c, c), x), x, np.ones(3)))(1.0)
+
+
+def test_python_control_flow_on_a_tracer_names_the_primitives():
+    def f(x):
+        if x > 0:
+            return x
+        return -x
+
+    with pytest.raises(ConcretizationError) as info:
+        adjit.grad(f)(1.0)
+    message = str(info.value)
+    assert "adjit.cond(x > 0" in message and "adjit.fori_loop(0, n" in message
+
+
+# --------------------------------------------------------------------------- loops stay loops
+
+
+def _kernel(fun, *args):
+    return adjit.inspect(fun, *args).source
+
+
+def test_kernel_does_not_grow_with_the_trip_count():
+    def loss(n):
+        return lambda x: anp.sum(adjit.fori_loop(0, n, lambda i, v: v + 0.01 * anp.sin(v), x))
+
+    x = np.linspace(0.0, 1.0, 8)
+    short = _kernel(adjit.grad(loss(10)), x)
+    long = _kernel(adjit.grad(loss(100_000)), x)
+    assert re.sub(r"\b10\b", "N", short) == re.sub(r"\b100000\b", "N", long)
+    assert short.count("\n") < 120
+
+
+def test_reverse_mode_through_a_long_loop():
+    n = 100_000
+    f = lambda x: anp.sum(adjit.fori_loop(0, n, lambda i, v: v - 1e-5 * v ** 3, x))  # noqa: E731
+    x = np.array([0.5, 1.0, 1.5])
+    v, d = x.copy(), np.ones_like(x)
+    for _ in range(n):
+        d = d * (1 - 3e-5 * v ** 2)
+        v = v - 1e-5 * v ** 3
+    np.testing.assert_allclose(adjit.grad(f)(x), d, rtol=1e-10)
