@@ -19,6 +19,7 @@ import numpy as np
 
 from adjit.aot import compat
 from adjit.aot.stage import Staged, check_flat_outputs
+from adjit.backend.numba_cpu.cache import load_kernel
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Dim
 
@@ -90,6 +91,19 @@ class Export:
         # A plain function is the cfunc itself, exported under its name (nothing to check, so
         # no C wrapper and no extra call in a caller's loop).
         self.impl = name if self.plain else f"adjit_impl_{name}"
+        self.kernel_source, self.in_place = writing_into_outputs(self.staged.source, len(outs))
+
+    def kernel(self):
+        """The kernel the cfunc calls: the staged one, or the one writing into outputs."""
+        if not self.in_place:
+            return self.staged.kernel()
+        import numba
+
+        out_types = [numba.typeof(np.empty((2,) * len(self.outputs[k].shape),
+                                           self.staged.out_avals[k].dtype))
+                     for k in self.in_place]
+        return load_kernel(self.kernel_source, (*self.staged.arg_types(), *out_types),
+                           "adjit.aot")
 
     def symbols(self) -> dict[str, str]:
         """symbol -> C expression of its value (the first dimension parameter carrying it)."""
@@ -198,9 +212,47 @@ def _describe_example(p: Param) -> str:
 # --------------------------------------------------------------------------- generated text
 
 
+def writing_into_outputs(source: str, n_outputs: int) -> tuple[str, list[int]]:
+    """The kernel source with array outputs written into arrays it is given, and which.
+
+    The generator allocates an output with one top-level ``v = np.empty(shape, dtype)`` and
+    returns it; such an output becomes a parameter (``o<k>``) of the kernel, appended after
+    the others, so the caller's buffer is written directly (no allocation, no copy). An output
+    made any other way (a view, an input returned as is, the same array twice) is left to be
+    copied. The text is the generator's own, edited on exactly these lines."""
+    lines = source.split("\n")
+    returns = [i for i, line in enumerate(lines) if line.startswith("    return ")]
+    defs = [i for i, line in enumerate(lines) if line.startswith("def kernel(")]
+    if len(returns) != 1 or len(defs) != 1:
+        return source, []
+    names = [n.strip() for n in lines[returns[0]][len("    return "):].strip("()").split(",")]
+    names = [n for n in names if n]
+    if len(names) != n_outputs:
+        return source, []
+    params = lines[defs[0]][len("def kernel("):-2].split(", ")
+    in_place = []
+    for k, name in enumerate(names):
+        if names.count(name) != 1 or name in params:
+            continue
+        assigned = [i for i, line in enumerate(lines)
+                    if re.match(rf"\s*{re.escape(name)}(\[.*\])? = ", line)
+                    and not line.lstrip().startswith(f"{name}[")]
+        allocation = re.fullmatch(rf"    {re.escape(name)} = np\.empty\(.*\)", lines[assigned[0]]) \
+            if len(assigned) == 1 else None
+        if allocation:
+            lines[assigned[0]] = f"    {name} = o{k}"
+            in_place.append(k)
+    if not in_place:
+        return source, []
+    params = [p for p in params if p] + [f"o{k}" for k in in_place]
+    lines[defs[0]] = f"def kernel({', '.join(params)}):"
+    return "\n".join(lines), in_place
+
+
 def cfunc_source(export: Export) -> str:
-    """The cfunc: view the pointers as arrays, call the kernel, copy its results into the
-    caller's buffers (index loops: no exception path, unlike a slice assignment)."""
+    """The cfunc: view the pointers as arrays, call the kernel, which writes its array outputs
+    into the caller's buffers where it can (:func:`writing_into_outputs`); copy the others
+    (index loops: no exception path, unlike a slice assignment)."""
     staged = export.staged
     params = export.impl_params()
     lines = [f"def {export.impl}({', '.join(params)}):"]
@@ -212,15 +264,24 @@ def cfunc_source(export: Export) -> str:
             args.append(f"{p.name}_a")
         else:
             args.append(p.name)
+    for symbol, dim in export.symbols().items():
+        lines.append(f"    {symbol} = {dim}")
+    for k in export.in_place:
+        p = export.outputs[k]
+        shape = ", ".join(_dim_code(d) for d in p.shape)
+        lines.append(f"    {p.name}_a = numba.carray({p.name}, ({shape},))")
+        args.append(f"{p.name}_a")
     lines.append(f"    r = kernel({', '.join(args)})")
     if export.plain:
         lines.append("    return r")
         return "\n".join(lines) + "\n"
     results = ["r"] if len(export.outputs) == 1 else [f"r[{k}]" for k in
                                                        range(len(export.outputs))]
-    for p, res in zip(export.outputs, results):
+    for k, (p, res) in enumerate(zip(export.outputs, results)):
         if not p.shape:
             lines.append(f"    {p.name}[0] = {res}")
+            continue
+        if k in export.in_place:
             continue
         rank = len(p.shape)
         lines.append(f"    {p.name}_r = {res}")
@@ -257,7 +318,7 @@ def compile_cfunc(export: Export):
     import numba
 
     source = cfunc_source(export)
-    namespace = {"numba": numba, "kernel": export.staged.kernel(),
+    namespace = {"numba": numba, "kernel": export.kernel(),
                  **{f"c{k}": c for k, c in enumerate(export.staged.consts)}}
     exec(compile(source, f"<adjit.aot {export.name}>", "exec"), namespace)
     return numba.cfunc(numba_signature(export), error_model="numpy", nogil=True)(
@@ -311,9 +372,11 @@ def header_source(name: str, exports: list[Export], target: str) -> str:
         " *     pointer to one element); the int returned is a status below, and nothing is",
         " *     read or written out of bounds when a shape is wrong.",
         " *   - Lengths named alike (n0, ...) must be equal; each is >= 2 (as adjit assumes).",
-        " *   - Thread-safe: no global state. Temporaries the computation needs (and each output",
-        " *     before it is copied into the caller's buffer) are malloc'd and freed before the",
-        " *     function returns; nothing is kept between calls and nothing is for the caller",
+        " *   - Output buffers must not overlap the inputs.",
+        " *   - Thread-safe: no global state. Array outputs are written straight into the",
+        " *     caller's buffers; temporaries the computation needs (and an output the kernel",
+        " *     builds otherwise, e.g. a view, before it is copied) are malloc'd and freed before",
+        " *     the function returns; nothing is kept between calls, nothing is for the caller",
         " *     to free.",
         " */",
         f"#ifndef {guard}",
