@@ -30,19 +30,33 @@ from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.freevalues import FreeValues
 from adjit.ir.graph import Graph
 from adjit.ir.interpret import bind_symbols
-from adjit.trace import _open_traces, _trace_stack, get_aval, numpy_scalars_made, trace_symbolic
+from adjit.trace import (
+    _open_traces,
+    _trace_stack,
+    get_aval,
+    is_device_array,
+    numpy_scalars_made,
+    trace_symbolic,
+)
 
 # How often a call retraces because a free array changed between the check and the read (a
 # thread rebinding it meanwhile) before giving up.
 _RETRIES = 3
 
 
+_NUMBERS = (float, int, bool)
+
+
 def signature(leaf):
-    """What a compiled kernel is specialized on: type, and for arrays dtype, rank and layout."""
+    """What a compiled kernel is specialized on: type, and for arrays dtype, rank and layout
+    (for a GPU array, its kind, dtype and rank: the CUDA launch types the layout itself)."""
     if isinstance(leaf, np.ndarray):
         flags = leaf.flags
         return (leaf.dtype, leaf.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable)
-    return type(leaf)
+    t = type(leaf)
+    if t not in _NUMBERS and is_device_array(leaf):
+        return (t, get_aval(leaf).dtype, len(leaf.shape))
+    return t
 
 
 class FreeInputChanged(AdjitError):
@@ -119,7 +133,9 @@ class Executable:
         outs = self.run([*consts, *leaves])
         if self.fast is None:
             self._make_fast()
-        return tree.unflatten(self.out_tree, [o[()] if o.ndim == 0 else o for o in outs])
+        # A 0-d result on the GPU stays there (a 0-d device array).
+        return tree.unflatten(self.out_tree, [o[()] if o.ndim == 0 and type(o) is np.ndarray
+                                              else o for o in outs])
 
 
 def _free_inputs(consts, free: FreeValues):
@@ -271,8 +287,9 @@ class Staged:
             named.append(("input", [a for a in args if a is not user]))
         for what, arg in named:
             for leaf in tree.leaves(arg):
-                if isinstance(leaf, (np.ndarray, float, int, bool, np.generic)):
-                    if isinstance(leaf, (np.ndarray, np.generic)):
+                if isinstance(leaf, (np.ndarray, float, int, bool, np.generic)) \
+                        or is_device_array(leaf):
+                    if not isinstance(leaf, (float, int, bool)):
                         get_aval(leaf)  # complex and object dtypes
                     continue
                 raise AdjitTypeError(

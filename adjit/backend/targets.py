@@ -17,6 +17,7 @@ from adjit.ir.graph import Graph
 # name -> module whose TARGET is the target; a new target is one line here and one folder.
 TARGETS = {
     "cpu": "adjit.backend.numba_cpu",
+    "cuda": "adjit.backend.numba_cuda",
 }
 
 _loaded: dict[str, Target] = {}
