@@ -21,7 +21,14 @@ from adjit.api import (  # noqa: F401
 )
 from adjit.backend.numba_cpu.cache import AdjitCacheWarning, cache_info  # noqa: F401
 from adjit.config import config  # noqa: F401
-from adjit.control import cond, fori_loop, scan, switch, while_loop  # noqa: F401
+from adjit.control import (  # noqa: F401
+    checkpoint,
+    cond,
+    fori_loop,
+    scan,
+    switch,
+    while_loop,
+)
 from adjit.custom import custom_jvp, custom_vjp  # noqa: F401
 from adjit.errors import (  # noqa: F401
     AdjitError,

@@ -240,3 +240,68 @@ def test_reverse_mode_through_a_long_loop():
         d = d * (1 - 3e-5 * v ** 2)
         v = v - 1e-5 * v ** 3
     np.testing.assert_allclose(adjit.grad(f)(x), d, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- checkpointing
+
+
+def _count_sin(monkeypatch):
+    """Counts the elements sin is evaluated on by the interpreter: one per step of the loops
+    below, so forward steps run (first pass and recomputation) are counted."""
+    from adjit.ir import rules
+
+    count = [0]
+    impl = rules.impl_rules["sin"]
+
+    def counting(x):
+        count[0] += 1
+        return impl(x)
+
+    monkeypatch.setitem(rules.impl_rules, "sin", counting)
+    return count
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 64])
+def test_sqrt_checkpointing_recomputes_each_block_once(n, monkeypatch):
+    def loss(x, schedule):
+        return anp.sum(adjit.fori_loop(0, n, lambda i, v: v + 0.1 * anp.sin(v) * i, x,
+                                       checkpoint=schedule))
+
+    x = np.linspace(0.2, 1.0, 3)
+    stored = adjit.grad(lambda x: loss(x, None))(x)
+    np.testing.assert_allclose(adjit.grad(lambda x: loss(x, "sqrt"))(x), stored, rtol=1e-12)
+    monkeypatch.setattr(config, "jit", False)
+    count = _count_sin(monkeypatch)
+    adjit.grad(lambda x: loss(x, "sqrt"))(x)
+    k = int(np.ceil(np.sqrt(n)))
+    assert count[0] == n + (n // k) * k  # every step once, then each full block again
+    count[0] = 0
+    adjit.grad(lambda x: loss(x, None))(x)
+    assert count[0] == n
+
+
+def test_sqrt_checkpointing_stores_sqrt_many_steps():
+    """The stacked values reverse mode keeps: length x state for every step; sqrt(length)
+    blocks' entry states and one block's steps with checkpoint='sqrt'."""
+    def stacked_sizes(schedule):
+        f = lambda x: anp.sum(adjit.fori_loop(  # noqa: E731
+            0, 400, lambda i, v: v + 0.01 * anp.sin(v), x, checkpoint=schedule))
+        graph = adjit.make_graph(adjit.grad(f))(np.ones(5))
+        return [v.aval.shape[0] for e in graph.eqns if e.prim == "scan"
+                for v in e.outs if v.aval.ndim == 2]
+
+    assert max(stacked_sizes(None)) == 400
+    assert max(stacked_sizes("sqrt")) == 20
+
+
+def test_checkpoint_recomputes_instead_of_storing(monkeypatch):
+    f = adjit.checkpoint(lambda x: anp.sin(anp.sin(x)))
+    x = np.array([0.3, 0.9])
+    np.testing.assert_allclose(adjit.grad(lambda x: anp.sum(f(x)))(x),
+                               np.cos(np.sin(x)) * np.cos(x), rtol=1e-14)
+    monkeypatch.setattr(config, "jit", False)
+    count = _count_sin(monkeypatch)
+    adjit.grad(lambda x: anp.sum(f(x)))(x)
+    assert count[0] == 3  # two sins forward, the inner one again for the backward pass
+    with pytest.raises(Exception, match="checkpoint"):
+        adjit.grad(lambda x: anp.sum(adjit.fori_loop(0, 3, lambda i, v: v, x, checkpoint="x")))(x)

@@ -420,6 +420,8 @@ case("switch", _switch, [((3,), "distinct")], "cond")
 case("scan", _scan, [((4, 3), "any"), ((3,), "any")], "scan")
 case("scan_reverse", _scan_reverse, [((5,), "any"), ((), "any")], "scan")
 case("fori_loop", _fori_loop, [((2, 3), "any")], "scan")
+case("checkpoint", lambda x, y: adjit.checkpoint(lambda a, b: anp.sin(a) * anp.exp(b) + a)(x, y),
+     [((3,), "any"), ((3,), "any")], "remat")
 # Reverse mode through while_loop needs its trip count as a length: forward mode only.
 case("while_loop", _while_loop, [((3,), "any")], "while", modes=("fwd",))
 

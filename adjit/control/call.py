@@ -14,14 +14,22 @@
 
 The pass ``inline_calls`` (kind ``call``) replaces each call by its body before code generation.
 The custom-rule primitives (``adjit.custom``) are calls with rules of their own.
+
+``remat`` (``adjit.checkpoint(fun)``) is a call whose partial evaluation keeps none of the
+body's values: reverse mode recomputes them from the call's inputs when it needs them, trading
+time for memory (inside a loop's body, only the loop's inputs per step are stored).
 """
 
 from __future__ import annotations
 
+import functools
+
+from adjit import tree
 from adjit.ad.jvp import jvp_graph
 from adjit.ad.partial_eval import partial_eval_graph
 from adjit.ad.transpose import backward_pass
 from adjit.batching import batch_graph
+from adjit.control.branches import trace_fun
 from adjit.errors import AdjitValueError
 from adjit.ir.graph import Eqn, Graph, Literal, Var, dim_map, subst_dims
 from adjit.ir.interpret import interpret
@@ -36,7 +44,7 @@ from adjit.ir.rules import (
 )
 from adjit.passes.dce import dce
 from adjit.primitives.registry import defprim, instantiate, linear_prims
-from adjit.trace import bind, get_aval, trace_closed
+from adjit.trace import bind, get_aval, is_tracing, trace_closed
 
 
 def call_abstract(*in_avals, body: Graph, **_):
@@ -52,8 +60,10 @@ def call_impl(*args, body: Graph, **_):
     return interpret(body, [], args)
 
 
-def defcall(name: str) -> None:
-    """Register ``name`` as a call primitive with the rules above."""
+def defcall(name: str, remat: bool = False) -> None:
+    """Register ``name`` as a call primitive with the rules above. With ``remat``, partial
+    evaluation stores nothing of the body: the unknown call takes the known inputs and
+    recomputes what it needs (``adjit.checkpoint``)."""
 
     def jvp(primals, tangents, *, body, **params):
         nonzero = [not isinstance(t, Zero) for t in tangents]
@@ -77,6 +87,20 @@ def defcall(name: str) -> None:
         unknown_eqn = Eqn(name, residuals + [a for a, u in zip(eqn.inputs, unknown_ins) if u],
                           [v for v, u in zip(eqn.outs, out_unknown) if u],
                           {**params, "body": unknown}, eqn.source)
+        return known_eqn, unknown_eqn
+
+    def split_remat(eqn: Eqn, unknown_ins):
+        body = eqn.params["body"]
+        known, _, out_unknown, n_res = partial_eval_graph(body, unknown_ins)
+        params = {k: v for k, v in eqn.params.items() if k != "body"}
+        known = dce(known.replace(outvars=known.outvars[:len(known.outvars) - n_res]))
+        known_eqn = Eqn(name, [a for a, u in zip(eqn.inputs, unknown_ins) if not u],
+                        [v for v, u in zip(eqn.outs, out_unknown) if not u],
+                        {**params, "body": known}, eqn.source)
+        recompute = dce(body.replace(outvars=[v for v, u in zip(body.outvars, out_unknown)
+                                              if u]))
+        unknown_eqn = Eqn(name, eqn.inputs, [v for v, u in zip(eqn.outs, out_unknown) if u],
+                          {**params, "body": recompute}, eqn.source)
         return known_eqn, unknown_eqn
 
     def transpose(cts, *args, body, **params):
@@ -111,8 +135,29 @@ def defcall(name: str) -> None:
 
     defprim(name, call_abstract, call_impl, kind="call", multiple=True)
     jvp_rules[name] = jvp
-    partial_eval_rules[name] = split
+    partial_eval_rules[name] = split_remat if remat else split
     transpose_rules[name] = transpose
     linear_prims.add(name)
     batching_rules[name] = batch
     dce_rules[name] = prune
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+defcall("remat", remat=True)
+
+
+def checkpoint(fun):
+    """``fun``, whose intermediate values reverse mode recomputes instead of storing (JAX's
+    ``checkpoint``/``remat``): memory for the residuals of its body is traded for running it
+    again in the backward pass."""
+    @functools.wraps(fun)
+    def wrapped(*args):
+        if not is_tracing():
+            return fun(*args)
+        leaves, in_tree = tree.flatten(args)
+        graph, consts, out_tree = trace_fun(fun, in_tree, [get_aval(x) for x in leaves],
+                                            "the function given to checkpoint")
+        return tree.unflatten(out_tree, bind("remat", *consts, *leaves, body=graph))
+
+    return wrapped

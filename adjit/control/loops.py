@@ -27,7 +27,7 @@ from adjit.ad.transpose import backward_pass
 from adjit.batching import batch_eval, batch_graph, broadcast_batch, moveaxis
 from adjit.control.branches import describe, same_types, trace_fun
 from adjit.errors import AdjitTypeError, AdjitValueError, MissingRuleError
-from adjit.ir.graph import Eqn, Graph, Literal, ShapedArray, Var, dim_map, subst_dims
+from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var, dim_map, subst_dims
 from adjit.ir.interpret import interpret
 from adjit.ir.rules import (
     LinearArg,
@@ -41,6 +41,7 @@ from adjit.ir.rules import (
 from adjit.passes.dce import dce
 from adjit.primitives import elementwise as ew
 from adjit.primitives import reductions as rd
+from adjit.primitives import structural as st
 from adjit.primitives.registry import (
     add_tangents,
     defprim,
@@ -62,9 +63,17 @@ def _check_carry(what: str, init_avals, out_avals, init_tree, out_tree):
                              f"{describe(init_avals)}, returns {describe(out_avals)}")
 
 
-def scan(f, init, xs=None, length=None, reverse=False):
+def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
     """``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns
-    ``(final carry, stacked ys)``. ``xs`` may be None with ``length`` given."""
+    ``(final carry, stacked ys)``. ``xs`` may be None with ``length`` given.
+
+    ``checkpoint`` chooses what reverse mode keeps of the steps: None stores every step's
+    values; ``"sqrt"`` runs the steps in blocks of about sqrt(length), stores only each
+    block's entry carry and recomputes a block's steps when the backward pass reaches it
+    (memory O(sqrt(length)) steps, every step run twice); the length must then be known when
+    traced."""
+    if checkpoint is not None:
+        return _scan_in_blocks(f, init, xs, length, reverse, checkpoint)
     init_leaves, init_tree = tree.flatten(init)
     x_leaves, x_tree = tree.flatten(xs)
     init_avals = [get_aval(c) for c in init_leaves]
@@ -119,9 +128,10 @@ def while_loop(cond_fun, body_fun, init):
     return tree.unflatten(init_tree, outs)
 
 
-def fori_loop(lower, upper, body_fun, init):
+def fori_loop(lower, upper, body_fun, init, checkpoint=None):
     """``for i in range(lower, upper): val = body_fun(i, val)``; returns ``val``. Python
-    bounds make a scan (differentiable in both modes); traced bounds a while loop."""
+    bounds make a scan (differentiable in both modes; ``checkpoint`` as for scan); traced
+    bounds a while loop."""
     if all(isinstance(b, (int, np.integer)) for b in (lower, upper)):
         lower, upper = int(lower), int(upper)
 
@@ -129,8 +139,12 @@ def fori_loop(lower, upper, body_fun, init):
             i, val = carry
             return (i + 1, body_fun(i, val)), None
 
-        (_, val), _ = scan(step, (np.int64(lower), init), length=max(upper - lower, 0))
+        (_, val), _ = scan(step, (np.int64(lower), init), length=max(upper - lower, 0),
+                           checkpoint=checkpoint)
         return val
+    if checkpoint is not None:
+        raise AdjitValueError("adjit: fori_loop's checkpoint= needs Python bounds (a loop of "
+                              "traced bounds is a while_loop, differentiated in forward mode)")
 
     def cond_fun(carry):
         return carry[0] < upper
@@ -141,6 +155,44 @@ def fori_loop(lower, upper, body_fun, init):
 
     lower = ew.convert_element_type(lower, np.dtype(np.int64))
     return while_loop(cond_fun, loop_body, (lower, init))[1]
+
+
+def _scan_in_blocks(f, init, xs, length, reverse, schedule):
+    """The ``"sqrt"`` schedule: an outer scan over blocks of ``k`` steps, each block a
+    ``checkpoint`` of an inner scan, then a scan of the steps left over."""
+    from adjit.control.call import checkpoint
+
+    if schedule != "sqrt":
+        raise AdjitValueError(f"adjit: scan checkpoint={schedule!r} is not a schedule adjit "
+                              "knows (None stores every step; 'sqrt')")
+    x_leaves, x_tree = tree.flatten(xs)
+    n = length if length is not None else get_aval(x_leaves[0]).shape[0]
+    if isinstance(n, Dim):
+        raise AdjitValueError("adjit: scan with checkpoint= needs a length known when traced "
+                              "(fori_loop with Python bounds, or xs of a fixed length)")
+    if reverse:  # the same steps, the slices in the other order
+        carry, ys = _scan_in_blocks(f, init, tree.tree_map(lambda x: x[::-1], xs), n, False,
+                                    schedule)
+        return carry, tree.tree_map(lambda y: y[::-1], ys)
+    k = max(int(np.ceil(np.sqrt(n))), 1)
+    blocks, tail = n // k, n - (n // k) * k
+
+    def part(x, start, stop, shape=None):
+        x = x[start:stop]
+        return x if shape is None else x.reshape(shape + get_aval(x).shape[1:])
+
+    def block(carry, xb):
+        return scan(f, carry, xb, length=k)
+
+    xs_blocks = tree.unflatten(x_tree, [part(x, 0, blocks * k, (blocks, k)) for x in x_leaves])
+    carry, ys_blocks = scan(checkpoint(block), init, xs_blocks if x_leaves else None,
+                            length=blocks)
+    ys = tree.tree_map(lambda y: y.reshape((blocks * k, *get_aval(y).shape[2:])), ys_blocks)
+    if tail:
+        xs_tail = tree.unflatten(x_tree, [part(x, blocks * k, n) for x in x_leaves])
+        carry, ys_tail = scan(f, carry, xs_tail if x_leaves else None, length=tail)
+        ys = tree.tree_map(lambda a, b: st.concatenate((a, b), 0), ys, ys_tail)
+    return carry, ys
 
 
 # --------------------------------------------------------------------------- scan
