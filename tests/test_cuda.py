@@ -201,14 +201,14 @@ SIM_CASES = _known([
     "var-(3, 4)-{}", "logsumexp-(3, 4)-{'axis': 0}", "norm-(3, 4)-{'ord': inf}", "shape_size",
     "argmax_axis", "cumsum", "sort_axis_0", "argsort", "dot-[(2, 3), (3, 4)]",
     "matmul-[(2, 3, 4), (4, 5)]", "einsum-bij,bjk->bik", "reshape", "transpose", "broadcast_to",
-    "concatenate", "stack", "eye", "arange", "index_int", "index_slice_step", "index_neg_step",
-    "index_take_axis", "index_at_add_repeat", "index_at_set", "index_two_arrays_bcast",
-    "custom_vjp",
+    "concatenate", "stack", "eye", "arange", "index_int", "index_neg_int", "index_slice_step",
+    "index_neg_step", "index_take_axis", "index_at_add_repeat", "index_at_set",
+    "index_two_arrays_bcast", "custom_vjp",
 ])
 
 
 def test_case_lists_name_real_cases():
-    assert len(SIM_CASES) == 49 and len(F32_CASES) == 10
+    assert len(SIM_CASES) == 50 and len(F32_CASES) == 10
 
 
 @pytest.mark.parametrize("name", SIM_CASES)

@@ -27,6 +27,7 @@ call ``libdevice``, also supplied (the simulator's is a stand-in).
 from __future__ import annotations
 
 import contextlib
+import re
 
 import numpy as np
 
@@ -197,6 +198,12 @@ class Generator:
             yield k
         finally:
             self.k = None
+        # Lengths inside index text the fusion pass wrote (a slice's symbolic start) are
+        # arguments too.
+        body = "\n".join(k.w.lines)
+        for symbol in self.graph.symbols():
+            if re.search(rf"\b{symbol}\b", body):
+                k.params.setdefault(symbol)
         head = ["@cuda.jit(cache=_DISK_CACHE)", f"def {k.name}({', '.join(k.params)}):"]
         consts = [f"    {name} = {text}" for text, name in k.consts.items()]
         self.kernels.append("\n".join(head + consts + k.w.lines))
