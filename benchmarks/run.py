@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10"
 
 
 def parse_args(argv):
@@ -149,6 +149,7 @@ def main(argv=None) -> int:
 
     report = Report()
     try:
+        import loops
         import numba
         import rows
 
@@ -181,13 +182,17 @@ def main(argv=None) -> int:
             rows.row7_aot_from_c(ctx)
         if "8" in rows_wanted:
             rows.row8_to_numba(ctx)
+        if "9" in rows_wanted:
+            loops.row9_loops(ctx)
+        if "10" in rows_wanted:
+            loops.row10_lstm(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)
         info_end = ctx.cache_info()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6, "8": 7}
+    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6, "8": 7, "9": 8, "10": 9}
     report.lines.sort(key=lambda line: order.get(line.row, 9))
 
     threads = [f"Numba kernels single-threaded (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}"
