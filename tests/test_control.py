@@ -305,3 +305,81 @@ def test_checkpoint_recomputes_instead_of_storing(monkeypatch):
     assert count[0] == 3  # two sins forward, the inner one again for the backward pass
     with pytest.raises(Exception, match="checkpoint"):
         adjit.grad(lambda x: anp.sum(adjit.fori_loop(0, 3, lambda i, v: v, x, checkpoint="x")))(x)
+
+
+@pytest.mark.parametrize("n, snapshots", [(1, 1), (2, 1), (30, 1), (50, 3), (64, 5), (100, 20)])
+def test_binomial_checkpointing_follows_revolve(n, snapshots, monkeypatch):
+    """Same gradient as storing every step; the forward steps run are the first pass (n),
+    Revolve's recomputations (r n - C(s + r, r - 1)) and each step once more before its
+    adjoint (n); at most s + 1 carries are kept."""
+    from adjit.control.loops import ADVANCE, STORE, revolve_extra_steps, revolve_schedule
+
+    def loss(x, schedule, s=None):
+        return anp.sum(adjit.fori_loop(0, n, lambda i, v: v + 0.05 * anp.sin(v + 0.01 * i), x,
+                                       checkpoint=schedule, snapshots=s))
+
+    x = np.linspace(0.2, 1.0, 3)
+    stored = adjit.grad(lambda x: loss(x, None))(x)
+    np.testing.assert_allclose(adjit.grad(lambda x: loss(x, "binomial", snapshots))(x), stored,
+                               rtol=1e-12)
+    schedule = revolve_schedule(n, snapshots)
+    assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == revolve_extra_steps(n, snapshots)
+    assert schedule[schedule[:, 0] == STORE, 1].max(initial=0) <= snapshots
+    monkeypatch.setattr(config, "jit", False)
+    count = _count_sin(monkeypatch)
+    np.testing.assert_allclose(adjit.grad(lambda x: loss(x, "binomial", snapshots))(x), stored,
+                               rtol=1e-12)
+    assert count[0] == 2 * n + revolve_extra_steps(n, snapshots)
+
+
+def test_revolve_formula_values():
+    from adjit.control.loops import revolve_extra_steps
+
+    # t(n, s) = r n - C(s + r, r - 1): one snapshot recomputes from the start for each step
+    # (45 = 9 + 8 + ... + 1); with n - 1 snapshots each step is run once more; 10^5 steps
+    # and 20 snapshots take r = 6 repetitions: 6 * 10^5 - C(26, 5).
+    assert revolve_extra_steps(10, 1) == 45
+    assert revolve_extra_steps(10, 9) == 9
+    assert revolve_extra_steps(100_000, 20) == 6 * 100_000 - 65_780
+
+
+def test_binomial_checkpointing_memory_is_a_fiftieth(monkeypatch):
+    """Peak memory allocated while taking the gradient (NumPy's allocations, counted by
+    tracemalloc in the interpreter) with 20 snapshots against storing every step."""
+    import tracemalloc
+
+    monkeypatch.setattr(config, "jit", False)
+    n, x = 2000, np.linspace(0.0, 1.0, 500)
+
+    def peak(schedule, s=None):
+        f = adjit.grad(lambda x: anp.sum(adjit.fori_loop(
+            0, n, lambda i, v: v - 1e-3 * anp.sin(v), x, checkpoint=schedule, snapshots=s)))
+        f(x)  # traced (and its schedule made) before memory is counted
+        tracemalloc.start()
+        try:
+            grad = f(x)
+            return tracemalloc.get_traced_memory()[1], grad
+        finally:
+            tracemalloc.stop()
+
+    stored, g_stored = peak(None)
+    binomial, g_binomial = peak("binomial", 20)
+    np.testing.assert_allclose(g_binomial, g_stored, rtol=1e-12)
+    assert stored > n * x.nbytes  # at least one value per step was kept
+    assert binomial * 50 <= stored
+
+
+def test_vmap_of_grad_through_binomial_checkpointing(jit):
+    def loss(x, a):
+        return anp.sum(adjit.fori_loop(0, 12, lambda i, v: v + a * anp.sin(v), x,
+                                       checkpoint="binomial", snapshots=3))
+
+    xs = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    batched = adjit.vmap(adjit.grad(loss, argnums=(0, 1)), in_axes=(0, None))(xs, 0.2)
+    for x, gx, ga in zip(xs, *batched):
+        expected = adjit.grad(lambda x, a: anp.sum(adjit.fori_loop(
+            0, 12, lambda i, v: v + a * anp.sin(v), x)), argnums=(0, 1))(x, 0.2)
+        np.testing.assert_allclose(gx, expected[0], rtol=1e-12)
+        np.testing.assert_allclose(ga, expected[1], rtol=1e-12)
+    with pytest.raises(MissingRuleError, match="revolve"):
+        adjit.grad(lambda x: anp.sum(adjit.grad(lambda y: loss(y, 0.2))(x)))(xs[0])

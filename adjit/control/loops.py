@@ -18,16 +18,19 @@ length (not yet: an error that says so).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from adjit import tree
 from adjit.ad.jvp import jvp_graph
 from adjit.ad.partial_eval import partial_eval_graph
-from adjit.ad.transpose import backward_pass
+from adjit.ad.transpose import backward_pass, transpose_linear
 from adjit.batching import batch_eval, batch_graph, broadcast_batch, moveaxis
 from adjit.control.branches import describe, same_types, trace_fun
 from adjit.errors import AdjitTypeError, AdjitValueError, MissingRuleError
-from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var, dim_map, subst_dims
+from adjit.ir.eval import eval_graph
+from adjit.ir.graph import Eqn, Graph, Literal, ShapedArray, Var, dim_map, subst_dims
 from adjit.ir.interpret import interpret
 from adjit.ir.rules import (
     LinearArg,
@@ -49,7 +52,7 @@ from adjit.primitives.registry import (
     linear_prims,
     zeros_like_aval,
 )
-from adjit.trace import bind, get_aval, trace_closed
+from adjit.trace import bind, bind_eqn, get_aval, trace_closed
 
 # --------------------------------------------------------------------------- the user's API
 
@@ -63,17 +66,26 @@ def _check_carry(what: str, init_avals, out_avals, init_tree, out_tree):
                              f"{describe(init_avals)}, returns {describe(out_avals)}")
 
 
-def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
+def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None, snapshots=None):
     """``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns
     ``(final carry, stacked ys)``. ``xs`` may be None with ``length`` given.
 
     ``checkpoint`` chooses what reverse mode keeps of the steps: None stores every step's
     values; ``"sqrt"`` runs the steps in blocks of about sqrt(length), stores only each
     block's entry carry and recomputes a block's steps when the backward pass reaches it
-    (memory O(sqrt(length)) steps, every step run twice); the length must then be known when
-    traced."""
-    if checkpoint is not None:
+    (memory O(sqrt(length)) steps, every step run twice); ``"binomial"`` stores at most
+    ``snapshots`` carries and recomputes steps on Revolve's optimal schedule (Griewank and
+    Walther: r*length - C(snapshots + r, r - 1) extra steps for the repetition number r).
+    Both need the length: a symbolic one is fixed (one kernel per length)."""
+    if checkpoint == "binomial":
+        if not isinstance(snapshots, (int, np.integer)) or snapshots < 1:
+            raise AdjitValueError("adjit: checkpoint='binomial' needs snapshots=, a number >= 1 "
+                                  "of carries to keep")
+        snapshots = int(snapshots)
+    elif checkpoint is not None:
         return _scan_in_blocks(f, init, xs, length, reverse, checkpoint)
+    elif snapshots is not None:
+        raise AdjitValueError("adjit: snapshots= goes with checkpoint='binomial'")
     init_leaves, init_tree = tree.flatten(init)
     x_leaves, x_tree = tree.flatten(xs)
     init_avals = [get_aval(c) for c in init_leaves]
@@ -102,9 +114,12 @@ def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
 
     graph, consts, _ = trace_fun(body, in_tree, [*init_avals, *slices], "the body of scan")
     carry_tree, y_tree, n_carry = out_box[-1]
+    if snapshots is not None:
+        n = int(n)  # the schedule needs the length: reading it fixes it for this trace
     _check_carry("scan", init_avals, graph.out_avals[:n_carry], init_tree, carry_tree)
     outs = bind("scan", *consts, *init_leaves, *x_leaves, body=graph, length=n,
-                reverse=bool(reverse), n_consts=len(consts), n_carry=n_carry)
+                reverse=bool(reverse), n_consts=len(consts), n_carry=n_carry,
+                snapshots=snapshots)
     return (tree.unflatten(init_tree, outs[:n_carry]),
             tree.unflatten(y_tree, outs[n_carry:]))
 
@@ -128,7 +143,7 @@ def while_loop(cond_fun, body_fun, init):
     return tree.unflatten(init_tree, outs)
 
 
-def fori_loop(lower, upper, body_fun, init, checkpoint=None):
+def fori_loop(lower, upper, body_fun, init, checkpoint=None, snapshots=None):
     """``for i in range(lower, upper): val = body_fun(i, val)``; returns ``val``. Python
     bounds make a scan (differentiable in both modes; ``checkpoint`` as for scan); traced
     bounds a while loop."""
@@ -140,7 +155,7 @@ def fori_loop(lower, upper, body_fun, init, checkpoint=None):
             return (i + 1, body_fun(i, val)), None
 
         (_, val), _ = scan(step, (np.int64(lower), init), length=max(upper - lower, 0),
-                           checkpoint=checkpoint)
+                           checkpoint=checkpoint, snapshots=snapshots)
         return val
     if checkpoint is not None:
         raise AdjitValueError("adjit: fori_loop's checkpoint= needs Python bounds (a loop of "
@@ -164,12 +179,10 @@ def _scan_in_blocks(f, init, xs, length, reverse, schedule):
 
     if schedule != "sqrt":
         raise AdjitValueError(f"adjit: scan checkpoint={schedule!r} is not a schedule adjit "
-                              "knows (None stores every step; 'sqrt')")
+                              "knows (None stores every step; 'sqrt'; 'binomial')")
     x_leaves, x_tree = tree.flatten(xs)
     n = length if length is not None else get_aval(x_leaves[0]).shape[0]
-    if isinstance(n, Dim):
-        raise AdjitValueError("adjit: scan with checkpoint= needs a length known when traced "
-                              "(fori_loop with Python bounds, or xs of a fixed length)")
+    n = int(n)  # the blocks need the length: reading it fixes it for this trace
     if reverse:  # the same steps, the slices in the other order
         carry, ys = _scan_in_blocks(f, init, tree.tree_map(lambda x: x[::-1], xs), n, False,
                                     schedule)
@@ -202,7 +215,7 @@ def _stacked(aval, length):
     return ShapedArray((length, *aval.shape), aval.dtype)
 
 
-def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry):
+def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry, snapshots):
     formal = body.in_avals
     if len(formal) != len(avals):
         raise AdjitValueError(f"adjit: scan's body takes {len(formal)} inputs, got {len(avals)}")
@@ -213,7 +226,7 @@ def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry):
     return outs[:n_carry] + [_stacked(a, length) for a in outs[n_carry:]]
 
 
-def _scan_impl(*args, body, length, reverse, n_consts, n_carry):
+def _scan_impl(*args, body, length, reverse, n_consts, n_carry, snapshots):
     consts, carry = list(args[:n_consts]), list(args[n_consts:n_consts + n_carry])
     xs = args[n_consts + n_carry:]
     ys = []
@@ -253,7 +266,7 @@ def _fixpoint(step, carry_flags):
         flags = new
 
 
-def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry):
+def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry, snapshots):
     nonzero = [not isinstance(t, Zero) for t in tangents]
     nz_c, nz_carry0, nz_x = _groups(nonzero, n_consts, n_carry)
     n_y = len(body.outvars) - n_carry
@@ -283,7 +296,7 @@ def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry):
     outs = bind("scan", *p_c, *(t for t in t_c if not isinstance(t, Zero)), *p_carry, *t_carry,
                 *p_x, *(t for t in t_x if not isinstance(t, Zero)), body=jvp, length=length,
                 reverse=reverse, n_consts=n_consts + sum(nz_c),
-                n_carry=n_carry + sum(carry_nz))
+                n_carry=n_carry + sum(carry_nz), snapshots=snapshots)
     n_carry_t = sum(carry_nz)
     carry_p, carry_t = outs[:n_carry], iter(outs[n_carry:n_carry + n_carry_t])
     ys = outs[n_carry + n_carry_t:]
@@ -303,6 +316,8 @@ def _scan_partial_eval(eqn: Eqn, unknown_ins):
     unknown = u_c + carry_u + u_x
     known, lin, out_u, n_res = partial_eval_graph(body, unknown,
                                                   instantiate=carry_u + [False] * n_y)
+    if p["snapshots"] is not None:
+        return _scan_split_recomputing(eqn, unknown, known, out_u, n_res)
     # Residuals that are the body's known constants pass to the unknown scan as constants;
     # the others differ per step: the known scan stacks them as extra ys.
     const_ids = {v.id for v, u in zip(body.invars[:n_consts], u_c) if not u}
@@ -352,11 +367,31 @@ def _scan_partial_eval(eqn: Eqn, unknown_ins):
     return known_eqn, unknown_eqn
 
 
+def _scan_split_recomputing(eqn: Eqn, unknown, known, out_u, n_res):
+    """The split of a scan that keeps no per-step values (checkpoint='binomial'): the known
+    scan computes the known outputs only; the unknown one is the whole scan again (its body
+    recomputes the known values it needs), transposed on a Revolve schedule."""
+    p = eqn.params
+    n_consts, n_carry = p["n_consts"], p["n_carry"]
+    u_c, carry_u, u_x = _groups(unknown, n_consts, n_carry)
+    known_body = dce(known.replace(outvars=known.outvars[:len(known.outvars) - n_res]))
+    known_eqn = Eqn("scan", [a for a, u in zip(eqn.inputs, unknown) if not u],
+                    [v for v, u in zip(eqn.outs, out_u) if not u],
+                    {**p, "body": known_body, "n_consts": n_consts - sum(u_c),
+                     "n_carry": n_carry - sum(carry_u)}, eqn.source)
+    # The known outputs of the unknown scan are fresh and unread: only its linear part counts.
+    outs = [v if u else Var(v.aval) for v, u in zip(eqn.outs, out_u)]
+    return known_eqn, eqn.replace(outs=outs)
+
+
 def _slice_aval(aval, position, n_fixed):
     return aval if position < n_fixed else ShapedArray(aval.shape[1:], aval.dtype)
 
 
-def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry):
+def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry, snapshots):
+    if snapshots is not None:
+        return _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry,
+                                  snapshots)
     consts, carry, xs = _groups(list(args), n_consts, n_carry)
     # A carry's entry value may be a known zero (a tangent instantiated where the input had
     # none): it is transposed as linear all the same, and its cotangent dropped.
@@ -396,7 +431,7 @@ def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry):
     acc0 = [zeros_like_aval(c.aval) for c in lin_c]
     outs = bind("scan", *fixed_c, *acc0, *ct_carry, *fixed_x, *ct_ys, body=t_body,
                 length=length, reverse=not reverse, n_consts=len(fixed_c),
-                n_carry=len(lin_c) + n_carry)
+                n_carry=len(lin_c) + n_carry, snapshots=None)
     ct_lin_c = iter(outs[:len(lin_c)])
     ct_init = outs[len(lin_c):len(lin_c) + n_carry]
     ct_lin_x = iter(outs[len(lin_c) + n_carry:])
@@ -406,7 +441,7 @@ def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry):
     return result
 
 
-def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry):
+def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry, snapshots):
     size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
     d_c, d_carry0, d_x = _groups(dims, n_consts, n_carry)
     a_c, a_carry, a_x = _groups(list(args), n_consts, n_carry)
@@ -437,7 +472,7 @@ def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry):
     # xs batched on axis 0 scan along axis 1: the scanned axis goes first.
     xs_in = [moveaxis(x, 1, 0) if d is not None else x for x, d in zip(a_x, d_x)]
     outs = bind("scan", *a_c, *carry_in, *xs_in, body=batched, length=length, reverse=reverse,
-                n_consts=n_consts, n_carry=n_carry)
+                n_consts=n_consts, n_carry=n_carry, snapshots=snapshots)
     ys = [moveaxis(y, 0, 1) for y in outs[n_carry:]]
     return [*outs[:n_carry], *ys], [*carry_dims, *([0] * n_y)]
 
@@ -468,6 +503,195 @@ transpose_rules["scan"] = _scan_transpose
 linear_prims.add("scan")
 batching_rules["scan"] = _scan_batch
 dce_rules["scan"] = _scan_dce
+
+
+# --------------------------------------------------------------------------- Revolve
+# Reverse mode through a scan with checkpoint='binomial': the backward sweep keeps at most
+# ``snapshots`` carries and recomputes steps from them on the schedule of Griewank and
+# Walther's Revolve. The schedule is made when traced (the length is known then) as a list of
+# actions the kernel runs: advance k steps, store the carry in a slot, restore a slot, and the
+# adjoint of the current step (which recomputes that step's values from its carry first).
+
+ADVANCE, STORE, RESTORE, ADJOINT = 0, 1, 2, 3
+
+
+def _beta(s: int, r: int) -> int:
+    return math.comb(s + r, s)
+
+
+def _repetitions(n: int, s: int) -> int:
+    r = 0
+    while _beta(s, r) < n:
+        r += 1
+    return r
+
+
+def revolve_extra_steps(n: int, s: int) -> int:
+    """Forward steps Revolve runs to reverse n steps with s free snapshots (beyond the one
+    holding the start): r n - C(s + r, r - 1), r the repetition number."""
+    if n <= 1:
+        return 0
+    r = _repetitions(n, s)
+    return r * n - _beta(s + 1, r - 1)
+
+
+def revolve_schedule(n: int, s: int) -> np.ndarray:
+    """The actions reversing n steps with s free snapshots, as rows (action, argument); slot 0
+    holds the start. The first advance of each reversal is the optimal one (its split
+    satisfies the recurrence T(l, s) = m + T(m, s) + T(l - m, s - 1) with equality)."""
+    actions = []
+    # (first step, steps, free snapshots, the slot holding the first step's carry)
+    stack = [(0, n, s, 0)]
+    while stack:
+        start, steps, free, slot = stack.pop()
+        if steps == 0:
+            continue
+        if steps == 1:
+            actions += [(RESTORE, slot), (ADJOINT, start)]
+            continue
+        if free == 0:  # no snapshot left: recompute from this slot for each step
+            for i in range(steps - 1, -1, -1):
+                actions += [(RESTORE, slot), (ADVANCE, i), (ADJOINT, start + i)]
+            continue
+        r = _repetitions(steps, free)
+        m = max(1, min(steps - 1, _beta(free, r - 1), steps - _beta(free - 1, r - 1)))
+        new_slot = slot + 1
+        actions += [(RESTORE, slot), (ADVANCE, m), (STORE, new_slot)]
+        # Reverse the last steps - m with one snapshot fewer, then the first m.
+        stack.append((start, m, free, slot))
+        stack.append((start + m, steps - m, free - 1, new_slot))
+    return np.asarray(actions, np.int64).reshape(-1, 2)
+
+
+def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snapshots):
+    consts, carry, xs = _groups(list(args), n_consts, n_carry)
+    lin_mask = [isinstance(a, LinearArg) for a in args]
+    l_c, l_carry, l_x = _groups(lin_mask, n_consts, n_carry)
+    n_y = len(body.outvars) - n_carry
+    known, lin, out_u, n_res = partial_eval_graph(body, lin_mask,
+                                                  instantiate=l_carry + [False] * n_y)
+    kc, kcarry, kx = ([a for a in part if not isinstance(a, LinearArg)]
+                      for part in (consts, carry, xs))
+    n_known_carry = len(kcarry)
+    forward = dce(known.replace(outvars=known.outvars[:n_known_carry]))
+    lin_c = [a for a in consts if isinstance(a, LinearArg)]
+    lin_x = [a for a in xs if isinstance(a, LinearArg)]
+    ct_carry = [instantiate(c) for c, u in zip(cts[:n_carry], l_carry) if u]
+    ct_ys = [instantiate(c) for c, u in zip(cts[n_carry:], out_u[n_carry:]) if u]
+
+    def adjoint_step(*vals):
+        it = iter(vals)
+        c_k = [next(it) for _ in kc]
+        carry_k = [next(it) for _ in kcarry]
+        x_k = [next(it) for _ in kx]
+        ct_car = [next(it) for _ in ct_carry]
+        ct_y = [next(it) for _ in ct_ys]
+        acc = [next(it) for _ in lin_c]
+        values = eval_graph(known, [*c_k, *carry_k, *x_k], bind_eqn)
+        residuals = values[len(values) - n_res:]
+        cts_in = transpose_linear(lin, residuals, [*ct_car, *ct_y])
+        c_in, car_in, x_in = _groups(cts_in, len(lin_c), len(ct_carry))
+        return [*(instantiate(c) for c in car_in), *(instantiate(c) for c in x_in),
+                *(add_tangents(a, c) if not isinstance(c, Zero) else a
+                  for a, c in zip(acc, c_in))]
+
+    slice_avals = [ShapedArray(get_aval(x).shape[1:], get_aval(x).dtype) for x in kx]
+    ct_y_avals = [ShapedArray(get_aval(c).shape[1:], get_aval(c).dtype) for c in ct_ys]
+    adjoint = trace_closed(adjoint_step, [*(get_aval(c) for c in kc),
+                                          *(get_aval(c) for c in kcarry), *slice_avals,
+                                          *(get_aval(c) for c in ct_carry), *ct_y_avals,
+                                          *(c.aval for c in lin_c)])
+    acc0 = [zeros_like_aval(c.aval) for c in lin_c]
+    schedule = revolve_schedule(int(length), snapshots)
+    outs = bind("revolve", schedule, *kc, *kcarry, *kx, *ct_carry, *ct_ys, *acc0,
+                forward=forward, adjoint=adjoint, length=length, reverse=reverse,
+                snapshots=snapshots, counts=(len(kc), len(kcarry), len(kx), len(ct_carry),
+                                             len(ct_ys), len(lin_c), len(lin_x)))
+    ct_car_in = iter(outs[:len(ct_carry)])
+    ct_x_out = iter(outs[len(ct_carry):len(ct_carry) + len(lin_x)])
+    ct_c_out = iter(outs[len(ct_carry) + len(lin_x):])
+    return ([next(ct_c_out) if isinstance(a, LinearArg) else None for a in consts]
+            + [next(ct_car_in) if isinstance(a, LinearArg) else None for a in carry]
+            + [next(ct_x_out) if isinstance(a, LinearArg) else None for a in xs])
+
+
+def _revolve_parts(values, counts):
+    it = iter(values)
+    return [[next(it) for _ in range(n)] for n in counts[:6]]
+
+
+def _revolve_abstract(schedule, *avals, forward, adjoint, length, reverse, snapshots, counts):
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    outs = [v.aval for v in adjoint.outvars]
+    car, xs, acc = outs[:n_ctc], outs[n_ctc:n_ctc + n_lx], outs[n_ctc + n_lx:]
+    return [*car, *(_stacked(a, length) for a in xs), *acc]
+
+
+def _revolve_impl(schedule, *args, forward, adjoint, length, reverse, snapshots, counts):
+    """The Revolve driver, run by the interpreter (the kernels run the same, compiled)."""
+    kc, carry, kx, ct_carry, ct_ys, acc = _revolve_parts(args, counts)
+    n_lx = counts[6]
+    x_avals = [v.aval for v in adjoint.outvars[counts[3]:counts[3] + n_lx]]
+    ct_xs = [np.zeros((length, *a.shape), a.dtype) for a in x_avals]
+    slots, slot_step, step = {0: list(carry)}, {0: 0}, 0
+
+    def at(i):
+        return length - 1 - i if reverse else i
+
+    for action, arg in schedule:
+        if action == ADVANCE:
+            for _ in range(arg):
+                carry = interpret(forward, [], [*kc, *carry, *(x[at(step)] for x in kx)])
+                step += 1
+        elif action == STORE:
+            slots[arg], slot_step[arg] = list(carry), step
+        elif action == RESTORE:
+            carry, step = list(slots[arg]), slot_step[arg]
+        else:
+            outs = interpret(adjoint, [], [*kc, *carry, *(x[at(arg)] for x in kx), *ct_carry,
+                                           *(y[at(arg)] for y in ct_ys), *acc])
+            ct_carry = outs[:counts[3]]
+            for ct_x, value in zip(ct_xs, outs[counts[3]:counts[3] + n_lx]):
+                ct_x[at(arg)] = value
+            acc = outs[counts[3] + n_lx:]
+    return [*ct_carry, *ct_xs, *acc]
+
+
+def _revolve_no_rule(what):
+    def rule(*args, **params):
+        raise MissingRuleError(f"adjit: {what} through a scan's reverse mode with "
+                               "checkpoint='binomial' is not supported (primitive 'revolve'; "
+                               "use checkpoint='sqrt' or None there)")
+    return rule
+
+
+def _revolve_batch(args, dims, *, forward, adjoint, length, reverse, snapshots, counts):
+    # Every value batched (the schedule is the same for all examples): each graph batched,
+    # the xs and their cotangents with the scanned axis first.
+    size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
+    schedule, values = args[0], [x if d is not None else broadcast_batch(x, size)
+                                 for x, d in zip(args[1:], dims[1:])]
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    stacked = set(range(n_kc + n_kcarry, n_kc + n_kcarry + n_kx)) | set(
+        range(n_kc + n_kcarry + n_kx + n_ctc, n_kc + n_kcarry + n_kx + n_ctc + n_cty))
+    values = [moveaxis(x, 1, 0) if i in stacked else x for i, x in enumerate(values)]
+    avals = [get_aval(x) for x in values]
+    step_avals = [ShapedArray(a.shape[1:], a.dtype) if i in stacked else a
+                  for i, a in enumerate(avals)]
+    n_fwd = n_kc + n_kcarry + n_kx
+    forward_b, _ = batch_graph(forward, step_avals[:n_fwd], [0] * n_fwd,
+                               force=[True] * len(forward.outvars))
+    adjoint_b, _ = batch_graph(adjoint, step_avals, [0] * len(step_avals),
+                               force=[True] * len(adjoint.outvars))
+    outs = bind("revolve", schedule, *values, forward=forward_b, adjoint=adjoint_b,
+                length=length, reverse=reverse, snapshots=snapshots, counts=counts)
+    outs = [moveaxis(o, 0, 1) if n_ctc <= i < n_ctc + n_lx else o for i, o in enumerate(outs)]
+    return outs, [0] * len(outs)
+
+
+defprim("revolve", _revolve_abstract, _revolve_impl, kind="control", multiple=True)
+jvp_rules["revolve"] = _revolve_no_rule("Differentiating again")
+batching_rules["revolve"] = _revolve_batch
 
 
 # --------------------------------------------------------------------------- while

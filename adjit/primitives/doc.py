@@ -105,6 +105,7 @@ DESCRIPTIONS = {
     "take": "gather along `axis` at integer indices (negative indices wrap)",
     "scatter_add": "add values into a copy of x at indices along `axis` (the transpose of take)",
     "matmul": "matrix product with NumPy's matmul broadcasting",
+    "revolve": "reverse sweep of a scan with checkpoint='binomial' (Revolve schedule)",
     "remat": "a function whose values reverse mode recomputes (`adjit.checkpoint`)",
     "cond": "run the branch graph `index` picks (`adjit.cond`, `adjit.switch`)",
     "scan": "a loop over the leading axis of xs carrying state (`adjit.scan`, `fori_loop`)",

@@ -430,10 +430,91 @@ def _while(g: Generator, eqn):
     g.w.depth -= 1
 
 
+def _revolve(g: Generator, eqn):
+    """The Revolve driver (adjit.control.loops): the schedule is an input array of
+    (action, argument) rows; the carry lives in variables, the snapshots in slot arrays."""
+    p = eqn.params
+    counts = p["counts"]
+    n_ctc, n_lx = counts[3], counts[6]
+    it = iter(eqn.inputs[1:])
+    kc, carry0, kx, ct_carry0, ct_ys, acc0 = ([next(it) for _ in range(n)] for n in counts[:6])
+    kc = [g.atom(a) for a in kc]
+    carry = [g.fresh("carry") for _ in carry0]
+    slots = [g.fresh("slots") for _ in carry0]
+    n_slots = p["snapshots"] + 1
+    for name, slot, a in zip(carry, slots, carry0):
+        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
+        g.w(f"{slot}[0] = {name}")  # slot 0 holds the start
+    slot_step, step, action = g.fresh("slot_step"), g.fresh("step"), g.fresh("action")
+    g.w(f"{slot_step} = np.zeros({n_slots}, np.int64)")
+    g.w(f"{step} = 0")
+    outs = eqn.outs
+    ct_carry = [g.name(v) for v in outs[:n_ctc]]
+    ct_xs = outs[n_ctc:n_ctc + n_lx]
+    acc = [g.name(v) for v in outs[n_ctc + n_lx:]]
+    for name, a in zip([*ct_carry, *acc], [*ct_carry0, *acc0]):
+        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+    for v in ct_xs:
+        g.w(f"{g.name(v)} = np.zeros({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
+    n = g.dim(p["length"])
+
+    def at(i):
+        return f"({n} - 1 - {i})" if p["reverse"] else i
+
+    def slices(atoms, i):
+        names = []
+        for a in atoms:
+            names.append(g.fresh("x"))
+            g.w(f"{names[-1]} = {g.atom(a)}[{at(i)}]")
+        return names
+
+    schedule = g.atom(eqn.inputs[0])
+    g.w(f"for {action} in range({schedule}.shape[0]):")
+    g.w.depth += 1
+    kind, arg = g.fresh("kind"), g.fresh("arg")
+    g.w(f"{kind} = {schedule}[{action}, 0]")
+    g.w(f"{arg} = {schedule}[{action}, 1]")
+    g.w(f"if {kind} == 0:  # advance")
+    g.w.depth += 1
+    g.w(f"for _ in range({arg}):")
+    g.w.depth += 1
+    forward = p["forward"]
+    new = g.inline_graph(forward, [*kc, *carry, *slices(kx, step)])
+    _assign_carry(g, carry, new, forward, [None] * len(carry))
+    g.w(f"{step} += 1")
+    g.w.depth -= 2
+    g.w(f"elif {kind} == 1:  # store")
+    g.w.depth += 1
+    for name, slot in zip(carry, slots):
+        g.w(f"{slot}[{arg}] = {name}")
+    g.w(f"{slot_step}[{arg}] = {step}")
+    g.w.depth -= 1
+    g.w(f"elif {kind} == 2:  # restore")
+    g.w.depth += 1
+    for name, slot, a in zip(carry, slots, carry0):
+        g.w(f"{name} = np.copy({slot}[{arg}])" if a.aval.shape else f"{name} = {slot}[{arg}]")
+    g.w(f"{step} = {slot_step}[{arg}]")
+    g.w.depth -= 1
+    g.w("else:  # the adjoint of step arg")
+    g.w.depth += 1
+    adjoint = p["adjoint"]
+    results = g.inline_graph(adjoint, [*kc, *carry, *slices(kx, arg), *ct_carry,
+                                       *slices(ct_ys, arg), *acc])
+    for v, text in zip(ct_xs, results[n_ctc:n_ctc + n_lx]):
+        g.w(f"{g.name(v)}[{at(arg)}] = {text}")
+    targets = [*ct_carry, *acc]
+    texts = [*results[:n_ctc], *results[n_ctc + n_lx:]]
+    if targets:
+        g.w(f"{', '.join(targets)} = {', '.join(texts)}")
+    g.w.depth -= 2
+
+
 CONTROL_LOWERINGS = {
     "cond": _cond,
     "scan": _scan,
     "while": _while,
+    "revolve": _revolve,
 }
 
 
