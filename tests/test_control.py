@@ -383,3 +383,24 @@ def test_vmap_of_grad_through_binomial_checkpointing(jit):
         np.testing.assert_allclose(ga, expected[1], rtol=1e-12)
     with pytest.raises(MissingRuleError, match="revolve"):
         adjit.grad(lambda x: anp.sum(adjit.grad(lambda y: loss(y, 0.2))(x)))(xs[0])
+
+
+def test_revolve_schedule_is_optimal():
+    """The advances of the schedule equal the optimum of the recurrence
+    T(l, s) = min over m of m + T(m, s) + T(l - m, s - 1), T(1, s) = 0 (a dynamic program)."""
+    from functools import lru_cache
+
+    from adjit.control.loops import ADVANCE, revolve_schedule
+
+    @lru_cache(None)
+    def best(steps, free):
+        if steps == 1:
+            return 0
+        if free == 0:
+            return steps * (steps - 1) // 2
+        return min(m + best(m, free) + best(steps - m, free - 1) for m in range(1, steps))
+
+    for free in range(1, 5):
+        for steps in range(1, 41):
+            schedule = revolve_schedule(steps, free)
+            assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == best(steps, free)
