@@ -311,7 +311,7 @@ def test_checkpoint_recomputes_instead_of_storing(monkeypatch):
 def test_binomial_checkpointing_follows_revolve(n, snapshots, monkeypatch):
     """Same gradient as storing every step; the forward steps run are the first pass (n),
     Revolve's recomputations (r n - C(s + r, r - 1)) and each step once more before its
-    adjoint (n); at most s + 1 carries are kept."""
+    adjoint (n); at most s carries are kept."""
     from adjit.control.loops import ADVANCE, STORE, revolve_extra_steps, revolve_schedule
 
     def loss(x, schedule, s=None):
@@ -324,7 +324,7 @@ def test_binomial_checkpointing_follows_revolve(n, snapshots, monkeypatch):
                                rtol=1e-12)
     schedule = revolve_schedule(n, snapshots)
     assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == revolve_extra_steps(n, snapshots)
-    assert schedule[schedule[:, 0] == STORE, 1].max(initial=0) <= snapshots
+    assert schedule[schedule[:, 0] == STORE, 1].max(initial=0) < snapshots  # slots 0..s-1
     monkeypatch.setattr(config, "jit", False)
     count = _count_sin(monkeypatch)
     np.testing.assert_allclose(adjit.grad(lambda x: loss(x, "binomial", snapshots))(x), stored,
@@ -387,20 +387,23 @@ def test_vmap_of_grad_through_binomial_checkpointing(jit):
 
 def test_revolve_schedule_is_optimal():
     """The advances of the schedule equal the optimum of the recurrence
-    T(l, s) = min over m of m + T(m, s) + T(l - m, s - 1), T(1, s) = 0 (a dynamic program)."""
+    T(l, c) = min over m of m + T(m, c) + T(l - m, c - 1), T(1, c) = 0, T(l, 1) = l (l - 1) / 2
+    (c carries kept, the start's included), found by a dynamic program."""
     from functools import lru_cache
 
-    from adjit.control.loops import ADVANCE, revolve_schedule
+    from adjit.control.loops import ADVANCE, revolve_extra_steps, revolve_schedule
 
     @lru_cache(None)
-    def best(steps, free):
+    def best(steps, kept):
         if steps == 1:
             return 0
-        if free == 0:
+        if kept == 1:
             return steps * (steps - 1) // 2
-        return min(m + best(m, free) + best(steps - m, free - 1) for m in range(1, steps))
+        return min(m + best(m, kept) + best(steps - m, kept - 1) for m in range(1, steps))
 
-    for free in range(1, 5):
+    for kept in range(1, 6):
         for steps in range(1, 41):
-            schedule = revolve_schedule(steps, free)
-            assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == best(steps, free)
+            schedule = revolve_schedule(steps, kept)
+            assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == best(steps, kept)
+            assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == revolve_extra_steps(
+                steps, kept)

@@ -527,8 +527,8 @@ def _repetitions(n: int, s: int) -> int:
 
 
 def revolve_extra_steps(n: int, s: int) -> int:
-    """Forward steps Revolve runs to reverse n steps with s free snapshots (beyond the one
-    holding the start): r n - C(s + r, r - 1), r the repetition number."""
+    """Forward steps Revolve runs to reverse n steps keeping at most s carries (the start's
+    included): r n - C(s + r, r - 1), r the repetition number."""
     if n <= 1:
         return 0
     r = _repetitions(n, s)
@@ -536,30 +536,29 @@ def revolve_extra_steps(n: int, s: int) -> int:
 
 
 def revolve_schedule(n: int, s: int) -> np.ndarray:
-    """The actions reversing n steps with s free snapshots, as rows (action, argument); slot 0
-    holds the start. The first advance of each reversal is the optimal one (its split
-    satisfies the recurrence T(l, s) = m + T(m, s) + T(l - m, s - 1) with equality)."""
+    """The actions reversing n steps keeping at most s carries, as rows (action, argument);
+    slot 0 holds the start. Each reversal's first advance m is the optimal split of the
+    recurrence T(l, c) = m + T(m, c) + T(l - m, c - 1), T(1, c) = 0, T(l, 1) = l (l - 1) / 2."""
     actions = []
-    # (first step, steps, free snapshots, the slot holding the first step's carry)
+    # (first step, steps, carries it may keep (its start's included), the start's slot)
     stack = [(0, n, s, 0)]
     while stack:
-        start, steps, free, slot = stack.pop()
+        start, steps, kept, slot = stack.pop()
         if steps == 0:
             continue
         if steps == 1:
             actions += [(RESTORE, slot), (ADJOINT, start)]
             continue
-        if free == 0:  # no snapshot left: recompute from this slot for each step
+        if kept == 1:  # only the start: recompute from it for each step
             for i in range(steps - 1, -1, -1):
                 actions += [(RESTORE, slot), (ADVANCE, i), (ADJOINT, start + i)]
             continue
-        r = _repetitions(steps, free)
-        m = max(1, min(steps - 1, _beta(free, r - 1), steps - _beta(free - 1, r - 1)))
-        new_slot = slot + 1
-        actions += [(RESTORE, slot), (ADVANCE, m), (STORE, new_slot)]
-        # Reverse the last steps - m with one snapshot fewer, then the first m.
-        stack.append((start, m, free, slot))
-        stack.append((start + m, steps - m, free - 1, new_slot))
+        r = _repetitions(steps, kept)
+        m = max(1, min(steps - 1, _beta(kept, r - 1), steps - _beta(kept - 1, r - 1)))
+        actions += [(RESTORE, slot), (ADVANCE, m), (STORE, slot + 1)]
+        # Reverse the last steps - m with one carry fewer, then the first m.
+        stack.append((start, m, kept, slot))
+        stack.append((start + m, steps - m, kept - 1, slot + 1))
     return np.asarray(actions, np.int64).reshape(-1, 2)
 
 

@@ -441,7 +441,7 @@ def _revolve(g: Generator, eqn):
     kc = [g.atom(a) for a in kc]
     carry = [g.fresh("carry") for _ in carry0]
     slots = [g.fresh("slots") for _ in carry0]
-    n_slots = p["snapshots"] + 1
+    n_slots = p["snapshots"]
     for name, slot, a in zip(carry, slots, carry0):
         g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
         g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
