@@ -205,7 +205,7 @@ def row9_loops(ctx: Context) -> None:
     # length is symbolic), and the run is then negligible even at 10^5 steps, so the first
     # call minus a steady call is the compilation, not the noise of a 2-second run.
     x2 = x[:2].copy()
-    variants = 2 if ctx.quick else 3  # compile-time samples: new functions (new constant a)
+    variants = 3 if ctx.quick else 5  # compile-time samples: new functions (new constant a)
     coeffs = [LOOP_A * (1.0 + 1e-3 * j) for j in range(variants)]
     jax = jnp = None
     if "jax" in ctx.peers:
@@ -337,6 +337,11 @@ def row9_loops(ctx: Context) -> None:
             f"{fmt_time(warm.get('loop'))} (one-off, not counted; the first straight-line grad "
             f"{fmt_time(warm.get('straight'))})",
             f"hand-written njit loop compile {fmt_time(hand_compile)}") if p)))
+    rep.lines.append(Line(
+        "9", "compile time of `grad` through `fori_loop` (N=400) vs compiling a hand-written loop",
+        "hand-written Numba (first call of its `@njit` loop)", c_lo and min(c_lo), hand_compile,
+        "", None, "reference, no goal: the hand-written forward + adjoint loop's first call at 2 "
+        "elements and 2 steps, once, after the warm-up"))
     for n_steps in LOOP_STEPS:
         try:
             prof = kernel_profile(adjit.inspect(adjit.grad(adjit_loss(n_steps, LOOP_A)),
