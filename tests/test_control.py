@@ -407,3 +407,25 @@ def test_revolve_schedule_is_optimal():
             assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == best(steps, kept)
             assert schedule[schedule[:, 0] == ADVANCE, 1].sum() == revolve_extra_steps(
                 steps, kept)
+
+
+@pytest.mark.parametrize("per_step", ["new", "old", "none"])
+def test_binomial_checkpointing_of_constants_and_per_step_outputs(per_step, jit):
+    """The gradient with respect to a value every step reads (a constant of the scan), with
+    the per-step outputs the new carry, the old one, or nothing, and a loop inside each step."""
+    def loss(p, x0, schedule, s=None):
+        def observe(state, _):
+            new = adjit.fori_loop(0, 3, lambda i, v: v + 0.1 * anp.sin(v) * p, state)
+            y = {"new": new, "old": state, "none": 0.0 * state}[per_step]
+            return new, y
+
+        carry, ys = adjit.scan(observe, x0, None, length=7, checkpoint=schedule, snapshots=s)
+        return anp.sum(ys ** 2) + anp.sum(carry)
+
+    x0 = np.array([1.0, 2.0])
+    stored = adjit.value_and_grad(lambda p, x: loss(p, x, None), argnums=(0, 1))(0.7, x0)
+    binomial = adjit.value_and_grad(lambda p, x: loss(p, x, "binomial", 2),
+                                    argnums=(0, 1))(0.7, x0)
+    np.testing.assert_allclose(binomial[0], stored[0], rtol=1e-14)
+    for b, s in zip(binomial[1], stored[1]):
+        np.testing.assert_allclose(b, s, rtol=1e-12)

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py", "numba_interop.py",
-            "aot/build_and_run.py")
+            "aot/build_and_run.py", "ode_fit.py")
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -100,3 +100,11 @@ def test_aot_library_from_c(outputs):
     line = _line(out, "vdV on 1000001 points:")
     assert "status 0" in line and _floats(line.replace("|error| =", " = "))[-1] < 1e-12
     assert "status 1" in _line(out, "vdV with a length of 1:")
+
+
+def test_ode_fit_recovers_the_parameters(outputs):
+    out = outputs["ode_fit.py"]
+    fitted = _floats(_line(out, "fitted params").replace("[", "").replace("]", ""))
+    np.testing.assert_allclose(fitted, [1.1, 0.4, 0.4, 0.1], rtol=0.02)
+    assert _floats(_line(out, "final loss"))[0] < 1e-3 < _floats(_line(out, "initial loss"))[0]
+    assert _floats(_line(out, "gradient, binomial vs stored"))[-1] < 1e-8

@@ -215,7 +215,7 @@ def _stacked(aval, length):
     return ShapedArray((length, *aval.shape), aval.dtype)
 
 
-def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry, snapshots):
+def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry, snapshots, linear_carry=None):
     formal = body.in_avals
     if len(formal) != len(avals):
         raise AdjitValueError(f"adjit: scan's body takes {len(formal)} inputs, got {len(avals)}")
@@ -226,7 +226,7 @@ def _scan_abstract(*avals, body, length, reverse, n_consts, n_carry, snapshots):
     return outs[:n_carry] + [_stacked(a, length) for a in outs[n_carry:]]
 
 
-def _scan_impl(*args, body, length, reverse, n_consts, n_carry, snapshots):
+def _scan_impl(*args, body, length, reverse, n_consts, n_carry, snapshots, linear_carry=None):
     consts, carry = list(args[:n_consts]), list(args[n_consts:n_consts + n_carry])
     xs = args[n_consts + n_carry:]
     ys = []
@@ -266,7 +266,8 @@ def _fixpoint(step, carry_flags):
         flags = new
 
 
-def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry, snapshots):
+def _scan_jvp(primals, tangents, *, body, length, reverse, n_consts, n_carry, snapshots,
+              linear_carry=None):
     nonzero = [not isinstance(t, Zero) for t in tangents]
     nz_c, nz_carry0, nz_x = _groups(nonzero, n_consts, n_carry)
     n_y = len(body.outvars) - n_carry
@@ -381,17 +382,19 @@ def _scan_split_recomputing(eqn: Eqn, unknown, known, out_u, n_res):
                      "n_carry": n_carry - sum(carry_u)}, eqn.source)
     # The known outputs of the unknown scan are fresh and unread: only its linear part counts.
     outs = [v if u else Var(v.aval) for v, u in zip(eqn.outs, out_u)]
-    return known_eqn, eqn.replace(outs=outs)
+    # Which carries are the linear ones: a tangent's entry value may be a known zero.
+    return known_eqn, eqn.replace(outs=outs, params={**p, "linear_carry": tuple(carry_u)})
 
 
 def _slice_aval(aval, position, n_fixed):
     return aval if position < n_fixed else ShapedArray(aval.shape[1:], aval.dtype)
 
 
-def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry, snapshots):
+def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry, snapshots,
+                    linear_carry=None):
     if snapshots is not None:
         return _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry,
-                                  snapshots)
+                                  snapshots, linear_carry)
     consts, carry, xs = _groups(list(args), n_consts, n_carry)
     # A carry's entry value may be a known zero (a tangent instantiated where the input had
     # none): it is transposed as linear all the same, and its cotangent dropped.
@@ -441,7 +444,8 @@ def _scan_transpose(cts, *args, body, length, reverse, n_consts, n_carry, snapsh
     return result
 
 
-def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry, snapshots):
+def _scan_batch(args, dims, *, body, length, reverse, n_consts, n_carry, snapshots,
+                linear_carry=None):
     size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
     d_c, d_carry0, d_x = _groups(dims, n_consts, n_carry)
     a_c, a_carry, a_x = _groups(list(args), n_consts, n_carry)
@@ -562,8 +566,14 @@ def revolve_schedule(n: int, s: int) -> np.ndarray:
     return np.asarray(actions, np.int64).reshape(-1, 2)
 
 
-def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snapshots):
+def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snapshots,
+                       linear_carry):
     consts, carry, xs = _groups(list(args), n_consts, n_carry)
+    # A linear carry whose entry value is a known zero is transposed as linear all the same;
+    # its cotangent is dropped.
+    known_init = [lin and not isinstance(c, LinearArg) for c, lin in zip(carry, linear_carry)]
+    carry = [LinearArg(get_aval(c)) if k else c for c, k in zip(carry, known_init)]
+    args = [*consts, *carry, *xs]
     lin_mask = [isinstance(a, LinearArg) for a in args]
     l_c, l_carry, l_x = _groups(lin_mask, n_consts, n_carry)
     n_y = len(body.outvars) - n_carry
@@ -609,8 +619,9 @@ def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snap
     ct_car_in = iter(outs[:len(ct_carry)])
     ct_x_out = iter(outs[len(ct_carry):len(ct_carry) + len(lin_x)])
     ct_c_out = iter(outs[len(ct_carry) + len(lin_x):])
+    ct_init = [next(ct_car_in) if isinstance(a, LinearArg) else None for a in carry]
     return ([next(ct_c_out) if isinstance(a, LinearArg) else None for a in consts]
-            + [next(ct_car_in) if isinstance(a, LinearArg) else None for a in carry]
+            + [None if k else c for c, k in zip(ct_init, known_init)]
             + [next(ct_x_out) if isinstance(a, LinearArg) else None for a in xs])
 
 
