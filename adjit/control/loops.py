@@ -320,8 +320,10 @@ def _scan_partial_eval(eqn: Eqn, unknown_ins):
     if p["snapshots"] is not None:
         return _scan_split_recomputing(eqn, unknown, known, out_u, n_res)
     # Residuals that are the body's known constants pass to the unknown scan as constants;
-    # the others differ per step: the known scan stacks them as extra ys.
+    # those computed from the constants alone are computed again there from them; the others
+    # differ per step: the known scan stacks them as extra ys.
     const_ids = {v.id for v, u in zip(body.invars[:n_consts], u_c) if not u}
+    known, lin, n_res = _recompute_invariant(known, lin, n_res, const_ids)
     res_vars = list(known.outvars[len(known.outvars) - n_res:])
     invariant = [v.id in const_ids for v in res_vars]
     n_known_out = len(known.outvars) - n_res
@@ -366,6 +368,44 @@ def _scan_partial_eval(eqn: Eqn, unknown_ins):
                       {**p, "body": lin_body, "n_consts": len(inv_vars) + sum(u_c),
                        "n_carry": sum(carry_u)}, eqn.source)
     return known_eqn, unknown_eqn
+
+
+def _recompute_invariant(known: Graph, lin: Graph, n_res: int, const_ids):
+    """Residuals the known body computes from the loop's constants alone (a broadcast
+    constant, a function of the weights) are the same at every step: the unknown body
+    computes them itself from those constants instead of reading a stacked copy."""
+    invariant = set(const_ids)
+    for e in known.eqns:
+        if all(isinstance(a, Literal) or a.id in invariant for a in e.inputs):
+            invariant.update(v.id for v in e.outs)
+    res_vars = list(known.outvars[len(known.outvars) - n_res:])
+    lin_res = list(lin.invars[:n_res])
+    moved = {v.id: w for v, w in zip(res_vars, lin_res)
+             if v.id in invariant and v.id not in const_ids}
+    if not moved:
+        return known, lin, n_res
+    needed, copied = set(moved), []
+    for e in reversed(known.eqns):
+        if any(v.id in needed for v in e.outs):
+            copied.append(e)
+            needed.update(a.id for a in e.inputs if not isinstance(a, Literal))
+    kept = [(v, w) for v, w in zip(res_vars, lin_res) if v.id not in moved]
+    env = {v.id: w for v, w in kept}
+    env.update(moved)
+    new_res, lin_eqns = [], []  # new_res: constants the copies read that were not residuals
+    for e in reversed(copied):
+        for a in e.inputs:
+            if not isinstance(a, Literal) and a.id not in env:
+                env[a.id] = Var(a.aval)
+                new_res.append(a)
+        outs = [env.setdefault(v.id, Var(v.aval)) for v in e.outs]
+        lin_eqns.append(e.replace(inputs=[a if isinstance(a, Literal) else env[a.id]
+                                          for a in e.inputs], outs=outs))
+    res = [v for v, _ in kept] + new_res
+    known = known.replace(outvars=[*known.outvars[:len(known.outvars) - n_res], *res])
+    lin = lin.replace(invars=[*(w for _, w in kept), *(env[v.id] for v in new_res),
+                              *lin.invars[n_res:]], eqns=[*lin_eqns, *lin.eqns])
+    return known, lin, len(res)
 
 
 def _scan_split_recomputing(eqn: Eqn, unknown, known, out_u, n_res):
