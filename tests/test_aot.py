@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -67,6 +68,7 @@ def test_header_documents_the_abi(built):
            "double *out0, double *out1);" in header
     assert "vmap(grad(f))" in header and "out: double[n0], caller-allocated" in header
     assert "#define ADJIT_ERROR_SHAPE 1" in header
+    assert "plain C loops" not in header  # no matrix products in these
 
 
 def test_library_depends_on_libc_and_libm_only(built):
@@ -230,10 +232,233 @@ def test_command_line_usage_errors(tmp_path):
     assert proc.returncode == 2 and "aot" in proc.stderr
 
 
-def test_blas_kernel_is_refused_with_a_reason(tmp_path):
-    with pytest.raises(adjit.AdjitError, match="numba_xx"):
-        aot.build({"g": (adjit.grad(lambda w, a: anp.sum((a @ w) ** 2)),
-                         (np.zeros(3), np.zeros((4, 3))))}, "blas", str(tmp_path))
+# --------------------------------------------------------------------------- matrix products
+# np.dot in a kernel calls Numba's BLAS helpers (numba_xxdot/xxgemv/xxgemm); the library
+# defines them as C loops (compat.BLAS_SYMBOLS), so it still needs only libc and libm.
+
+
+def lsq(w, x, y):
+    return anp.sum((x @ w - y) ** 2)
+
+
+def mv_chain(v, a, b):
+    return a @ anp.tanh(b @ v)
+
+
+RNG = np.random.default_rng(13)
+LX, LW, LY = RNG.standard_normal((5, 3)), RNG.standard_normal(3), RNG.standard_normal(5)
+JA, JB, JV = RNG.standard_normal((4, 3)), RNG.standard_normal((3, 6)), RNG.standard_normal(6)
+
+
+@pytest.fixture(scope="module")
+def blas_built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("aot_blas")
+    f32 = [a.astype(np.float32) for a in (LW, LX, LY)]
+    return aot.build({
+        "lsq": (adjit.grad(lsq), (LW, LX, LY)),
+        "lsq_wx": (adjit.grad(lsq, argnums=(0, 1)), (LW, LX, LY)),
+        "lsq32": (adjit.grad(lsq), tuple(f32)),
+        "jac": (adjit.jacrev(mv_chain), (JV, JA, JB)),
+    }, "lsq", str(out))
+
+
+def test_matrix_products_export_with_libc_and_libm_only(blas_built):
+    stub = open(blas_built.stub).read()
+    assert {"numba_xxgemm", "numba_xxgemv", "numba_xxdot"} <= set(re.findall(
+        r"^int (numba_xx\w+)\(", stub, re.M))
+    ldd = subprocess.run(["ldd", blas_built.library], capture_output=True, text=True).stdout
+    assert {line.split()[0] for line in ldd.splitlines() if "=>" in line} <= \
+        {"libm.so.6", "libc.so.6"}, ldd
+    nm = subprocess.run(["nm", "-D", "--defined-only", blas_built.library],
+                        capture_output=True, text=True).stdout
+    assert sorted(line.split()[-1] for line in nm.splitlines()) == \
+        ["jac", "lsq", "lsq32", "lsq_wx"], nm
+    header = open(blas_built.header).read()
+    assert "out: double[n1, n0], caller-allocated" in header
+    assert "Matrix products run as plain C loops" in header
+
+
+def test_matrix_products_ctypes_loader_matches_adjit(blas_built):
+    lib = blas_built.load()
+    np.testing.assert_allclose(lib.lsq(LW, LX, LY), adjit.grad(lsq)(LW, LX, LY), rtol=1e-13)
+    gw, gx = lib.lsq_wx(LW, LX, LY)
+    ref_w, ref_x = adjit.grad(lsq, argnums=(0, 1))(LW, LX, LY)
+    assert gx.shape == (5, 3)
+    np.testing.assert_allclose(gw, ref_w, rtol=1e-13)
+    np.testing.assert_allclose(gx, ref_x, rtol=1e-13)
+    f32 = [a.astype(np.float32) for a in (LW, LX, LY)]
+    got = lib.lsq32(*f32)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, adjit.grad(lsq)(*f32), rtol=1e-5)
+    jac = lib.jac(JV, JA, JB)
+    assert jac.shape == (4, 6)
+    np.testing.assert_allclose(jac, adjit.jacrev(mv_chain)(JV, JA, JB), rtol=1e-13)
+    np.testing.assert_allclose(jac, JA @ ((1 - np.tanh(JB @ JV) ** 2)[:, None] * JB),
+                               rtol=1e-12)
+    # other lengths than the example's, and a length mismatch
+    x, w, y = RNG.standard_normal((40, 17)), RNG.standard_normal(17), RNG.standard_normal(40)
+    np.testing.assert_allclose(lib.lsq_wx(w, x, y)[1], adjit.grad(lsq, argnums=1)(w, x, y),
+                               rtol=1e-12)
+    with pytest.raises(Exception, match="status 1"):
+        lib.lsq(w, x, y[:-1])
+
+
+BLAS_C_PROGRAM = r"""
+#include <stdio.h>
+#include "lsq.h"
+
+int main(void) {
+    double x[15], w[3], y[5], g[3], gw[3], gx[15], a[12], b[18], v[6], j[24];
+    for (int i = 0; i < 15; i++) x[i] = %(x)s[i];
+    for (int i = 0; i < 3; i++) w[i] = %(w)s[i];
+    for (int i = 0; i < 5; i++) y[i] = %(y)s[i];
+    for (int i = 0; i < 12; i++) a[i] = %(a)s[i];
+    for (int i = 0; i < 18; i++) b[i] = %(b)s[i];
+    for (int i = 0; i < 6; i++) v[i] = %(v)s[i];
+    int s = lsq(w, 3, x, 5, 3, y, 5, g);
+    printf("lsq %%d", s);
+    for (int i = 0; i < 3; i++) printf(" %%.17g", g[i]);
+    s = lsq_wx(w, 3, x, 5, 3, y, 5, gw, gx);
+    printf("\nlsq_wx %%d", s);
+    for (int i = 0; i < 3; i++) printf(" %%.17g", gw[i]);
+    for (int i = 0; i < 15; i++) printf(" %%.17g", gx[i]);
+    s = jac(v, 6, a, 4, 3, b, 3, 6, j);
+    printf("\njac %%d", s);
+    for (int i = 0; i < 24; i++) printf(" %%.17g", j[i]);
+    printf("\nshape %%d\n", lsq(w, 3, x, 5, 2, y, 5, g));
+    return 0;
+}
+"""
+
+
+def _c_array(a):
+    return "((const double[]){" + ", ".join(repr(float(v)) for v in a.ravel()) + "})"
+
+
+def test_matrix_products_c_program_matches_adjit(blas_built, tmp_path):
+    src = tmp_path / "main.c"
+    src.write_text(BLAS_C_PROGRAM % {k: _c_array(v) for k, v in dict(
+        x=LX, w=LW, y=LY, a=JA, b=JB, v=JV).items()})
+    folder = os.path.dirname(blas_built.library)
+    exe = tmp_path / "main"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(src), f"-I{folder}", f"-L{folder}",
+                    "-llsq", f"-Wl,-rpath,{folder}"], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    got = {line.split()[0]: np.array([float(v) for v in line.split()[1:]])
+           for line in out.splitlines()}
+    assert got["lsq"][0] == got["lsq_wx"][0] == got["jac"][0] == 0
+    np.testing.assert_allclose(got["lsq"][1:], adjit.grad(lsq)(LW, LX, LY), rtol=1e-13)
+    ref_w, ref_x = adjit.grad(lsq, argnums=(0, 1))(LW, LX, LY)
+    np.testing.assert_allclose(got["lsq_wx"][1:4], ref_w, rtol=1e-13)
+    np.testing.assert_allclose(got["lsq_wx"][4:], ref_x.ravel(), rtol=1e-13)
+    np.testing.assert_allclose(got["jac"][1:], adjit.jacrev(mv_chain)(JV, JA, JB).ravel(),
+                               rtol=1e-13)
+    assert got["shape"][0] == 1  # x's second length disagrees with w's
+
+
+@pytest.fixture(scope="module")
+def blas_helpers(tmp_path_factory):
+    """The C BLAS helpers alone, built with their symbols visible, called here with ctypes."""
+    folder = tmp_path_factory.mktemp("blas_helpers")
+    src, so = folder / "blas.c", folder / "libblas_helpers.so"
+    src.write_text(aot.compat.blas_source(aot.compat.BLAS_SYMBOLS))
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(so),
+                    str(src), "-Wl,--no-undefined"], check=True)
+    return ctypes.CDLL(str(so))
+
+
+KINDS = {"s": np.float32, "d": np.float64, "c": np.complex64, "z": np.complex128}
+
+
+def _op(a, trans):
+    return {"n": a, "t": a.T, "c": a.conj().T}[trans]
+
+
+def _column_major(rows, cols, ld, dtype, rng):
+    """A rows x cols column-major matrix stored with leading dimension ld (padding NaN)."""
+    store = np.full((cols, ld), np.nan, dtype)
+    value = rng.standard_normal((rows, cols))
+    if np.iscomplexobj(store):
+        value = value + 1j * rng.standard_normal((rows, cols))
+    store[:, :rows] = value.T
+    return store, value.astype(dtype)
+
+
+def _vector(n, dtype, rng):
+    return _column_major(n, 1, n, dtype, rng)[1][:, 0].copy()
+
+
+@pytest.mark.parametrize("kind", "sdcz")
+def test_blas_helpers_follow_fortran_blas(blas_helpers, kind):
+    """numba_xxgemm/xxgemv/xxdot as Numba's _lapack.c calls them: column-major, leading
+    dimensions larger than the rows, every transpose, alpha and beta (beta 0 ignores C)."""
+    dtype = KINDS[kind]
+    rng = np.random.default_rng(ord(kind))
+    tol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-12
+    ptr = ctypes.c_void_p
+    scalar = (lambda v: np.array([v], dtype))
+    alpha, beta = (1.5 - 0.5j, 0.25 + 1j) if kind in "cz" else (1.5, 0.25)
+    fn = blas_helpers.numba_xxgemm
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_char] * 3 + [ctypes.c_ssize_t] * 3 + [ptr, ptr, ctypes.c_ssize_t,
+                                                                   ptr, ctypes.c_ssize_t, ptr,
+                                                                   ptr, ctypes.c_ssize_t]
+    for ta in "ntc":
+        for tb in "ntc":
+            for m, n, k in [(5, 4, 3), (1, 7, 6), (2, 3, 9), (6, 1, 1)]:
+                ar, ac = (m, k) if ta == "n" else (k, m)
+                br, bc = (k, n) if tb == "n" else (n, k)
+                a_store, a = _column_major(ar, ac, ar + 2, dtype, rng)
+                b_store, b = _column_major(br, bc, br + 1, dtype, rng)
+                for bet in (beta, 0.0):
+                    c_store, c = _column_major(m, n, m + 3, dtype, rng)
+                    if bet == 0.0:
+                        c_store[:, :m] = np.nan
+                    expected = alpha * (_op(a, ta) @ _op(b, tb)) + (bet * c if bet else 0)
+                    al, be = scalar(alpha), scalar(bet)
+                    assert fn(kind.encode(), ta.encode(), tb.encode(), m, n, k,
+                              al.ctypes.data, a_store.ctypes.data, ar + 2,
+                              b_store.ctypes.data, br + 1, be.ctypes.data,
+                              c_store.ctypes.data, m + 3) == 0
+                    np.testing.assert_allclose(c_store[:, :m].T, expected, rtol=tol, atol=tol)
+                    assert np.isnan(c_store[:, m:]).all()  # padding untouched
+    gemv = blas_helpers.numba_xxgemv
+    gemv.restype = ctypes.c_int
+    gemv.argtypes = [ctypes.c_char] * 2 + [ctypes.c_ssize_t] * 2 + [ptr, ptr, ctypes.c_ssize_t,
+                                                                    ptr, ptr, ptr]
+    for trans in "ntc":
+        for m, n in [(5, 3), (1, 4), (4, 1)]:
+            a_store, a = _column_major(m, n, m + 2, dtype, rng)
+            x = _vector(n if trans == "n" else m, dtype, rng)
+            for bet in (beta, 0.0):
+                y = _vector(m if trans == "n" else n, dtype, rng)
+                expected = alpha * (_op(a, trans) @ x) + (bet * y if bet else 0)
+                if bet == 0.0:
+                    y[:] = np.nan
+                assert gemv(kind.encode(), trans.encode(), m, n, scalar(alpha).ctypes.data,
+                            a_store.ctypes.data, m + 2, x.ctypes.data,
+                            scalar(bet).ctypes.data, y.ctypes.data) == 0
+                np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+    dot = blas_helpers.numba_xxdot
+    dot.restype = ctypes.c_int
+    dot.argtypes = [ctypes.c_char, ctypes.c_char, ctypes.c_ssize_t, ptr, ptr, ptr]
+    for n in (1, 3, 4, 11):
+        x, y = _vector(n, dtype, rng), _vector(n, dtype, rng)
+        for conjugate in (0, 1):
+            out = np.zeros(1, dtype)
+            assert dot(kind.encode(), bytes([conjugate]), n, x.ctypes.data, y.ctypes.data,
+                       out.ctypes.data) == 0
+            expected = np.vdot(x, y) if conjugate else np.dot(x, y)
+            np.testing.assert_allclose(out[0], expected, rtol=tol, atol=tol)
+    assert dot(b"q", b"\0", 1, x.ctypes.data, y.ctypes.data, out.ctypes.data) == -1
+
+
+def test_unprovided_runtime_symbol_fails_the_link_naming_it(tmp_path):
+    stub = tmp_path / "stub.c"
+    stub.write_text("int numba_xxnrm2(char, long, void *, long, void *);\n"
+                    "int f(void *x, void *r) { return numba_xxnrm2('d', 3, x, 1, r); }\n")
+    with pytest.raises(adjit.AdjitError, match="numba_xxnrm2.*np.linalg"):
+        aot.compat.link([], str(stub), str(tmp_path / "libx.so"))
 
 
 # --------------------------------------------------------------------------- to_numba

@@ -91,7 +91,8 @@ class Export:
         # A plain function is the cfunc itself, exported under its name (nothing to check, so
         # no C wrapper and no extra call in a caller's loop).
         self.impl = name if self.plain else f"adjit_impl_{name}"
-        self.kernel_source, self.in_place = writing_into_outputs(self.staged.source, len(outs))
+        self.kernel_source, self.in_place = writing_into_outputs(
+            self.staged.source, len(outs), [len(aval.shape) for aval in outs])
 
     def kernel(self):
         """The kernel the cfunc calls: the staged one, or the one writing into outputs."""
@@ -212,14 +213,18 @@ def _describe_example(p: Param) -> str:
 # --------------------------------------------------------------------------- generated text
 
 
-def writing_into_outputs(source: str, n_outputs: int) -> tuple[str, list[int]]:
+def writing_into_outputs(source: str, n_outputs: int,
+                         ranks: list[int] | None = None) -> tuple[str, list[int]]:
     """The kernel source with array outputs written into arrays it is given, and which.
 
     The generator allocates an output with one top-level ``v = np.empty(shape, dtype)`` and
     returns it; such an output becomes a parameter (``o<k>``) of the kernel, appended after
-    the others, so the caller's buffer is written directly (no allocation, no copy). An output
-    made any other way (a view, an input returned as is, the same array twice) is left to be
-    copied. The text is the generator's own, edited on exactly these lines."""
+    the others, so the caller's buffer is written directly (no allocation, no copy). An array
+    output (``ranks[k] > 0``) made by one top-level ``v = np.dot(a, b)`` becomes
+    ``v = o<k>`` then ``np.dot(a, b, v)`` (NumPy's ``out=``, which Numba's ``np.dot`` takes
+    for C-contiguous arrays of the product's shape and dtype, as the caller's buffer is). An
+    output made any other way (a view, an input returned as is, the same array twice) is left
+    to be copied. The text is the generator's own, edited on exactly these lines."""
     lines = source.split("\n")
     returns = [i for i, line in enumerate(lines) if line.startswith("    return ")]
     defs = [i for i, line in enumerate(lines) if line.startswith("def kernel(")]
@@ -239,8 +244,13 @@ def writing_into_outputs(source: str, n_outputs: int) -> tuple[str, list[int]]:
                     and not line.lstrip().startswith(f"{name}[")]
         allocation = re.fullmatch(rf"    {re.escape(name)} = np\.empty\(.*\)", lines[assigned[0]]) \
             if len(assigned) == 1 else None
+        product = re.fullmatch(rf"    {re.escape(name)} = (np\.dot\(.*\))", lines[assigned[0]]) \
+            if len(assigned) == 1 and ranks is not None and ranks[k] > 0 else None
         if allocation:
             lines[assigned[0]] = f"    {name} = o{k}"
+            in_place.append(k)
+        elif product:
+            lines[assigned[0]] = f"    {name} = o{k}\n    {product.group(1)[:-1]}, {name})"
             in_place.append(k)
     if not in_place:
         return source, []
@@ -358,7 +368,8 @@ def impl_declaration(export: Export) -> str:
     return f"{ret} {export.impl}({params});"
 
 
-def header_source(name: str, exports: list[Export], target: str) -> str:
+def header_source(name: str, exports: list[Export], target: str, blas: bool = False) -> str:
+    """The header; ``blas``: some kernel's matrix products run on the stub's C loops."""
     guard = f"ADJIT_{name.upper()}_H"
     out = [
         f"/* lib{name}: derivatives compiled ahead of time by adjit ({target} CPU).",
@@ -373,6 +384,9 @@ def header_source(name: str, exports: list[Export], target: str) -> str:
         " *     read or written out of bounds when a shape is wrong.",
         " *   - Lengths named alike (n0, ...) must be equal; each is >= 2 (as adjit assumes).",
         " *   - Output buffers must not overlap the inputs.",
+        *([" *   - Matrix products run as plain C loops, not an optimized BLAS: matrix-vector",
+           " *     products about as fast, large matrix-matrix products several times slower",
+           " *     (500x500 by 500x500: about 5x single-threaded OpenBLAS)."] if blas else []),
         " *   - Thread-safe: no global state. Array outputs are written straight into the",
         " *     caller's buffers; temporaries the computation needs (and an output the kernel",
         " *     builds otherwise, e.g. a view, before it is copied) are malloc'd and freed before",
@@ -420,6 +434,9 @@ def stub_source(name: str, exports: list[Export], functions: set[str],
     if nrt:
         out.append(compat.NRT_PRELUDE)
         out += [compat.NRT_SYMBOLS[s] for s in nrt] + [""]
+    blas = compat.blas_source(functions)
+    if blas:
+        out.append(blas)
     errors = [s for s in sorted(functions) if compat.is_error_path(s)]
     if errors:
         out.append("/* Reached only when a kernel raises (its exception path reports through "
@@ -615,11 +632,12 @@ def build(functions: dict, name: str, output_dir: str = ".", *, target: str = "h
             functions |= set(missing_fns)
             variables |= set(missing_vars)
         header = os.path.join(output_dir, f"{name}.h")
-        _write(header, header_source(name, exports, target))
+        blas = any(f in compat.BLAS_SYMBOLS for f in functions)
+        _write(header, header_source(name, exports, target, blas))
         stub = os.path.join(output_dir, f"{name}_stub.c")
         _write(stub, stub_source(name, exports, functions, variables))
         library = os.path.join(output_dir, f"lib{name}.so")
-        compat.link(objects, stub, library + ".tmp", cc)
+        compat.link(objects, stub, library + ".tmp", cc, compat.stub_flags(target))
         os.replace(library + ".tmp", library)
     loader = os.path.join(output_dir, f"{name}.py")
     _write(loader, loader_source(name, exports))
