@@ -101,6 +101,10 @@ class Generator:
         self.helpers: set[str] = set()
         self.counter = 0
         self.used_outside: dict[int, set] = {}
+        # Where a value computed element by element is written instead of a new array (a
+        # loop's next carry buffer, its ys row), and which of them were used.
+        self.destinations: dict[int, str] = {}
+        self.written: set[int] = set()
 
     # ---------------------------------------------------------------- naming
 
@@ -180,18 +184,24 @@ class Generator:
             else:
                 self.array_eqn(item)
 
-    def inline_graph(self, graph: Graph, args: list[str]) -> list[str]:
+    def inline_graph(self, graph: Graph, args: list[str], destinations=None,
+                     written=None) -> list[str]:
         """Writes here the code of a graph an equation carries (a branch, a loop's body), its
         inputs named by ``args``; returns the source texts of its outputs. Its schedule is its
-        own (fused on its own); names, constants and helpers are the kernel's."""
+        own (fused on its own); names, constants and helpers are the kernel's. An output in
+        ``destinations`` that a loop nest computes is written there (an existing array) rather
+        than into a new one; its id is added to ``written``."""
         sub = Generator(fuse(graph), self.lowerings)
         sub.names, sub.consts, sub.w, sub.helpers = self.names, self.consts, self.w, self.helpers
         sub.counter = self.counter
+        sub.destinations = destinations or {}
         for var, text in zip(graph.invars, args):
             sub.names[var.id] = text
         sub._count_uses()
         sub.emit_items()
         self.counter = sub.counter
+        if written is not None:
+            written |= sub.written
         return [sub.atom(v) for v in graph.outvars]
 
     def lowering(self, kind: str, prim: str):
@@ -238,8 +248,12 @@ class Generator:
                 else:
                     w(f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
             elif rank and self.needed_after(out, nest):
-                w(f"{self.name(out)} = np.empty({self.shape(out.aval.shape)}, "
-                  f"np.{out.aval.dtype.name})")
+                if out.id in self.destinations:
+                    w(f"{self.name(out)} = {self.destinations[out.id]}")
+                    self.written.add(out.id)
+                else:
+                    w(f"{self.name(out)} = np.empty({self.shape(out.aval.shape)}, "
+                      f"np.{out.aval.dtype.name})")
         loops = 0
         for k, d in enumerate(nest.shape):
             if not isinstance(d, Dim) and d == 1:

@@ -12,6 +12,7 @@ import numpy as np
 
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous
+from adjit.ir.graph import Literal
 
 # --------------------------------------------------------------------------- scalar lowerings
 
@@ -392,6 +393,9 @@ def _init_carry(g: Generator, eqn, atoms):
 
 
 def _scan(g: Generator, eqn):
+    """A loop over the steps. A carry computed element by element is written into a second
+    buffer allocated once, then the two swap; a y computed so is written into its row of the
+    stacked output: no array is allocated per step for them."""
     p = eqn.params
     body, n_consts, n_carry = p["body"], p["n_consts"], p["n_carry"]
     consts = [g.atom(a) for a in eqn.inputs[:n_consts]]
@@ -400,6 +404,18 @@ def _scan(g: Generator, eqn):
     for y in eqn.outs[n_carry:]:
         g.w(f"{g.name(y)} = np.empty({g.shape(y.aval.shape)}, np.{y.aval.dtype.name})")
     step, n = g.fresh("step"), g.dim(p["length"])
+    destinations, spare = {}, {}
+    inputs = {v.id for v in body.invars}
+    for out, name in zip(body.outvars[:n_carry], carry):
+        if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
+                and out.id not in destinations:
+            spare[out.id] = g.fresh("next")
+            destinations[out.id] = spare[out.id]
+            g.w(f"{spare[out.id]} = np.empty_like({name})")
+    for out, y in zip(body.outvars[n_carry:], eqn.outs[n_carry:]):
+        if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
+                and out.id not in destinations:
+            destinations[out.id] = f"{g.name(y)}[{step}]"
     g.w(f"for {step} in range({n} - 1, -1, -1):" if p["reverse"] else
         f"for {step} in range({n}):")
     g.w.depth += 1
@@ -407,10 +423,25 @@ def _scan(g: Generator, eqn):
     for x in xs:
         slices.append(g.fresh("x"))
         g.w(f"{slices[-1]} = {g.atom(x)}[{step}]")
-    outs = g.inline_graph(body, [*consts, *carry, *slices])
-    for y, text in zip(eqn.outs[n_carry:], outs[n_carry:]):
-        g.w(f"{g.name(y)}[{step}] = {text}")
-    _assign_carry(g, carry, outs[:n_carry], body, body.invars[n_consts:n_consts + n_carry])
+    written = set()
+    outs = g.inline_graph(body, [*consts, *carry, *slices], destinations, written)
+    for out, y, text in zip(body.outvars[n_carry:], eqn.outs[n_carry:], outs[n_carry:]):
+        if isinstance(out, Literal) or out.id not in written or out.id in spare:
+            g.w(f"{g.name(y)}[{step}] = {text}")
+    targets, values = [], []
+    for name, text, out, own in zip(carry, outs[:n_carry], body.outvars[:n_carry],
+                                    body.invars[n_consts:n_consts + n_carry]):
+        if out is own:
+            continue
+        if not isinstance(out, Literal) and out.id in spare and out.id in written:
+            # the new carry is in the spare buffer: swap, the old one becomes the spare
+            targets += [name, spare[out.id]]
+            values += [spare[out.id], name]
+        else:
+            targets.append(name)
+            values.append(_owned(text, out, body))
+    if targets:
+        g.w(f"{', '.join(targets)} = {', '.join(values)}")
     g.w.depth -= 1
 
 
