@@ -447,3 +447,26 @@ def test_loop_invariant_values_are_not_stored_per_step():
     eps = 1e-6
     fd = [(f(x, w + eps * e) - f(x, w - eps * e)) / (2 * eps) for e in np.eye(6)]
     np.testing.assert_allclose(g[1], fd, rtol=1e-6)
+
+
+def test_loop_kernels_allocate_nothing_per_step():
+    """The carry goes into a buffer allocated once (two, swapped), the stored values into
+    their rows of the stacked array: no np.empty inside a step."""
+    f = lambda x: anp.sum(adjit.fori_loop(0, 40, lambda i, v: v + 0.01 * anp.sin(v), x))  # noqa: E731
+    source = _kernel(adjit.grad(f), np.linspace(0.0, 1.0, 8))
+    inside, depth = [], None
+    for line in source.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if depth is not None and line.strip() and indent <= depth:
+            depth = None
+        if depth is not None:
+            inside.append(line)
+        if re.match(r"\s*for step\d+ in range", line):
+            depth = indent
+    assert inside and not [line for line in inside if "np.empty" in line or "np.copy" in line]
+    x = np.linspace(0.0, 1.0, 8)
+    v, d = x.copy(), np.ones_like(x)
+    for _ in range(40):
+        d = d * (1 + 0.01 * np.cos(v))
+        v = v + 0.01 * np.sin(v)
+    np.testing.assert_allclose(adjit.grad(f)(x), d, rtol=1e-13)
