@@ -11,7 +11,11 @@ Prints everything at the end in one block, with the GPU's name: the test summary
   2. the ADBench GMM gradient (n = 10^4; (d, K) in (10, 25), (64, 25), (64, 200)), float64,
      against JAX's jit(grad) when present (data drawn as ADBench's generator does);
   3. launch overhead: a small compiled derivative (one element, launch + sync) against a
-     hand-written numba.cuda kernel.
+     hand-written numba.cuda kernel;
+  4. loops (host-driven: each step launches the body's kernels; a while loop also reads its
+     predicate back): time per step of a fori_loop of an elementwise update, of its gradient
+     (the forward scan storing residuals, then the reverse scan), and of a while_loop, for one
+     element and for 2^20, against the same number of hand-written launches.
 Times are medians of repeated calls after a warm-up call (compilation is never timed); device
 inputs stay on the device, results are synchronized before the clock stops.
 """
@@ -244,6 +248,44 @@ def launch() -> None:
         f"(allocates its result): {t_adjit * 1e6:.1f} us")
 
 
+# --------------------------------------------------------------------------- 4. loops
+
+
+def loops(steps: int, sizes) -> None:
+    out(f"## 4. loops: time per step over {steps} steps (host-driven launches)")
+
+    @cuda.jit
+    def hand(x, y):
+        i = cuda.grid(1)
+        if i < x.shape[0]:
+            y[i] = x[i] * math.cos(x[i]) + 0.5
+
+    update = lambda i, c: c * anp.cos(c) + 0.5
+    forward = adjit.jit(lambda x: adjit.fori_loop(0, steps, update, x), target="cuda")
+    grad = adjit.grad(lambda x: anp.sum(adjit.fori_loop(0, steps, update, x)), target="cuda")
+    stop = float(steps)
+    counted = adjit.jit(lambda x: adjit.while_loop(
+        lambda c: c[0] < stop, lambda c: (c[0] + 1.0, update(0, c[1])), (0.0, x))[1],
+        target="cuda")
+    for n in sizes:
+        x = cuda.to_device(np.linspace(0.0, 1.0, n))
+        y = cuda.device_array_like(x)
+        blocks = (n + 255) // 256
+
+        def hand_loop():
+            a, b = x, y
+            for _ in range(steps):
+                hand[blocks, 256](a, b)
+                a, b = b, a
+
+        row = []
+        for name, fn in [("hand-written launches", hand_loop), ("fori_loop", lambda: forward(x)),
+                         ("grad(fori_loop)", lambda: grad(x)),
+                         ("while_loop", lambda: counted(x))]:
+            row.append(f"{name} {median_time(fn, cuda.synchronize, 5) / steps * 1e6:.1f} us")
+        out(f"n = {n}: " + "; ".join(row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small sizes")
@@ -264,6 +306,8 @@ def main() -> None:
     sizes = [(2, 3)] if compat.is_simulator() else [(10, 25), (64, 25), (64, 200)]
     gmm(sizes, n)
     launch()
+    loops(8 if compat.is_simulator() else 100 if quick else 1000,
+          [1, 64] if compat.is_simulator() else [1, 2 ** 20])
     print("\n".join(LINES))
 
 

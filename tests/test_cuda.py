@@ -24,7 +24,8 @@ import adjit.numpy as anp
 from adjit import tree
 from adjit.backend import get_target
 from adjit.backend.numba_cuda import compat
-from adjit.errors import AdjitError, AdjitValueError
+from adjit.config import config
+from adjit.errors import AdjitValueError
 from adjit.ir.rules import abstract_rules, kind_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -104,11 +105,11 @@ def test_without_a_gpu_or_the_simulator_is_an_adjit_error():
     assert "NUMBA_ENABLE_CUDASIM=1" in out.stdout
 
 
-def test_cuda_target_lowers_every_primitive_but_control_flow():
+def test_cuda_target_lowers_every_primitive():
     lowerings = get_target("cuda").lowerings
     missing = {name for name in abstract_rules if kind_of(name) not in ("view", "call")
                and name not in lowerings.get(kind_of(name), {})}
-    assert {kind_of(name) for name in missing} <= {"control"}, missing
+    assert not missing, missing
     assert set(lowerings["helpers"]) <= set(lowerings["elementwise"])
 
 
@@ -166,10 +167,53 @@ def _known(names):
     return [n for n in names if n in known]
 
 
+# Control flow in float32 (weak-typed scalars only): value, JVP, VJP; the kernels of every
+# branch and loop body typed (``typecheck`` takes each branch and enters each loop once), none
+# computing in float64.
+_TYPECHECK_CONTROL = r'''
+import re, sys
+import numpy as np
+sys.path.insert(0, "tests")
+import adjit
+from test_cuda import CONTROL
+from adjit.backend.numba_cuda.runner import CompiledGraph, Launch, typecheck
+from adjit.trace import trace_symbolic
+bad = []
+for name, (fn, shapes, reverse) in CONTROL.items():
+    for dtype in (np.float32,):
+        xs = [np.linspace(0.1, 0.9, int(np.prod(s))).reshape(s).astype(dtype) for s in shapes]
+        def body(*a):
+            y, t = adjit.jvp(fn, a, a)
+            return adjit.tree.leaves((y, t, adjit.vjp(fn, *a)[1](y) if reverse else ()))
+        graph, consts = trace_symbolic(body, xs)
+        compiled = CompiledGraph(graph, launch=Launch())
+        try:
+            irs = typecheck(compiled, [*consts, *xs])
+        except Exception as exc:
+            bad.append(f"{name} {dtype.__name__}: {type(exc).__name__}: {str(exc)[:400]}")
+            continue
+        if len(irs) != compiled.source.n_kernels:
+            bad.append(f"{name}: typed {len(irs)} of {compiled.source.n_kernels} kernels")
+        if dtype is np.float32:
+            for kernel, ir in irs.items():
+                if re.search(r"= (fadd|fsub|fmul|fdiv|fpext)[^\n]*double", ir):
+                    bad.append(f"{name} float32: double arithmetic in {kernel}")
+print("\n".join(bad) or "ok")
+'''
+
+
 def test_kernels_type_check_for_a_real_device():
     names = _known(TYPECHECK_CASES)
     assert len(names) == len(TYPECHECK_CASES), set(TYPECHECK_CASES) - set(names)
     out = _run(code=f"import sys; sys.argv = ['', {';'.join(names)!r}]\n" + _TYPECHECK)
+    assert out.returncode == 0, out.stderr[-3000:]
+    if "no CUDA" in out.stderr:
+        pytest.skip(out.stderr)
+    assert out.stdout.strip() == "ok", out.stdout
+
+
+def test_control_flow_kernels_type_check_for_a_real_device():
+    out = _run(code=_TYPECHECK_CONTROL)
     assert out.returncode == 0, out.stderr[-3000:]
     if "no CUDA" in out.stderr:
         pytest.skip(out.stderr)
@@ -235,8 +279,7 @@ def test_float32_case_matches_cpu(cuda, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("c", [c for c in CASES if not {"cond", "scan", "while"} & set(c.prims)],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.name)
 def test_every_case_matches_cpu(cuda, c):
     xs = tuple(np.asarray(x, np.float64) for x in c.inputs())
     body = lambda *a: _derivatives(c.fn, a, reverse=not forward_only(c))
@@ -341,9 +384,110 @@ def test_a_kernel_module_is_loaded_once(cuda):
     assert runner.cache_info()["compiles"] == before + 1
 
 
-def test_control_flow_is_a_clear_error(cuda):
-    if "cond" not in abstract_rules:
-        pytest.skip("no control flow primitives")
-    fn = lambda x: adjit.cond(anp.sum(x) > 0, lambda a: a * 2.0, lambda a: a - 1.0, x)
-    with pytest.raises(AdjitError, match="cond.*no CUDA lowering"):
-        adjit.jit(fn, target="cuda")(np.ones(3))
+# --------------------------------------------------------------------------- control flow
+# Host-driven: the branch index and a while loop's predicate are read back to the host, each
+# carried graph's kernels launched per branch or step, carries kept on the device.
+
+
+def _cond_fn(x):
+    return adjit.cond(anp.sum(x) > 1.0, lambda a: anp.sin(a) * 2.0, lambda a: a * a - 1.0, x)
+
+
+def _fori_fn(x):
+    return adjit.fori_loop(0, 4, lambda i, c: c * anp.cos(c) + 0.5, x)
+
+
+def _scan_fn(x):
+    """Carry a row; stacked inputs of scalars and of rows; stacked outputs of both."""
+    def step(c, xs):
+        a, row = xs
+        c = anp.tanh(c * a + row)
+        return c, (anp.sum(c) * a, c * 2.0)
+
+    carry, (s, rows) = adjit.scan(step, x[0], (x[:, 0], x))
+    return carry, s, rows
+
+
+def _while_fn(x):
+    """Stops when the data says so (a predicate computed on the device)."""
+    return adjit.while_loop(lambda c: anp.max(anp.abs(c)) < 3.0, lambda c: c * 1.5 + 0.25, x)
+
+
+def _binomial_fn(x):
+    return adjit.fori_loop(0, 6, lambda i, c: c + 0.25 * anp.sin(c) * c[::-1], x,
+                           checkpoint="binomial", snapshots=2)
+
+
+# name: (function, input shapes, reverse mode)
+CONTROL = {
+    "cond": (_cond_fn, [(3,)], True),
+    "fori_loop": (_fori_fn, [(3,)], True),
+    "scan": (_scan_fn, [(4, 3)], True),
+    "while": (_while_fn, [(3,)], False),
+    "binomial": (_binomial_fn, [(3,)], True),
+}
+
+
+def _control_results(name, dtype, target):
+    """Value, JVP and VJP (forward only: value and JVP) of a CONTROL case, and vmap of its
+    gradient (forward only: of its JVP) over two examples."""
+    fn, shapes, reverse = CONTROL[name]
+    xs = tuple(np.linspace(0.1, 0.9, int(np.prod(s))).reshape(s).astype(dtype) for s in shapes)
+    out = adjit.jit(lambda *a: _derivatives(fn, a, reverse), target=target)(*xs)
+    stack = np.stack([xs[0], xs[0][::-1] * 1.5])
+    if reverse:
+        loss = lambda a: sum(anp.sum(y) for y in tree.leaves(fn(a)))
+        batched = adjit.vmap(adjit.grad(loss), target=target)
+    else:
+        batched = adjit.vmap(lambda a: adjit.jvp(fn, (a,), (a,)), target=target)
+    return out, batched(stack)
+
+
+def _tol(dtype):
+    return (1e-10, 1e-12) if dtype is np.float64 else (2e-5, 1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(CONTROL))
+def test_control_flow_matches_the_interpreter(cuda, name, dtype, monkeypatch):
+    """Against the reference interpreter (compiling the CPU kernels of these loops takes most
+    of a minute; the slow test below compares with them)."""
+    got = _control_results(name, dtype, "cuda")
+    monkeypatch.setattr(config, "jit", False)
+    _compare(got, _control_results(name, dtype, "cpu"), *_tol(dtype), name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(CONTROL))
+def test_control_flow_matches_cpu(cuda, name, dtype):
+    _compare(_control_results(name, dtype, "cuda"), _control_results(name, dtype, "cpu"),
+             *_tol(dtype), name)
+
+
+def test_both_branches_and_loops_of_data_dependent_length(cuda):
+    f, g = adjit.jit(_cond_fn, target="cuda"), adjit.jit(_while_fn, target="cuda")
+    for x in (np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.6, 0.7]), np.array([2.5, 0.0, 0.0])):
+        _compare(f(x), np.sin(x) * 2.0 if x.sum() > 1.0 else x * x - 1.0, 1e-14, 1e-14)
+        ref = x
+        while np.max(np.abs(ref)) < 3.0:
+            ref = ref * 1.5 + 0.25
+        _compare(g(x), ref, 1e-14, 1e-14)
+    assert len(f.staged._cache) == 1 and len(g.staged._cache) == 1
+
+
+def test_loops_nest_and_keep_device_inputs_on_the_device(cuda, monkeypatch):
+    def fn(x):
+        def step(c, row):
+            inner = adjit.while_loop(lambda v: anp.sum(v) < 4.0, lambda v: v * 2.0 + row, c)
+            return inner * 0.5, adjit.cond(anp.sum(row) > 1.0, anp.sin, anp.cos, inner)
+        return adjit.scan(step, x[0], x)
+
+    x = np.linspace(0.1, 1.2, 12).reshape(4, 3)
+    got = adjit.jit(fn, target="cuda")(x)
+    carry, ys = adjit.jit(fn, target="cuda")(cuda.to_device(x))
+    assert hasattr(carry, "copy_to_host") and hasattr(ys, "copy_to_host")
+    monkeypatch.setattr(config, "jit", False)
+    ref = adjit.jit(fn)(x)
+    _compare(got, ref, 1e-12, 1e-12)
+    _compare((carry, ys), ref, 1e-12, 1e-12)

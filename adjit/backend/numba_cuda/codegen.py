@@ -11,17 +11,25 @@ The same schedule as the CPU target (``adjit/passes/fusion.py``), lowered differ
   looping over the reduced axes; a nest whose reductions keep different axes becomes one kernel
   per set of kept axes, each computing just the elementwise values it needs;
 * views and gathers are read through at mapped indices, as on the CPU;
-* whole-array equations are the target's ``"array"`` lowerings (``lowering.py``).
+* whole-array equations are the target's ``"array"`` lowerings (``lowering.py``);
+* equations carrying graphs (``cond``, ``scan``, ``while``, ``revolve``) are its ``"control"``
+  lowerings: control flow in the host function (``if``, ``for``, ``while``), each carried
+  graph's own schedule placed inside it by :meth:`Generator.inline_graph` (its kernels are
+  written once in the module and launched per branch or step).
 
 Values live in three places: ``host`` (a scalar argument or a length computed on the host,
 passed to kernels by value), ``dev0`` (a scalar computed on the device: a 0-d device array, so
-the host never waits for it) and ``array`` (a device array). Constants are typed
+the host never waits for it) and ``array`` (a device array); inside a loop body a scalar
+slice of a stacked input is a fourth, ``row``: element ``step`` of a 1-d device array, read
+in kernels as ``xs[step]``. Constants are typed
 (``np.float32(2.0)`` in a float32 kernel) and assigned at the top of each kernel.
 
-The host function calls three names the runner supplies: ``_empty(shape, dtype)``,
-``_blocks(n)`` (the grid for ``n`` elements) and ``_launch(kernel, grid, block, args)``, so a
-checker can run ``run`` with NumPy stand-ins and type every kernel without a GPU; kernels may
-call ``libdevice``, also supplied (the simulator's is a stand-in).
+The host function calls names the runner supplies: ``_empty(shape, dtype)``, ``_blocks(n)``
+(the grid for ``n`` elements), ``_launch(kernel, grid, block, args)``, and for control flow
+``_index(x, n, site)`` (a branch index read to the host, clamped to ``[0, n)``) and
+``_going(x, site)`` (a loop predicate read to the host), so a checker can run ``run`` with
+NumPy stand-ins, choosing every branch and entering every loop once, and type every kernel
+without a GPU; kernels may call ``libdevice``, also supplied (the simulator's is a stand-in).
 """
 
 from __future__ import annotations
@@ -34,7 +42,16 @@ import numpy as np
 from adjit.backend.numba_cpu.codegen import const_text
 from adjit.errors import MissingRuleError
 from adjit.ir.graph import Dim, Graph, Literal
-from adjit.passes.fusion import LoopNest, Schedule, _sources, is_reduction, is_view, view_index
+from adjit.ir.rules import kind_of
+from adjit.passes.fusion import (
+    LoopNest,
+    Schedule,
+    _sources,
+    fuse,
+    is_reduction,
+    is_view,
+    view_index,
+)
 
 
 def numba_type(dtype) -> str:
@@ -105,6 +122,7 @@ class Generator:
         self.counter = 0
         self.k: _Kernel | None = None   # the kernel being written
         self.used_outside: dict[int, set] = {}
+        self.rows: dict[int, tuple[str, str]] = {}  # row values: var id -> (array, step)
 
     # ---------------------------------------------------------------- naming
 
@@ -175,6 +193,9 @@ class Generator:
         kind = self.kind(a)
         if kind == "host":
             return self.atom(a)
+        if kind == "row":
+            array, step = self.rows[a.id]
+            return f"{self.param(array)}[{self.param(step)}]"
         if kind == "dev0":
             return f"{self.atom(a)}[()]"
         return f"{self.atom(a)}[{', '.join(index)}]"
@@ -258,11 +279,7 @@ class Generator:
                              for i, d in enumerate(v.aval.shape)
                              if isinstance(d, Dim) and d.name == symbol)
             self.h(f"{symbol} = {self.name(var)}.shape[{axis}]")
-        for item in self.schedule.items:
-            if isinstance(item, LoopNest):
-                self.loop_nest(item)
-            else:
-                self.array_eqn(item)
+        self.emit_items()
         outs, kinds = [], []
         for v in g.outvars:
             kinds.append(self.kind(v))
@@ -276,6 +293,84 @@ class Generator:
         text = "\n".join(header) + "\n" + "\n\n\n".join(body) + "\n" + \
             f"def run({', '.join(params)}):\n" + "\n".join(self.h.lines) + "\n"
         return KernelSource(text, len(self.kernels), kinds)
+
+    def emit_items(self):
+        for item in self.schedule.items:
+            if isinstance(item, LoopNest):
+                self.loop_nest(item)
+            else:
+                self.array_eqn(item)
+
+    # ---------------------------------------------------------------- carried graphs
+
+    def inline_graph(self, graph: Graph, args) -> list:
+        """Writes here (in the host function, at the current indentation) the launches of a
+        graph an equation carries, its inputs bound to ``args`` (each an outer atom, or a
+        ``(name, kind)`` or ``(name, "row", (array, step))`` tuple); its schedule is its own
+        (fused on its own), its kernels are added to the module. Returns its output atoms,
+        named in this generator."""
+        sub = Generator(fuse(graph), self.lowerings, self.threads, self.tile)
+        sub.names, sub.kinds, sub.rows = self.names, self.kinds, self.rows
+        sub.h, sub.kernels, sub.helpers = self.h, self.kernels, self.helpers
+        sub.counter = self.counter
+        for var, a in zip(graph.invars, args):
+            self.bind(var, a)
+        sub._count_uses()
+        sub.emit_items()
+        self.counter = sub.counter
+        return list(graph.outvars)
+
+    def bind(self, var, a):
+        """Name ``var`` (a carried graph's input) as ``a``: an outer atom (a literal becomes a
+        host name), or an explicit ``(name, kind[, (array, step)])``."""
+        if isinstance(a, tuple):
+            self.names[var.id], self.kinds[var.id] = a[0], a[1]
+            if a[1] == "row":
+                self.rows[var.id] = a[2]
+            return
+        if isinstance(a, Literal):
+            name = self.fresh("lit")
+            self.h(f"{name} = {self.atom(a)}")
+            self.names[var.id], self.kinds[var.id] = name, "host"
+            return
+        self.names[var.id] = self.name(a)
+        self.kinds[var.id] = self.kind(a)
+        if a.id in self.rows:
+            self.rows[var.id] = self.rows[a.id]
+
+    def host_value(self, a) -> str:
+        """Host text of scalar ``a`` for ``_index``/``_going``: a host value, a 0-d device
+        array (read by them), or an element of a device array (a copy to the host)."""
+        if self.kind(a) == "row":
+            array, step = self.rows[a.id]
+            return f"{array}[{step}]"
+        return self.atom(a)
+
+    def device_value(self, a) -> str:
+        """Host text of ``a`` as a device value: arrays as they are; a scalar as a 0-d device
+        array, written by a one-thread kernel when it is a host value, literal or row."""
+        if a.aval.shape or self.kind(a) == "dev0":
+            return self.atom(a)
+        name = self.fresh("s")
+        self.h(f"{name} = _empty((), np.{a.aval.dtype.name})")
+        with self.kernel("put") as k:
+            k.w(f"{self.param(name)}[()] = {self.elem(a, [])}")
+        self.launch(k, "1", "1")
+        return name
+
+    def copy_rows(self, target: str, at: str, value, shape, reading: bool = False):
+        """Launches a kernel copying between device array ``target``'s row ``at`` (a host
+        name) and ``value`` of ``shape``: ``target[at] = value``, or with ``reading``,
+        ``value[...] = target[at]``. ``value`` is an atom, or the name of a device value."""
+        def emit(w, index):
+            row = f"{self.param(target)}[{', '.join([self.param(at), *index])}]"
+            if isinstance(value, str):
+                mine = f"{self.param(value)}[{', '.join(index) or '()'}]"
+                w(f"{mine} = {row}" if reading else f"{row} = {mine}")
+            else:
+                w(f"{row} = {self.elem(value, index)}")
+
+        self.per_element(shape, emit, "row")
 
     def lowering(self, kind: str, prim: str):
         lower = self.lowerings[kind].get(prim)
@@ -490,4 +585,5 @@ class Generator:
     # ---------------------------------------------------------------- whole-array equations
 
     def array_eqn(self, eqn):
-        self.lowering("array", eqn.prim)(self, eqn)
+        table = "control" if kind_of(eqn.prim) == "control" else "array"
+        self.lowering(table, eqn.prim)(self, eqn)

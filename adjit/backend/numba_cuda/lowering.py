@@ -13,6 +13,12 @@ overridden where it is not, and the whole-array equations as kernels.
 * ``array``: each whole-array equation as kernels (``codegen.Generator`` API): a tiled matrix
   product in shared memory, reshape/pad/concatenate one thread per output element, scatter-add
   with atomics, and cumsum/argmax/argmin/sort one thread per row.
+* ``control``: ``cond``, ``scan``, ``while`` and ``revolve`` as control flow on the host
+  (``Generator.inline_graph`` places each carried graph's launches inside): a branch index or
+  loop predicate is read back to the host; carries stay on the device (scalars as 0-d device
+  arrays) and are rebound, never copied, between steps (no kernel writes an array it did not
+  allocate); stacked inputs are read as rows (a device view, or ``xs[step]`` inside kernels for
+  scalars) and stacked outputs written by a row-copy kernel per step.
 """
 
 from __future__ import annotations
@@ -329,10 +335,223 @@ ARRAY_LOWERINGS = {
 }
 
 
+# --------------------------------------------------------------------------- control flow
+
+
+def _device_kind(var) -> str:
+    return "array" if var.aval.shape else "dev0"
+
+
+def _assign(g: Generator, names, outs, own=None):
+    """``c0, c1 = new0, new1`` at once on the host (a carry may take another's value), each
+    new value on the device; a carry that keeps its own value (``own``) is left as it is."""
+    own = own or [None] * len(names)
+    pairs = [(n, g.device_value(o)) for n, o, mine in zip(names, outs, own) if o is not mine]
+    if pairs:
+        g.h(f"{', '.join(n for n, _ in pairs)} = {', '.join(t for _, t in pairs)}")
+
+
+def _carries(g: Generator, outs, inits):
+    """The carry variables (named as the equation's outputs ``outs``, which hold the final
+    values), set to ``inits`` on the device."""
+    names = []
+    for out in outs:
+        g.kinds[out.id] = _device_kind(out)
+        names.append(g.name(out))
+    _assign(g, names, inits)
+    return names
+
+
+def _block(g: Generator, write):
+    """An indented host block written by ``write()``; ``pass`` when it wrote nothing."""
+    g.h.depth += 1
+    before = len(g.h.lines)
+    write()
+    if len(g.h.lines) == before:
+        g.h("pass")
+    g.h.depth -= 1
+
+
+def _cond(g: Generator, eqn):
+    index, *operands = eqn.inputs
+    branches = eqn.params["branches"]
+    names = [g.name(v) for v in eqn.outs]
+    for v in eqn.outs:
+        g.kinds[v.id] = _device_kind(v)
+    which = g.fresh("branch")
+    g.h(f"{which} = _index({g.host_value(index)}, {len(branches)}, {which!r})")
+    for i, branch in enumerate(branches):
+        def write(branch=branch):
+            outs = g.inline_graph(branch, operands)
+            _assign(g, names, outs)
+        if len(branches) == 1:
+            write()
+            continue
+        g.h(f"if {which} == 0:" if i == 0 else
+            f"elif {which} == {i}:" if i < len(branches) - 1 else "else:")
+        _block(g, write)
+
+
+def _xs_args(g: Generator, xs, at: str):
+    """The body's arguments for row ``at`` (a host name) of each stacked input: a device
+    view of the row, or for a scalar row the ``row`` kind (read as ``xs[at]`` in kernels)."""
+    args = []
+    for x in xs:
+        name = g.atom(x)
+        if len(x.aval.shape) == 1:
+            args.append((name, "row", (name, at)))
+        else:
+            row = g.fresh("x")
+            g.h(f"{row} = {name}[{at}]")
+            args.append((row, "array"))
+    return args
+
+
+def _scan(g: Generator, eqn):
+    p = eqn.params
+    body, n_consts, n_carry = p["body"], p["n_consts"], p["n_carry"]
+    consts = eqn.inputs[:n_consts]
+    carry = _carries(g, eqn.outs[:n_carry], eqn.inputs[n_consts:n_consts + n_carry])
+    xs = eqn.inputs[n_consts + n_carry:]
+    ys = eqn.outs[n_carry:]
+    for y in ys:
+        g.alloc(y)
+    step, n = g.fresh("step"), g.dim(p["length"])
+    g.h(f"for {step} in range({n} - 1, -1, -1):" if p["reverse"] else
+        f"for {step} in range({n}):")
+
+    def write():
+        args = [*consts, *[(c, _device_kind(v)) for c, v in zip(carry, eqn.outs)],
+                *_xs_args(g, xs, step)]
+        outs = g.inline_graph(body, args)
+        for y, out in zip(ys, outs[n_carry:]):
+            g.copy_rows(g.name(y), step, out, out.aval.shape)
+        _assign(g, carry, outs[:n_carry], body.invars[n_consts:n_consts + n_carry])
+
+    _block(g, write)
+
+
+def _while(g: Generator, eqn):
+    p = eqn.params
+    cond, body, n_cc, n_bc = p["cond"], p["body"], p["n_cond_consts"], p["n_body_consts"]
+    cond_consts = eqn.inputs[:n_cc]
+    body_consts = eqn.inputs[n_cc:n_cc + n_bc]
+    carry = _carries(g, eqn.outs, eqn.inputs[n_cc + n_bc:])
+    carry_args = [(c, _device_kind(v)) for c, v in zip(carry, eqn.outs)]
+    site = g.fresh("loop")
+    g.h("while True:")
+
+    def write():
+        (going,) = g.inline_graph(cond, [*cond_consts, *carry_args])
+        g.h(f"if not _going({g.host_value(going)}, {site!r}):")
+        g.h("    break")
+        outs = g.inline_graph(body, [*body_consts, *carry_args])
+        _assign(g, carry, outs, body.invars[n_bc:])
+
+    _block(g, write)
+
+
+def _revolve(g: Generator, eqn):
+    """The Revolve driver (adjit.control.loops) on the host: the schedule of (action,
+    argument) rows is read to the host once; the carry lives in device values, the snapshots
+    in slot arrays (one per carry, ``snapshots`` rows), stored and restored by row copies."""
+    p = eqn.params
+    counts = p["counts"]
+    n_ctc, n_lx = counts[3], counts[6]
+    it = iter(eqn.inputs[1:])
+    kc, carry0, kx, ct_carry0, ct_ys, acc0 = ([next(it) for _ in range(n)] for n in counts[:6])
+    n_slots = p["snapshots"]
+    carry, slots = [], []
+    for a in carry0:
+        carry.append(g.fresh("carry"))
+        slots.append(g.fresh("slots"))
+        g.h(f"{carry[-1]} = {g.device_value(a)}")
+        g.h(f"{slots[-1]} = _empty({g.shape((n_slots, *a.aval.shape))}, "
+            f"np.{a.aval.dtype.name})")
+    zero = g.fresh("zero")
+    g.h(f"{zero} = 0")
+    for slot, name, a in zip(slots, carry, carry0):
+        g.copy_rows(slot, zero, name, a.aval.shape)  # slot 0 holds the start
+    slot_step, step = g.fresh("slot_step"), g.fresh("step")
+    g.h(f"{slot_step} = [0] * {n_slots}")
+    g.h(f"{step} = 0")
+    outs = eqn.outs
+    ct_carry = _carries(g, outs[:n_ctc], ct_carry0)
+    ct_xs = outs[n_ctc:n_ctc + n_lx]
+    acc = _carries(g, outs[n_ctc + n_lx:], acc0)
+    for v in ct_xs:
+        g.alloc(v)
+        zero_v = g.const(0, v.aval.dtype)
+        g.per_element(v.aval.shape, lambda w, index, v=v, zero_v=zero_v: w(
+            f"{g.store(v, index)} = {zero_v}"), "zeros")
+    n = g.dim(p["length"])
+    schedule = g.fresh("schedule")
+    g.h(f"{schedule} = _host_array({g.atom(eqn.inputs[0])})")
+    kind, arg, at = g.fresh("kind"), g.fresh("arg"), g.fresh("at")
+    carry_args = [(c, _device_kind(a)) for c, a in zip(carry, carry0)]
+    g.h(f"for {kind}, {arg} in {schedule}.tolist():")
+    g.h.depth += 1
+    g.h(f"if {kind} == 0:  # advance")
+
+    def advance():
+        g.h(f"for _ in range({arg}):")
+
+        def one():
+            g.h(f"{at} = {n} - 1 - {step}" if p["reverse"] else f"{at} = {step}")
+            new = g.inline_graph(p["forward"], [*kc, *carry_args, *_xs_args(g, kx, at)])
+            _assign(g, carry, new)
+            g.h(f"{step} += 1")
+
+        _block(g, one)
+
+    _block(g, advance)
+    g.h(f"elif {kind} == 1:  # store")
+
+    def store():
+        for slot, name, a in zip(slots, carry, carry0):
+            g.copy_rows(slot, arg, name, a.aval.shape)
+        g.h(f"{slot_step}[{arg}] = {step}")
+
+    _block(g, store)
+    g.h(f"elif {kind} == 2:  # restore")
+
+    def restore():
+        for slot, name, a in zip(slots, carry, carry0):
+            g.h(f"{name} = _empty({g.shape(a.aval.shape)}, np.{a.aval.dtype.name})")
+            g.copy_rows(slot, arg, name, a.aval.shape, reading=True)
+        g.h(f"{step} = {slot_step}[{arg}]")
+
+    _block(g, restore)
+    g.h("else:  # the adjoint of step arg")
+
+    def adjoint():
+        g.h(f"{at} = {n} - 1 - {arg}" if p["reverse"] else f"{at} = {arg}")
+        results = g.inline_graph(p["adjoint"], [
+            *kc, *carry_args, *_xs_args(g, kx, at),
+            *[(c, _device_kind(v)) for c, v in zip(ct_carry, outs[:n_ctc])],
+            *_xs_args(g, ct_ys, at),
+            *[(c, _device_kind(v)) for c, v in zip(acc, outs[n_ctc + n_lx:])]])
+        for v, r in zip(ct_xs, results[n_ctc:n_ctc + n_lx]):
+            g.copy_rows(g.name(v), at, r, r.aval.shape)
+        _assign(g, [*ct_carry, *acc], [*results[:n_ctc], *results[n_ctc + n_lx:]])
+
+    _block(g, adjoint)
+    g.h.depth -= 1
+
+
+CONTROL_LOWERINGS = {
+    "cond": _cond,
+    "scan": _scan,
+    "while": _while,
+    "revolve": _revolve,
+}
+
+
 LOWERINGS = {
     "elementwise": SCALAR_LOWERINGS_CUDA,
     "gather": GATHER_LOWERINGS,
     "reduction": REDUCE_LOWERINGS,
     "array": ARRAY_LOWERINGS,
+    "control": CONTROL_LOWERINGS,
     "helpers": HELPERS,
 }

@@ -132,8 +132,30 @@ def _runtime(launch: Launch) -> dict:
     def _launch(kernel, grid, block, args):
         kernel[grid, block](*args)
 
-    return {"_empty": _empty, "_blocks": _blocks, "_launch": _launch,
+    return {"_empty": _empty, "_blocks": _blocks, "_launch": _launch, **_CONTROL,
             "libdevice": compat.libdevice()}
+
+
+def _host(x):
+    """A value on the host: a device array copied back (a 0-d one as its scalar)."""
+    return x.copy_to_host()[()] if hasattr(x, "copy_to_host") else x
+
+
+def _index(x, n, site):
+    """A branch index read to the host, clamped to [0, n) as ``cond`` does."""
+    return min(max(int(_host(x)), 0), n - 1)
+
+
+def _going(x, site):
+    """A while loop's predicate read to the host (the host waits for the device here)."""
+    return bool(_host(x))
+
+
+def _host_array(x):
+    return np.asarray(_host(x))
+
+
+_CONTROL = {"_index": _index, "_going": _going, "_host_array": _host_array}
 
 
 def _disk_file(source: str):
@@ -207,11 +229,35 @@ def typecheck(compiled: CompiledGraph, inputs, cc=(8, 0)) -> dict[str, str]:
         arg_types = tuple(numba.typeof(a) for a in args)
         found[kernel.py_func.__name__] = compat.lower_for_cc(kernel.py_func, arg_types, cc)
 
+    # Control flow: every branch is taken and every while loop entered once, over as many
+    # runs as that needs (values are zeros: only the kernels' types matter).
+    taken: set = set()
+    entered: set = set()
+    new = [True]
+
+    def _index(x, n, site):
+        for i in range(n):
+            if (site, i) not in taken:
+                taken.add((site, i))
+                new[0] = True
+                return i
+        return 0
+
+    def _going(x, site):
+        if site in entered:
+            return False
+        entered.add(site)
+        return True
+
     namespace = {"_empty": lambda shape, dtype: np.zeros(shape, dtype),
                  "_blocks": lambda n: 1, "_launch": _launch, "_DISK_CACHE": False,
+                 "_index": _index, "_going": _going, "_host_array": _host_array,
                  "libdevice": compat.libdevice()}
     module = _exec(compiled.source.text, namespace, None)
     args = [np.dtype(a.dtype).type(np.asarray(x)[()]) if not a.shape
             else np.ascontiguousarray(x, a.dtype) for a, x in zip(compiled._in_avals, inputs)]
-    module.run(*args)
+    while new[0]:
+        new[0] = False
+        entered.clear()
+        module.run(*args)
     return found
