@@ -470,3 +470,29 @@ def test_loop_kernels_allocate_nothing_per_step():
         d = d * (1 + 0.01 * np.cos(v))
         v = v + 0.01 * np.sin(v)
     np.testing.assert_allclose(adjit.grad(f)(x), d, rtol=1e-13)
+
+
+def test_scan_with_one_value_as_several_outputs():
+    """One computed value returned as the carry and as two per-step outputs: each output gets
+    it (a kernel wrote only the first of two equal ys into its row; found by the fuzzer
+    through the Hessian of nested loops)."""
+    def f(x):
+        def step(c, _):
+            new = c + 0.1 * anp.tanh(c)
+            return new, (new, new)
+
+        carry, (a, b) = adjit.scan(step, x, None, length=3)
+        return anp.sum(carry) + anp.sum(a * 2.0) + anp.sum(b * 3.0)
+
+    x = np.array([[0.3, -0.5], [1.2, 0.1]])
+    compiled = adjit.value_and_grad(f)(x)
+    hvp = adjit.jvp(adjit.grad(f), (x,), (np.ones_like(x),))[1]
+    config.update("jit", False)
+    try:
+        interpreted = adjit.value_and_grad(f)(x)
+        hvp_interpreted = adjit.jvp(adjit.grad(f), (x,), (np.ones_like(x),))[1]
+    finally:
+        config.update("jit", True)
+    np.testing.assert_allclose(compiled[0], interpreted[0], rtol=1e-14)
+    np.testing.assert_allclose(compiled[1], interpreted[1], rtol=1e-14)
+    np.testing.assert_allclose(hvp, hvp_interpreted, rtol=1e-13)

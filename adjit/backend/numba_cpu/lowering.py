@@ -412,10 +412,12 @@ def _scan(g: Generator, eqn):
             spare[out.id] = g.fresh("next")
             destinations[out.id] = spare[out.id]
             g.w(f"{spare[out.id]} = np.empty_like({name})")
-    for out, y in zip(body.outvars[n_carry:], eqn.outs[n_carry:]):
+    in_row = set()  # the ys whose row is their value's destination
+    for k, (out, y) in enumerate(zip(body.outvars[n_carry:], eqn.outs[n_carry:])):
         if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
                 and out.id not in destinations:
             destinations[out.id] = f"{g.name(y)}[{step}]"
+            in_row.add(k)
     g.w(f"for {step} in range({n} - 1, -1, -1):" if p["reverse"] else
         f"for {step} in range({n}):")
     g.w.depth += 1
@@ -425,8 +427,9 @@ def _scan(g: Generator, eqn):
         g.w(f"{slices[-1]} = {g.atom(x)}[{step}]")
     written = set()
     outs = g.inline_graph(body, [*consts, *carry, *slices], destinations, written)
-    for out, y, text in zip(body.outvars[n_carry:], eqn.outs[n_carry:], outs[n_carry:]):
-        if isinstance(out, Literal) or out.id not in written or out.id in spare:
+    for k, (out, y, text) in enumerate(zip(body.outvars[n_carry:], eqn.outs[n_carry:],
+                                           outs[n_carry:])):
+        if k not in in_row or out.id not in written:
             g.w(f"{g.name(y)}[{step}] = {text}")
     targets, values = [], []
     for name, text, out, own in zip(carry, outs[:n_carry], body.outvars[:n_carry],
