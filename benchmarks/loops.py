@@ -459,3 +459,58 @@ def row10_lstm(ctx: Context) -> None:
                 rep.notes.append(f"Row 10 adjit gradient kernel, {name}: {prof}.")
             except Exception as e:
                 rep.notes.append(f"Row 10 adjit.inspect failed: {_short(e)}")
+
+
+# --------------------------------------------------------------------------- row 11: memory
+
+_MEMORY_SCRIPT = r"""
+import json, resource, sys
+import numpy as np
+import adjit, adjit.numpy as anp
+steps, state, schedule = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+kw = {} if schedule == "stored" else {"checkpoint": "binomial", "snapshots": 20}
+grad = adjit.grad(lambda x: anp.sum(adjit.fori_loop(
+    0, steps, lambda i, v: v - 1e-5 * v ** 3 + 1e-4 * anp.sin(v), x, **kw)))
+grad(np.linspace(0.5, 1.5, 2))  # compiled (one kernel serves every state length)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+g = grad(np.linspace(0.5, 1.5, state))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+np.save(sys.argv[4], g)
+print(json.dumps({"peak_kib": after - before}))
+"""
+
+
+def row11_memory(ctx: Context) -> None:
+    """Issue 9's memory goal: reverse mode through a fori_loop of 10^5 steps over 10^3
+    float64 values, binomial checkpointing with 20 snapshots against storing every step: the
+    growth of the process's peak resident memory during the gradient call (after the kernel
+    is compiled on a 2-element input), each in a fresh subprocess; same gradient to 1e-10."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    steps, state = (20_000, 1000) if ctx.quick else (100_000, 1000)
+    log(f"row 11: memory of reverse mode through {steps} steps x {state} values")
+    env = dict(os.environ, PYTHONPATH=ctx.adjit_root)
+    peaks, grads = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for schedule in ("stored", "binomial"):
+            out = os.path.join(tmp, f"{schedule}.npy")
+            run = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(steps), str(state),
+                                  schedule, out], capture_output=True, text=True, env=env,
+                                 timeout=1200)
+            if run.returncode:
+                log(f"  {schedule} failed: {run.stderr[-400:]}")
+                return
+            peaks[schedule] = json.loads(run.stdout.strip().splitlines()[-1])["peak_kib"]
+            grads[schedule] = np.load(out)
+    check_close("binomial vs stored gradient", grads["binomial"], grads["stored"], rtol=1e-10,
+                atol=0.0)
+    stored_bytes = steps * state * 8
+    ctx.report.lines.append(Line(
+        "11", f"peak memory growth, grad through fori_loop, {steps:,} steps x {state} float64",
+        "storing every step", peaks["binomial"] * 1024, peaks["stored"] * 1024,
+        "binomial (20 snapshots) ≤ 1/50", lambda _, a, o: a * 50 <= o,
+        f"bytes, from ru_maxrss in fresh processes; one stored value per step is "
+        f"{stored_bytes / 1e6:.0f} MB; gradients equal to 1e-10", unit="count"))

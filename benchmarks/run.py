@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8,9,10"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11"
 
 
 def parse_args(argv):
@@ -186,14 +186,15 @@ def main(argv=None) -> int:
             loops.row9_loops(ctx)
         if "10" in rows_wanted:
             loops.row10_lstm(ctx)
+        if "11" in rows_wanted:
+            loops.row11_memory(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)
         info_end = ctx.cache_info()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    order = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6, "8": 7, "9": 8, "10": 9}
-    report.lines.sort(key=lambda line: order.get(line.row, 9))
+    report.lines.sort(key=lambda line: int(line.row))
 
     threads = [f"Numba kernels single-threaded (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}"
                ", no `parallel=True` in the hand-written kernels)"]
