@@ -177,10 +177,53 @@ def test_batched_while_loop_stops_per_example(jit):
     np.testing.assert_array_equal(counts, [n for _, n in expected])
 
 
-def test_reverse_mode_through_while_loop_says_what_to_use():
-    f = lambda x: adjit.while_loop(lambda v: v < 10.0, lambda v: v * 2.0, x)  # noqa: E731
-    with pytest.raises(MissingRuleError, match="fori_loop"):
-        adjit.grad(f)(1.5)
+def test_reverse_mode_through_a_while_loop_with_a_data_dependent_trip_count(jit):
+    """The Newton iteration again, in reverse mode: the steps are counted running forward,
+    then reversed on Revolve's schedule for that count (at most `snapshots` carries)."""
+    def newton_sqrt(a, snapshots):
+        def body(state):
+            x, _ = state
+            new = 0.5 * (x + a / x)
+            return new, new - x
+
+        return adjit.while_loop(lambda s: anp.abs(s[1]) > 1e-12, body, (a, 1.0),
+                                snapshots=snapshots)[0]
+
+    for a in (2.0, 9.0, 1e4):
+        for snapshots in (1, 3, 32):
+            g = adjit.grad(lambda a, s=snapshots: newton_sqrt(a, s))(a)
+            np.testing.assert_allclose(g, 0.5 / np.sqrt(a), rtol=1e-9)
+    # A carried array and a constant read each step, against a Python loop's gradient.
+    w = np.array([0.3, -0.2, 0.5])
+
+    def f(x, scale):
+        _, v = adjit.while_loop(lambda c: c[0] < 7, lambda c: (c[0] + 1, anp.sin(c[1]) * scale
+                                                               + w), (0, x))
+        return anp.sum(v * v)
+
+    def reference(x, scale):
+        for _ in range(7):
+            x = np.sin(x) * scale + w
+        return np.sum(x * x)
+
+    x = np.array([0.1, 0.7, -0.4])
+    gx, gs = adjit.grad(f, argnums=(0, 1))(x, 1.3)
+    np.testing.assert_allclose(gx, _fd_grad(lambda v: reference(v, 1.3), x), rtol=1e-6,
+                               atol=1e-8)
+    np.testing.assert_allclose(gs, _fd_grad(lambda s: reference(x, float(s)), 1.3), rtol=1e-6)
+
+
+def test_reverse_mode_through_while_loop_runs_revolve_steps(monkeypatch):
+    from adjit.control.loops import revolve_extra_steps
+
+    monkeypatch.setattr(config, "jit", False)
+    count = _count_sin(monkeypatch)
+    f = lambda x: anp.sum(adjit.while_loop(  # noqa: E731
+        lambda c: c[0] < 40, lambda c: (c[0] + 1, c[1] + 0.01 * anp.sin(c[1])), (0, x),
+        snapshots=4)[1])
+    adjit.grad(f)(np.array([0.5, 1.0]))
+    # the forward run, Revolve's recomputations for 40 steps and 4 carries, each step again
+    assert count[0] == 2 * 40 + revolve_extra_steps(40, 4)
 
 
 # --------------------------------------------------------------------------- errors
@@ -349,7 +392,7 @@ def test_binomial_checkpointing_memory_is_a_fiftieth(monkeypatch):
     import tracemalloc
 
     monkeypatch.setattr(config, "jit", False)
-    n, x = 2000, np.linspace(0.0, 1.0, 500)
+    n, x = 2000, np.linspace(0.0, 1.0, 2000)
 
     def peak(schedule, s=None):
         f = adjit.grad(lambda x: anp.sum(adjit.fori_loop(

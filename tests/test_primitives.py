@@ -426,8 +426,8 @@ case("checkpoint", lambda x, y: adjit.checkpoint(lambda a, b: anp.sin(a) * anp.e
 case("scan_binomial", lambda x: adjit.fori_loop(0, 6, lambda i, v: v * anp.cos(v), x,
                                                checkpoint="binomial", snapshots=2),
      [((3,), "any")], "revolve", order=1)
-# Reverse mode through while_loop needs its trip count as a length: forward mode only.
-case("while_loop", _while_loop, [((3,), "any")], "while", modes=("fwd",))
+# Reverse mode through while_loop runs a Revolve sweep: differentiated once in that mode.
+case("while_loop", _while_loop, [((3,), "any")], "while", order=1)
 
 
 def forward_only(c) -> bool:

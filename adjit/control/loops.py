@@ -18,8 +18,6 @@ length (not yet: an error that says so).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from adjit import tree
@@ -124,8 +122,12 @@ def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None, snapshot
             tree.unflatten(y_tree, outs[n_carry:]))
 
 
-def while_loop(cond_fun, body_fun, init):
-    """``while cond_fun(carry): carry = body_fun(carry)``; returns the final carry."""
+def while_loop(cond_fun, body_fun, init, snapshots=32):
+    """``while cond_fun(carry): carry = body_fun(carry)``; returns the final carry.
+
+    Reverse mode through it counts the steps while running forward, then reverses them on
+    Revolve's schedule for that count, keeping at most ``snapshots`` carries and recomputing
+    the rest (its trip count is known only then, so nothing is stacked per step)."""
     init_leaves, init_tree = tree.flatten(init)
     avals = [get_aval(c) for c in init_leaves]
     in_tree = tree.flatten((init,))[1]
@@ -137,9 +139,11 @@ def while_loop(cond_fun, body_fun, init):
     body_graph, body_consts, body_tree = trace_fun(body_fun, in_tree, avals,
                                                    "the body_fun of while_loop")
     _check_carry("while_loop", avals, body_graph.out_avals, init_tree, body_tree)
+    if not isinstance(snapshots, (int, np.integer)) or snapshots < 1:
+        raise AdjitValueError("adjit: while_loop's snapshots= must be a number >= 1")
     outs = bind("while", *cond_consts, *body_consts, *init_leaves, cond=cond_graph,
                 body=body_graph, n_cond_consts=len(cond_consts),
-                n_body_consts=len(body_consts))
+                n_body_consts=len(body_consts), snapshots=int(snapshots))
     return tree.unflatten(init_tree, outs)
 
 
@@ -552,18 +556,22 @@ dce_rules["scan"] = _scan_dce
 # --------------------------------------------------------------------------- Revolve
 # Reverse mode through a scan with checkpoint='binomial': the backward sweep keeps at most
 # ``snapshots`` carries and recomputes steps from them on the schedule of Griewank and
-# Walther's Revolve. The schedule is made when traced (the length is known then) as a list of
-# actions the kernel runs: advance k steps, store the carry in a slot, restore a slot, and the
-# adjoint of the current step (which recomputes that step's values from its carry first).
+# Walther's Revolve. The schedule, made when the sweep runs (a while loop's trip count is known
+# only then), is a list of actions: advance k steps, store the carry in a slot, restore a
+# slot, and the adjoint of the current step (which recomputes that step's values first).
 
 ADVANCE, STORE, RESTORE, ADJOINT = 0, 1, 2, 3
 
 
-def _beta(s: int, r: int) -> int:
-    return math.comb(s + r, s)
+def _beta(s, r):
+    """C(s + r, s), in integer steps (also compiled into kernels, see revolve_schedule)."""
+    c = 1
+    for i in range(1, min(s, r) + 1):
+        c = c * (s + r - i + 1) // i
+    return c
 
 
-def _repetitions(n: int, s: int) -> int:
+def _repetitions(n, s):
     r = 0
     while _beta(s, r) < n:
         r += 1
@@ -579,35 +587,49 @@ def revolve_extra_steps(n: int, s: int) -> int:
     return r * n - _beta(s + 1, r - 1)
 
 
-def revolve_schedule(n: int, s: int) -> np.ndarray:
+def revolve_schedule(n, s):
     """The actions reversing n steps keeping at most s carries, as rows (action, argument);
     slot 0 holds the start. Each reversal's first advance m is the optimal split of the
-    recurrence T(l, c) = m + T(m, c) + T(l - m, c - 1), T(1, c) = 0, T(l, 1) = l (l - 1) / 2."""
-    actions = []
-    # (first step, steps, carries it may keep (its start's included), the start's slot)
-    stack = [(0, n, s, 0)]
-    while stack:
-        start, steps, kept, slot = stack.pop()
+    recurrence T(l, c) = m + T(m, c) + T(l - m, c - 1), T(1, c) = 0, T(l, 1) = l (l - 1) / 2.
+
+    Written for Numba too (arrays and integers only): a kernel whose trip count is known only
+    when it runs (a while loop's) makes its schedule with this function, compiled."""
+    actions = np.empty((6 * n + 6, 2), np.int64)
+    # pending reversals: (first step, steps, carries kept with its start's, the start's slot)
+    stack = np.empty((n + 8, 4), np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = 0, n, s, 0
+    top, k = 1, 0
+    while top > 0:
+        top -= 1
+        start, steps, kept, slot = stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3]
         if steps == 0:
             continue
-        if steps == 1:
-            actions += [(RESTORE, slot), (ADJOINT, start)]
-            continue
-        if kept == 1:  # only the start: recompute from it for each step
+        if steps == 1 or kept == 1:  # only the start: recompute from it for each step
             for i in range(steps - 1, -1, -1):
-                actions += [(RESTORE, slot), (ADVANCE, i), (ADJOINT, start + i)]
+                actions[k, 0], actions[k, 1] = RESTORE, slot
+                k += 1
+                if i > 0:
+                    actions[k, 0], actions[k, 1] = ADVANCE, i
+                    k += 1
+                actions[k, 0], actions[k, 1] = ADJOINT, start + i
+                k += 1
             continue
         r = _repetitions(steps, kept)
         m = max(1, min(steps - 1, _beta(kept, r - 1), steps - _beta(kept - 1, r - 1)))
-        actions += [(RESTORE, slot), (ADVANCE, m), (STORE, slot + 1)]
+        actions[k, 0], actions[k, 1] = RESTORE, slot
+        actions[k + 1, 0], actions[k + 1, 1] = ADVANCE, m
+        actions[k + 2, 0], actions[k + 2, 1] = STORE, slot + 1
+        k += 3
         # Reverse the last steps - m with one carry fewer, then the first m.
-        stack.append((start, m, kept, slot))
-        stack.append((start + m, steps - m, kept - 1, slot + 1))
-    return np.asarray(actions, np.int64).reshape(-1, 2)
+        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = start, m, kept, slot
+        stack[top + 1, 0], stack[top + 1, 1] = start + m, steps - m
+        stack[top + 1, 2], stack[top + 1, 3] = kept - 1, slot + 1
+        top += 2
+    return actions[:k]
 
 
 def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snapshots,
-                       linear_carry):
+                       linear_carry, steps=None):
     consts, carry, xs = _groups(list(args), n_consts, n_carry)
     # A linear carry whose entry value is a known zero is transposed as linear all the same;
     # its cotangent is dropped.
@@ -651,8 +673,8 @@ def _revolve_transpose(cts, args, body, length, reverse, n_consts, n_carry, snap
                                           *(get_aval(c) for c in ct_carry), *ct_y_avals,
                                           *(c.aval for c in lin_c)])
     acc0 = [zeros_like_aval(c.aval) for c in lin_c]
-    schedule = revolve_schedule(int(length), snapshots)
-    outs = bind("revolve", schedule, *kc, *kcarry, *kx, *ct_carry, *ct_ys, *acc0,
+    steps = np.int64(length) if steps is None else steps
+    outs = bind("revolve", steps, *kc, *kcarry, *kx, *ct_carry, *ct_ys, *acc0,
                 forward=forward, adjoint=adjoint, length=length, reverse=reverse,
                 snapshots=snapshots, counts=(len(kc), len(kcarry), len(kx), len(ct_carry),
                                              len(ct_ys), len(lin_c), len(lin_x)))
@@ -670,15 +692,16 @@ def _revolve_parts(values, counts):
     return [[next(it) for _ in range(n)] for n in counts[:6]]
 
 
-def _revolve_abstract(schedule, *avals, forward, adjoint, length, reverse, snapshots, counts):
+def _revolve_abstract(steps, *avals, forward, adjoint, length, reverse, snapshots, counts):
     n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
     outs = [v.aval for v in adjoint.outvars]
     car, xs, acc = outs[:n_ctc], outs[n_ctc:n_ctc + n_lx], outs[n_ctc + n_lx:]
     return [*car, *(_stacked(a, length) for a in xs), *acc]
 
 
-def _revolve_impl(schedule, *args, forward, adjoint, length, reverse, snapshots, counts):
+def _revolve_impl(steps, *args, forward, adjoint, length, reverse, snapshots, counts):
     """The Revolve driver, run by the interpreter (the kernels run the same, compiled)."""
+    schedule = revolve_schedule(int(steps), snapshots)
     kc, carry, kx, ct_carry, ct_ys, acc = _revolve_parts(args, counts)
     n_lx = counts[6]
     x_avals = [v.aval for v in adjoint.outvars[counts[3]:counts[3] + n_lx]]
@@ -719,8 +742,8 @@ def _revolve_batch(args, dims, *, forward, adjoint, length, reverse, snapshots, 
     # Every value batched (the schedule is the same for all examples): each graph batched,
     # the xs and their cotangents with the scanned axis first.
     size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
-    schedule, values = args[0], [x if d is not None else broadcast_batch(x, size)
-                                 for x, d in zip(args[1:], dims[1:])]
+    steps, values = args[0], [x if d is not None else broadcast_batch(x, size)
+                              for x, d in zip(args[1:], dims[1:])]
     n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
     stacked = set(range(n_kc + n_kcarry, n_kc + n_kcarry + n_kx)) | set(
         range(n_kc + n_kcarry + n_kx + n_ctc, n_kc + n_kcarry + n_kx + n_ctc + n_cty))
@@ -733,7 +756,7 @@ def _revolve_batch(args, dims, *, forward, adjoint, length, reverse, snapshots, 
                                force=[True] * len(forward.outvars))
     adjoint_b, _ = batch_graph(adjoint, step_avals, [0] * len(step_avals),
                                force=[True] * len(adjoint.outvars))
-    outs = bind("revolve", schedule, *values, forward=forward_b, adjoint=adjoint_b,
+    outs = bind("revolve", steps, *values, forward=forward_b, adjoint=adjoint_b,
                 length=length, reverse=reverse, snapshots=snapshots, counts=counts)
     outs = [moveaxis(o, 0, 1) if n_ctc <= i < n_ctc + n_lx else o for i, o in enumerate(outs)]
     return outs, [0] * len(outs)
@@ -747,13 +770,16 @@ batching_rules["revolve"] = _revolve_batch
 # --------------------------------------------------------------------------- while
 
 
-def _while_abstract(*avals, cond, body, n_cond_consts, n_body_consts):
-    carry = avals[n_cond_consts + n_body_consts:]
+def _while_abstract(*avals, cond, body, n_cond_consts, n_body_consts, snapshots=32,
+                    counted=False, linear_carry=None):
+    # A counted while (the linear part of reverse mode) takes the trip count last.
+    carry = avals[n_cond_consts + n_body_consts:len(avals) - counted]
     mapping = dim_map(body.in_avals[n_body_consts:], carry)
     return [subst_dims(v.aval, mapping) for v in body.outvars]
 
 
-def _while_impl(*args, cond, body, n_cond_consts, n_body_consts):
+def _while_impl(*args, cond, body, n_cond_consts, n_body_consts, snapshots=32, counted=False,
+                linear_carry=None):
     cond_consts = list(args[:n_cond_consts])
     body_consts = list(args[n_cond_consts:n_cond_consts + n_body_consts])
     carry = list(args[n_cond_consts + n_body_consts:])
@@ -768,7 +794,8 @@ def _extended(graph: Graph, extra_avals) -> Graph:
     return graph.replace(invars=[*graph.invars, *(Var(a) for a in extra_avals)])
 
 
-def _while_jvp(primals, tangents, *, cond, body, n_cond_consts, n_body_consts):
+def _while_jvp(primals, tangents, *, cond, body, n_cond_consts, n_body_consts, snapshots=32,
+               counted=False, linear_carry=None):
     n_fixed = n_cond_consts + n_body_consts
     nz = [not isinstance(t, Zero) for t in tangents]
     nz_bc = nz[n_cond_consts:n_fixed]
@@ -790,20 +817,73 @@ def _while_jvp(primals, tangents, *, cond, body, n_cond_consts, n_body_consts):
     t_bc = [t for t in tangents[n_cond_consts:n_fixed] if not isinstance(t, Zero)]
     outs = bind("while", *primals[:n_cond_consts], *primals[n_cond_consts:n_fixed], *t_bc,
                 *primals[n_fixed:], *t_carry, cond=cond_ext, body=jvp,
-                n_cond_consts=n_cond_consts, n_body_consts=n_body_consts + len(t_bc))
+                n_cond_consts=n_cond_consts, n_body_consts=n_body_consts + len(t_bc),
+                snapshots=snapshots)
     t_it = iter(outs[n_carry:])
     return outs[:n_carry], [next(t_it) if f else Zero(get_aval(o))
                             for o, f in zip(outs[:n_carry], carry_nz)]
 
 
 def _while_partial_eval(eqn: Eqn, unknown_ins):
-    raise MissingRuleError(
-        "adjit: reverse mode through while_loop is not supported yet: its trip count is known "
-        "only at run time. Use fori_loop with Python bounds, or scan, for a loop of known "
-        "length (forward mode through while_loop works)")
+    """The known part is the loop on the known carries, counting its steps; the unknown part
+    is the whole loop again (its body recomputes what it needs), given the count, and is
+    transposed on a Revolve schedule for that count (``_while_transpose``)."""
+    p = eqn.params
+    cond, body, n_cc, n_bc = p["cond"], p["body"], p["n_cond_consts"], p["n_body_consts"]
+    u_cc, u_bc = unknown_ins[:n_cc], unknown_ins[n_cc:n_cc + n_bc]
+    u_carry0 = unknown_ins[n_cc + n_bc:]
+    if any(u_cc):
+        raise MissingRuleError("adjit: while_loop's condition reads a value being "
+                               "differentiated linearly (primitive 'while')")
+    carry_u = _fixpoint(lambda flags: partial_eval_graph(body, u_bc + flags)[2], u_carry0)
+    known, _, _, n_res = partial_eval_graph(body, u_bc + carry_u, instantiate=carry_u)
+    known = dce(known.replace(outvars=known.outvars[:len(known.outvars) - n_res]))
+    cond_carry = cond.invars[n_cc:]
+    read = {a.id for e in cond.eqns for a in e.inputs if not isinstance(a, Literal)}
+    read |= {v.id for v in cond.outvars if not isinstance(v, Literal)}
+    if any(u and v.id in read for v, u in zip(cond_carry, carry_u)):
+        raise MissingRuleError("adjit: while_loop's condition reads a carry being "
+                               "differentiated linearly (primitive 'while')")
+    count = Var(ShapedArray((), np.int64))
+    counter_in = Var(ShapedArray((), np.int64))
+    known_bc_avals = [v.aval for v, u in zip(body.invars[:n_bc], u_bc) if not u]
+    known_carry_avals = [v.aval for v, u in zip(body.invars[n_bc:], carry_u) if not u]
+
+    def counting(*xs):
+        bc, (i, *carry) = xs[:len(known_bc_avals)], xs[len(known_bc_avals):]
+        return [ew.add(i, np.int64(1)), *eval_graph(known, [*bc, *carry], bind_eqn)]
+
+    counting_body = trace_closed(counting, [*known_bc_avals, counter_in.aval, *known_carry_avals])
+    counting_cond = cond.replace(invars=[*cond.invars[:n_cc], counter_in,
+                                         *(v for v, u in zip(cond_carry, carry_u) if not u)])
+    ins = eqn.inputs
+    known_eqn = Eqn("while", [*ins[:n_cc], *(a for a, u in zip(ins[n_cc:n_cc + n_bc], u_bc)
+                                            if not u),
+                              Literal(0, np.int64),
+                              *(a for a, u in zip(ins[n_cc + n_bc:], carry_u) if not u)],
+                    [count, *(v for v, u in zip(eqn.outs, carry_u) if not u)],
+                    {**p, "cond": counting_cond, "body": counting_body,
+                     "n_body_consts": len(known_bc_avals)}, eqn.source)
+    outs = [v if u else Var(v.aval) for v, u in zip(eqn.outs, carry_u)]
+    unknown_eqn = eqn.replace(inputs=[*ins, count], outs=outs,
+                              params={**p, "counted": True, "linear_carry": tuple(carry_u)})
+    return known_eqn, unknown_eqn
 
 
-def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts):
+def _while_transpose(cts, *args, cond, body, n_cond_consts, n_body_consts, snapshots=32,
+                     counted=False, linear_carry=None):
+    if not counted:
+        raise MissingRuleError("adjit: a while loop is transposed only as the linear part of "
+                               "reverse mode (primitive 'while')")
+    # The loop again as a scan of the counted steps without xs and ys, on Revolve's schedule.
+    steps, args = args[-1], args[n_cond_consts:-1]
+    cts_in = _revolve_transpose(cts, args, body, None, False, n_body_consts, len(body.outvars),
+                                snapshots, linear_carry, steps=steps)
+    return [None] * n_cond_consts + cts_in + [None]
+
+
+def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts, snapshots=32,
+                 counted=False, linear_carry=None):
     size = next(get_aval(x).shape[0] for x, d in zip(args, dims) if d is not None)
     n_fixed = n_cond_consts + n_body_consts
     d_cc, d_bc, d_carry0 = dims[:n_cond_consts], dims[n_cond_consts:n_fixed], dims[n_fixed:]
@@ -841,7 +921,8 @@ def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts):
         body_b, _ = batch_graph(body, fixed_avals(args[n_cond_consts:n_fixed]) + c_avals,
                                 d_bc + carry_dims, force=carry_b)
         outs = bind("while", *args[:n_fixed], *carry_in, cond=cond_b, body=body_b,
-                    n_cond_consts=n_cond_consts, n_body_consts=n_body_consts)
+                    n_cond_consts=n_cond_consts, n_body_consts=n_body_consts,
+                    snapshots=snapshots)
         return outs, carry_dims
     # Examples stop at different steps: loop while any goes on; a finished one keeps its carry.
     cc_avals = fixed_avals(args[:n_cond_consts])
@@ -868,7 +949,8 @@ def _while_batch(args, dims, *, cond, body, n_cond_consts, n_body_consts):
     any_graph = trace_closed(any_fn, [*cc_avals, *c_avals])
     step_graph = trace_closed(body_fn, [*cc_avals, *bc_avals, *c_avals])
     outs = bind("while", *args[:n_cond_consts], *args[:n_fixed], *carry_in, cond=any_graph,
-                body=step_graph, n_cond_consts=n_cond_consts, n_body_consts=n_fixed)
+                body=step_graph, n_cond_consts=n_cond_consts, n_body_consts=n_fixed,
+                snapshots=snapshots)
     return outs, [0] * n_carry
 
 
@@ -885,6 +967,8 @@ def _while_dce(eqn: Eqn, used_outs):
 defprim("while", _while_abstract, _while_impl, kind="control", multiple=True)
 jvp_rules["while"] = _while_jvp
 partial_eval_rules["while"] = _while_partial_eval
+transpose_rules["while"] = _while_transpose
+linear_prims.add("while")
 batching_rules["while"] = _while_batch
 dce_rules["while"] = _while_dce
 

@@ -109,7 +109,7 @@ DESCRIPTIONS = {
     "remat": "a function whose values reverse mode recomputes (`adjit.checkpoint`)",
     "cond": "run the branch graph `index` picks (`adjit.cond`, `adjit.switch`)",
     "scan": "a loop over the leading axis of xs carrying state (`adjit.scan`, `fori_loop`)",
-    "while": "a loop while a condition graph holds (`adjit.while_loop`); forward mode only",
+    "while": "a loop while a condition graph holds (`adjit.while_loop`); reverse mode on Revolve",
     "custom_jvp_call": "a function with a user JVP rule (`adjit.custom_jvp`)",
     "custom_vjp_call": "a function with a user VJP rule (`adjit.custom_vjp`)",
     "custom_vjp_lin": "the linear part of a custom_vjp function, transposed by its VJP rule",

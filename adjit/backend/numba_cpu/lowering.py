@@ -8,6 +8,8 @@ missing.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from adjit.backend.numba_cpu.codegen import Generator, const_text
@@ -116,7 +118,18 @@ def _polygamma(x, m):
 '''
 
 # Per-kernel helpers, emitted once above the kernel when a lowering calls them.
-HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA}
+def _revolve_helpers() -> str:
+    """Revolve's schedule maker, compiled into the kernels that run a Revolve sweep: the one
+    the interpreter runs (adjit.control.loops), from its source."""
+    from adjit.control import loops
+
+    parts = ["ADVANCE, STORE, RESTORE, ADJOINT = 0, 1, 2, 3"]
+    for fn in (loops._beta, loops._repetitions, loops.revolve_schedule):
+        parts.append('@numba.njit(cache=True, error_model="numpy")\n' + inspect.getsource(fn))
+    return "\n\n".join(parts)
+
+
+HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers()}
 
 
 # --------------------------------------------------------------------------- gathers
@@ -465,8 +478,10 @@ def _while(g: Generator, eqn):
 
 
 def _revolve(g: Generator, eqn):
-    """The Revolve driver (adjit.control.loops): the schedule is an input array of
-    (action, argument) rows; the carry lives in variables, the snapshots in slot arrays."""
+    """The Revolve driver (adjit.control.loops): the schedule of (action, argument) rows is
+    made when the kernel runs (the trip count may be known only then: a while loop's), by
+    ``revolve_schedule`` compiled above the kernel; the carry lives in variables, the
+    snapshots in slot arrays."""
     p = eqn.params
     counts = p["counts"]
     n_ctc, n_lx = counts[3], counts[6]
@@ -503,7 +518,8 @@ def _revolve(g: Generator, eqn):
             g.w(f"{names[-1]} = {g.atom(a)}[{at(i)}]")
         return names
 
-    schedule = g.atom(eqn.inputs[0])
+    schedule = g.fresh("schedule")
+    g.w(f"{schedule} = revolve_schedule({g.atom(eqn.inputs[0])}, {p['snapshots']})")
     g.w(f"for {action} in range({schedule}.shape[0]):")
     g.w.depth += 1
     kind, arg = g.fresh("kind"), g.fresh("arg")

@@ -453,7 +453,8 @@ def _while(g: Generator, eqn):
 
 def _revolve(g: Generator, eqn):
     """The Revolve driver (adjit.control.loops) on the host: the schedule of (action,
-    argument) rows is read to the host once; the carry lives in device values, the snapshots
+    argument) rows is made on the host from the step count (a while loop's is known only
+    when it runs); the carry lives in device values, the snapshots
     in slot arrays (one per carry, ``snapshots`` rows), stored and restored by row copies."""
     p = eqn.params
     counts = p["counts"]
@@ -486,7 +487,8 @@ def _revolve(g: Generator, eqn):
             f"{g.store(v, index)} = {zero_v}"), "zeros")
     n = g.dim(p["length"])
     schedule = g.fresh("schedule")
-    g.h(f"{schedule} = _host_array({g.atom(eqn.inputs[0])})")
+    g.h(f"{schedule} = _revolve_schedule(int(_host_array({g.atom(eqn.inputs[0])})), "
+        f"{n_slots})")
     kind, arg, at = g.fresh("kind"), g.fresh("arg"), g.fresh("at")
     carry_args = [(c, _device_kind(a)) for c, a in zip(carry, carry0)]
     g.h(f"for {kind}, {arg} in {schedule}.tolist():")

@@ -32,6 +32,7 @@ from adjit.backend.numba_cuda import compat
 from adjit.backend.numba_cuda.codegen import generate
 from adjit.backend.numba_cuda.lowering import LOWERINGS
 from adjit.config import config
+from adjit.control.loops import revolve_schedule
 from adjit.ir.graph import Graph
 from adjit.passes import optimize
 from adjit.passes.fusion import fuse
@@ -155,7 +156,8 @@ def _host_array(x):
     return np.asarray(_host(x))
 
 
-_CONTROL = {"_index": _index, "_going": _going, "_host_array": _host_array}
+_CONTROL = {"_index": _index, "_going": _going, "_host_array": _host_array,
+            "_revolve_schedule": revolve_schedule}
 
 
 def _disk_file(source: str):
@@ -249,10 +251,9 @@ def typecheck(compiled: CompiledGraph, inputs, cc=(8, 0)) -> dict[str, str]:
         entered.add(site)
         return True
 
-    namespace = {"_empty": lambda shape, dtype: np.zeros(shape, dtype),
+    namespace = {**_CONTROL, "_empty": lambda shape, dtype: np.zeros(shape, dtype),
                  "_blocks": lambda n: 1, "_launch": _launch, "_DISK_CACHE": False,
-                 "_index": _index, "_going": _going, "_host_array": _host_array,
-                 "libdevice": compat.libdevice()}
+                 "_index": _index, "_going": _going, "libdevice": compat.libdevice()}
     module = _exec(compiled.source.text, namespace, None)
     args = [np.dtype(a.dtype).type(np.asarray(x)[()]) if not a.shape
             else np.ascontiguousarray(x, a.dtype) for a, x in zip(compiled._in_avals, inputs)]
