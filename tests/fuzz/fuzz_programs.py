@@ -15,6 +15,18 @@ fit, a wrapper that maps any value into the domain is inserted first (``exp(tanh
 ``tanh(x) * 0.9``, ...). Functions with kinks (abs, maximum, where, max, clip, floor) also emit a
 *margin*, how far the inputs are from the kink; finite differences are compared only where
 every margin is comfortably larger than the step.
+
+A program may also hold control flow (``ctl`` is adjit, or ``NUMPY_CTL``, the same semantics as
+Python ``if`` and ``for``/``while`` loops, for the reference), nested at most two deep: a
+``cond``/``switch`` on a data-dependent scalar compared with thresholds (the distance from each
+threshold is a margin) choosing between generated sub-programs of the same output type; a
+``fori_loop`` of 1-5 steps whose body is a generated sub-program ``s`` of the carry ``v``, used as
+the damped update ``v + 0.1 * tanh(s)`` (so the carry's interval only widens by 0.1 a step); a
+``scan`` over a value's leading axis with the same damped carry and a generated per-step
+output; and a ``while_loop`` (counter and a data-dependent test, whose distance from its
+threshold is a margin) which marks the program ``forward_only``: its derivatives are checked in
+forward mode only (adjit's reverse mode of while_loop is a MissingRuleError, as JAX's).
+Sub-programs are nested ``def``s; they may read the enclosing function's values (closures).
 """
 
 from __future__ import annotations
@@ -39,24 +51,32 @@ class Program:
     """Source lines over inputs x0..xk; ``margins`` are numpy expressions (see module doc)."""
 
     shapes: list
-    lines: list = field(default_factory=list)
-    margins: list = field(default_factory=list)
+    lines: list = field(default_factory=list)  # may hold nested defs, and "# margin: EXPR"
     outs: list = field(default_factory=list)  # summed into the result
     seed: int = 0
+    forward_only: bool = False  # holds a while_loop: no reverse mode
 
     @property
     def result(self) -> str:
         first, *rest = self.outs
         return " + ".join([f"anp.sum({first})", *(f"0.5 * anp.sum({o})" for o in rest)])
 
-    def source(self) -> str:
+    def source(self, margins=False) -> str:
+        """The function's text; with ``margins``, each margin line appends to ``_margins``."""
         args = ", ".join(f"x{i}" for i in range(len(self.shapes)))
-        body = [f"    {line}" for line in self.lines]
+        body = []
+        for line in self.lines:
+            indent, text = line[:len(line) - len(line.lstrip())], line.lstrip()
+            if text.startswith(MARGIN):
+                if not margins:
+                    continue
+                line = f"{indent}_margins.append({text[len(MARGIN):]})"
+            body.append(f"    {line}")
         return "\n".join([f"def f({args}):", *body, f"    return {self.result}"])
 
     def function(self, module=anp):
         """The program as a Python function over ``module`` (adjit.numpy or NumPy)."""
-        scope = {"anp": module, "np": np}
+        scope = {"anp": module, "np": np, "ctl": adjit if module is anp else NUMPY_CTL}
         exec(compile(self.source(), "<fuzz program>", "exec"), scope)
         return scope["f"]
 
@@ -67,26 +87,31 @@ class Program:
 
     def margin(self, args) -> float:
         """The smallest distance of any kink's input from the kink (inf without kinks)."""
-        if not self.margins:
+        if not any(line.lstrip().startswith(MARGIN) for line in self.lines):
             return math.inf
-        f = self.function(NUMPY_NS)
-        scope = {"anp": NUMPY_NS, "np": np, "_gap": _gap, "_gap_reduce": _gap_reduce,
-                 "_frac": _frac, "_f": f}
-        src = self.source().replace("def f(", "def g(").replace(
-            f"    return {self.result}",
-            "    return min([" + ", ".join(self.margins) + "])")
-        exec(compile(src, "<fuzz margins>", "exec"), scope)
+        margins = []
+        scope = {"anp": NUMPY_NS, "np": np, "ctl": NUMPY_CTL, "_gap": _gap,
+                 "_gap_reduce": _gap_reduce, "_frac": _frac, "_margins": margins}
+        exec(compile(self.source(margins=True), "<fuzz margins>", "exec"), scope)
         with np.errstate(all="ignore"):
-            return float(scope["g"](*[np.asarray(a, np.float64) for a in args]))
+            scope["f"](*[np.asarray(a, np.float64) for a in args])
+        return float(min(margins, default=math.inf))
 
     def reproducer(self, dtype=np.float64) -> str:
-        lines = ["import numpy as np", "import adjit, adjit.numpy as anp", "", self.source(), ""]
+        lines = ["import numpy as np", "import adjit, adjit.numpy as anp", "ctl = adjit", "",
+                 self.source(), ""]
         for i, x in enumerate(self.inputs(dtype)):
             lines.append(f"x{i} = np.array({np.asarray(x).tolist()!r}, dtype=np.{np.dtype(dtype)})")
         args = ", ".join(f"x{i}" for i in range(len(self.shapes)))
-        lines.append(f"print(adjit.jit(f)({args}), adjit.grad(f, argnums=tuple(range("
-                     f"{len(self.shapes)})))({args}))")
+        if self.forward_only:  # reverse mode of while_loop is a MissingRuleError
+            lines.append(f"print(adjit.jit(f)({args}), adjit.jvp(f, ({args},), ({args},)))")
+        else:
+            lines.append(f"print(adjit.jit(f)({args}), adjit.grad(f, argnums=tuple(range("
+                         f"{len(self.shapes)})))({args}))")
         return "\n".join(lines)
+
+
+MARGIN = "# margin: "
 
 
 def _gap(a, b):
@@ -125,6 +150,40 @@ class _NumpyNamespace:
 
 NUMPY_NS = _NumpyNamespace()
 
+
+class NUMPY_CTL:
+    """adjit's control flow with Python's: the reference semantics (JAX's)."""
+
+    @staticmethod
+    def cond(pred, true_fun, false_fun, *operands):
+        return true_fun(*operands) if pred else false_fun(*operands)
+
+    @staticmethod
+    def switch(index, branches, *operands):
+        return branches[min(max(int(index), 0), len(branches) - 1)](*operands)
+
+    @staticmethod
+    def fori_loop(lower, upper, body, init, checkpoint=None):
+        val = init
+        for i in range(lower, upper):
+            val = body(i, val)
+        return val
+
+    @staticmethod
+    def scan(f, init, xs, length=None, reverse=False, checkpoint=None):
+        carry, ys = init, []
+        for i in (range(len(xs) - 1, -1, -1) if reverse else range(len(xs))):
+            carry, y = f(carry, xs[i])
+            ys.append(y)
+        return carry, np.stack(ys[::-1] if reverse else ys)
+
+    @staticmethod
+    def while_loop(cond_fun, body_fun, init):
+        val = init
+        while cond_fun(val):
+            val = body_fun(val)
+        return val
+
 # --------------------------------------------------------------------------- generation
 
 LENGTHS = (1, 2, 3, 4)
@@ -147,22 +206,59 @@ def _const(draw):
 
 
 class _Builder:
-    def __init__(self, draw, shapes):
+    """Emits the lines of a function: the program (depth 0) or a nested sub-program (a
+    branch or a loop body: ``sub``), which shares the program and its name counter."""
+
+    def __init__(self, draw, shapes, allow_while=True, max_depth=2):
         self.draw = draw
+        self.max_depth = max_depth
         self.prog = Program(shapes=shapes)
+        self.lines = self.prog.lines
         self.vals = [Val(f"x{i}", tuple(s), -1.5, 1.5) for i, s in enumerate(shapes)]
-        self.n = 0
+        self.local = list(self.vals)  # this function's own values (vals adds closures)
+        self.counter = [0]
+        self.depth = 0
+        self.allow_while = allow_while
+
+    def fresh(self, prefix="t"):
+        self.counter[0] += 1
+        return f"{prefix}{self.counter[0] - 1}"
+
+    def sub(self, params):
+        """A builder for a nested function taking ``params`` (Vals); it may also read every
+        value of this one (a closure)."""
+        b = _Builder.__new__(_Builder)
+        b.draw, b.prog, b.counter, b.allow_while = self.draw, self.prog, self.counter, \
+            self.allow_while
+        b.max_depth = self.max_depth
+        b.lines, b.depth = [], self.depth + 1
+        b.vals = [*self.vals, *params]
+        b.local = list(params)
+        return b
+
+    def define(self, header, sub, ret, pre=()):
+        """Append ``def header:`` with ``pre`` lines, ``sub``'s lines and ``return ret``."""
+        self.lines.append(f"def {header}:")
+        self.lines.extend(f"    {line}" for line in [*pre, *sub.lines, f"return {ret}"])
+
+    def margin(self, expr):
+        self.lines.append(MARGIN + expr)
 
     def emit(self, expr, shape, lo, hi, margin=None):
-        name = f"t{self.n}"
-        self.n += 1
-        self.prog.lines.append(f"{name} = {expr}")
+        return self.emit_many(expr, [(shape, lo, hi)], margin)[0]
+
+    def emit_many(self, expr, outs, margin=None):
+        names = [self.fresh() for _ in outs]
+        self.lines.append(f"{', '.join(names)} = {expr}")
         if margin is not None:
-            self.prog.margins.append(margin.replace("@", name))
-        lo, hi = float(lo), float(hi)
-        v = Val(name, tuple(shape), min(lo, hi), max(lo, hi))
-        self.vals.append(v)
-        return v
+            self.margin(margin.replace("@", names[0]))
+        vals = []
+        for name, (shape, lo, hi) in zip(names, outs):
+            lo, hi = float(lo), float(hi)
+            vals.append(Val(name, tuple(shape), min(lo, hi), max(lo, hi)))
+        self.vals.extend(vals)
+        self.local.extend(vals)
+        return vals
 
     # ---- domain wrappers (always applicable, bounded output)
     def positive(self, v):  # entries in [0.36, 2.72]
@@ -182,6 +278,8 @@ class _Builder:
 
     def pick(self, pred=lambda v: True):
         cands = [v for v in self.vals if pred(v)]
+        if self.depth and self.draw(st.integers(0, 3)):  # a sub-program: mostly its own
+            cands = [v for v in self.local if pred(v)] or cands
         # prefer recent values so compositions get deep
         i = self.draw(st.integers(0, len(cands) - 1))
         return cands[-1 - i] if self.draw(st.booleans()) else cands[i]
@@ -323,8 +421,10 @@ def _binary(b: _Builder):
             else Val("1.5", a.shape, 1.5, 1.5)
         b.emit(f"anp.arctan2({a.name}, {d.name})", _bshape(a.shape, d.shape), -1.6, 1.6)
     elif name == "hypot":
+        # Not hypot(a, 1.5): adjit returns float64 for a float32 ``a`` and a Python float
+        # (NumPy float32), a bug reported with issue 9; ones_like keeps the constant operand.
         d = b.positive(Val(y, yshape, ylo, yhi)) if not y[0].isdigit() and y[0] != "-" \
-            else Val("1.5", a.shape, 1.5, 1.5)
+            else Val(f"anp.ones_like({a.name}) * 1.5", a.shape, 1.5, 1.5)
         hi = math.hypot(a.bound, d.bound)
         b.emit(f"anp.hypot({a.name}, {d.name})", _bshape(a.shape, d.shape), d.lo, hi)
     elif name == "logaddexp":
@@ -471,10 +571,169 @@ def _has_rank(b):
     return any(len(v.shape) >= 1 for v in b.vals)
 
 
+# ---- control flow: sub-programs are nested defs (see the module doc)
+
+DAMP = 0.1  # a loop step moves the carry by at most this much
+
+
+def _bounded(b, v, limit=100.0):
+    return b.small(v) if v.bound > limit else v
+
+
+def _param(b, shape, lo, hi):
+    return Val(b.fresh("a"), tuple(shape), float(lo), float(hi))
+
+
+def _sub_program(b, params):
+    """A nested builder over ``params`` with 1-3 generated operations."""
+    sub = b.sub(params)
+    for _ in range(b.draw(st.integers(1, 3))):
+        _operation(sub)
+    return sub
+
+
+def _fitting(sub, shape):
+    """A value of the sub-program (a parameter or a local) that broadcasts to ``shape``."""
+    cands = [v for v in sub.local if _bshape(v.shape, shape) == tuple(shape)]
+    return cands[-1 - sub.draw(st.integers(0, min(2, len(cands) - 1)))]
+
+
+def _threshold(b, v):
+    """A scalar of ``v`` (its mean) and a threshold inside its interval."""
+    # always a mean: a value the generator takes for 0-d may not be one in the reference
+    # (SciPy's logsumexp of a 0-d array with keepdims=True has shape (1,))
+    s = b.emit(f"anp.mean({v.name})", (), v.lo, v.hi)
+    frac = b.draw(st.sampled_from([0.3, 0.5, 0.7]))
+    return s, round(s.lo + (s.hi - s.lo) * frac, 3)
+
+
+def _cond(b):
+    """cond (or switch) on a data-dependent scalar between sub-programs of the same type."""
+    ops = [_bounded(b, b.pick()) for _ in range(b.draw(st.integers(1, 2)))]
+    shape = ops[0].shape
+    s, thr = _threshold(b, b.pick())
+    b.margin(f"abs(float({s.name}) - {thr})")
+    n = b.draw(st.integers(2, 3)) if b.draw(st.integers(0, 2)) == 0 else 0
+    if n:  # switch: index 0, 1 or 2 (clamped to the last branch when n == 2)
+        thr2 = round(thr + max(0.1, (s.hi - s.lo) * 0.2), 3)
+        b.margin(f"abs(float({s.name}) - {thr2})")
+        index = f"anp.where({s.name} > {thr}, 1, 0) + anp.where({s.name} > {thr2}, 1, 0)"
+    k = b.fresh("f")
+    names, lo, hi = [], math.inf, -math.inf
+    for j in range(n or 2):
+        params = [_param(b, o.shape, o.lo, o.hi) for o in ops]
+        sub = _sub_program(b, params)
+        out = _fitting(sub, shape)
+        ret = out.name if out.shape == shape else f"anp.broadcast_to({out.name}, {shape!r})"
+        names.append(f"{k}_{j}")
+        b.define(f"{k}_{j}({', '.join(p.name for p in params)})", sub, ret)
+        lo, hi = min(lo, out.lo), max(hi, out.hi)
+    args = ", ".join(o.name for o in ops)
+    if n:
+        b.emit(f"ctl.switch({index}, [{', '.join(names)}], {args})", shape, lo, hi)
+    else:
+        b.emit(f"ctl.cond({s.name} > {thr}, {names[1]}, {names[0]}, {args})", shape, lo, hi)
+
+
+def _checkpoint(b):
+    return ', checkpoint="sqrt"' if b.draw(st.integers(0, 3)) == 0 else ""
+
+
+def _fori(b):
+    """fori_loop, 1-5 steps, carry v -> v + 0.1 * tanh(sub-program(v)) (sometimes with the
+    sign alternating with the loop index)."""
+    v = _bounded(b, b.pick())
+    n = b.draw(st.integers(1, 5))
+    lower = b.draw(st.sampled_from([0, 0, 2]))
+    lo, hi = v.lo - DAMP * n, v.hi + DAMP * n
+    carry = _param(b, v.shape, lo, hi)
+    sub = _sub_program(b, [carry])
+    s = _fitting(sub, v.shape).name
+    k, i = b.fresh("l"), b.fresh("i")
+    if b.draw(st.booleans()):
+        s = f"anp.where({i} % 2 == 0, {s}, -{s})"
+    b.define(f"{k}({i}, {carry.name})", sub, f"{carry.name} + {DAMP} * anp.tanh({s})")
+    b.emit(f"ctl.fori_loop({lower}, {lower + n}, {k}, {v.name}{_checkpoint(b)})", v.shape,
+           lo, hi)
+
+
+def _scan(b):
+    """scan over a value's leading axis: the damped carry, and a per-step output."""
+    xs = _bounded(b, b.pick(lambda v: len(v.shape) >= 1))
+    c = _bounded(b, b.pick())
+    n = xs.shape[0]
+    lo, hi = c.lo - DAMP * n, c.hi + DAMP * n
+    carry, x = _param(b, c.shape, lo, hi), _param(b, xs.shape[1:], xs.lo, xs.hi)
+    sub = _sub_program(b, [carry, x])
+    s = _fitting(sub, c.shape)
+    y = sub.local[-1 - b.draw(st.integers(0, min(2, len(sub.local) - 1)))]
+    k = b.fresh("s")
+    b.define(f"{k}({carry.name}, {x.name})", sub,
+             f"{carry.name} + {DAMP} * anp.tanh({s.name}), {y.name}")
+    rev = ", reverse=True" if b.draw(st.booleans()) else ""
+    b.emit_many(f"ctl.scan({k}, {c.name}, {xs.name}{rev}{_checkpoint(b)})",
+                [(c.shape, lo, hi), ((n, *y.shape), y.lo, y.hi)])
+
+
+def _while(b):
+    """while_loop: at most 1-4 damped steps, stopping early on a data-dependent test."""
+    b.prog.forward_only = True
+    v = _bounded(b, b.pick())
+    n = b.draw(st.integers(1, 4))
+    lo, hi = v.lo - DAMP * n, v.hi + DAMP * n
+    k, i, c = b.fresh("w"), b.fresh("i"), b.fresh("c")
+    val = _param(b, v.shape, lo, hi)
+    sub = _sub_program(b, [val])
+    s = _fitting(sub, v.shape)
+    b.define(f"{k}_body({c})", sub, f"{i} + 1, {val.name} + {DAMP} * anp.tanh({s.name})",
+             pre=[f"{i}, {val.name} = {c}"])
+    test = b.sub([Val(val.name, v.shape, lo, hi)])
+    thr = round(v.lo + (v.hi - v.lo) * b.draw(st.sampled_from([0.3, 0.5, 0.7])), 3)
+    test.margin(f"abs(float(anp.mean({val.name})) - {thr})")
+    b.define(f"{k}_cond({c})", test, f"anp.logical_and({i} < {n}, anp.mean({val.name}) < {thr})",
+             pre=[f"{i}, {val.name} = {c}"])
+    b.emit(f"ctl.while_loop({k}_cond, {k}_body, (0, {v.name}))[1]", v.shape, lo, hi)
+
+
+def _control(b):
+    kinds = ["cond", "fori", "scan"] * 2 + (["while"] if b.allow_while else [])
+    kind = b.draw(st.sampled_from(kinds))
+    if kind == "scan" and not _has_rank(b):
+        kind = "fori"
+    {"cond": _cond, "fori": _fori, "scan": _scan, "while": _while}[kind](b)
+
+
+KINDS = ["unary", "unary", "binary", "binary", "reduce", "struct", "linalg"]
+
+
+def _operation(b):
+    control = ["control"] * (0 if b.depth >= b.max_depth else 2 if b.depth == 0 else 1)
+    kind = b.draw(st.sampled_from(KINDS + control))
+    if kind == "linalg" and not _has_rank(b):
+        kind = "unary"
+    {"unary": _unary, "binary": _binary, "reduce": _reduce, "struct": _struct,
+     "linalg": _linalg, "control": _control}[kind](b)
+
+
+def _names_read(lines):
+    """The value names the lines read (margins, defs and left-hand sides do not count)."""
+    used = set()
+    for line in lines:
+        text = line.strip()
+        if text.startswith(("def ", "#")):
+            continue
+        if not text.startswith("return "):
+            text = text.split(" = ", 1)[1]
+        used.update(re.findall(r"\b[xta]\d+\b", text))
+    return used
+
+
 @st.composite
-def programs(draw, max_ops=6):
+def programs(draw, max_ops=6, allow_while=True, max_depth=2):
     """A random program: 1-3 inputs broadcastable against a base shape (rank 0-3, lengths
-    1-4), then 1..max_ops operations, ending in a scalar ``anp.sum``."""
+    1-4), then 1..max_ops operations (control flow among them, nested at most ``max_depth``
+    deep, none with 0; ``allow_while=False`` leaves while_loop out), ending in a scalar
+    ``anp.sum``."""
     base = draw(st.lists(st.sampled_from(LENGTHS), min_size=0, max_size=3))
     n_in = draw(st.integers(1, 3))
     shapes = []
@@ -482,16 +741,11 @@ def programs(draw, max_ops=6):
         drop = draw(st.integers(0, len(base)))
         shape = [d if not draw(st.integers(0, 3)) == 0 else 1 for d in base[drop:]]
         shapes.append(tuple(shape))
-    b = _Builder(draw, shapes)
+    b = _Builder(draw, shapes, allow_while, max_depth)
     for _ in range(draw(st.integers(1, max_ops))):
-        kind = draw(st.sampled_from(["unary", "unary", "binary", "binary", "reduce", "struct",
-                                     "linalg"]))
-        if kind == "linalg" and not _has_rank(b):
-            kind = "unary"
-        {"unary": _unary, "binary": _binary, "reduce": _reduce, "struct": _struct,
-         "linalg": _linalg}[kind](b)
+        _operation(b)
     # every value nothing else reads is part of the result, so no operation is dead code
-    used = {w for line in b.prog.lines for w in re.findall(r"[xt]\d+", line.split(" = ", 1)[1])}
+    used = _names_read(b.prog.lines)
     b.prog.outs = [v.name for v in b.vals[::-1] if v.name not in used and v.name[0] == "t"]
     b.prog.seed = draw(st.integers(0, 2**31 - 1))
     return b.prog
@@ -516,6 +770,20 @@ def _all_args(n):
     return tuple(range(n))
 
 
+# Known adjit bugs (reported with issue 9, not yet fixed) that a draw may hit: such a draw is
+# counted here and not failed. The reference interpreter runs a graph carried by cond or
+# scan (a transposed branch, a second-order body) whose equations name a symbolic length
+# none of that graph's inputs carries: KeyError 'n0' from adjit/ir/interpret.py (e.g. the
+# gradient of a cond whose branches do not read an operand; tests/fuzz/known_bugs.py).
+KNOWN_BUG_HITS = {"interpreter: unbound symbolic length (KeyError 'nK')": 0}
+
+
+def _known_bug(exc) -> str | None:
+    if isinstance(exc, KeyError) and re.fullmatch(r"n\d+", str(exc.args[0]) if exc.args else ""):
+        return "interpreter: unbound symbolic length (KeyError 'nK')"
+    return None
+
+
 def check_interpreted(prog: Program, dtype=np.float64):
     """On the reference interpreter: value == NumPy; derivatives to second order against
     finite differences (where no kink is near) and reverse against forward."""
@@ -524,6 +792,9 @@ def check_interpreted(prog: Program, dtype=np.float64):
     except AssertionError:
         raise
     except Exception as exc:  # an error from adjit where NumPy gives a result
+        if _known_bug(exc):
+            KNOWN_BUG_HITS[_known_bug(exc)] += 1
+            return
         raise AssertionError(f"{type(exc).__name__}: {exc}\n{prog.reproducer(dtype)}") from exc
 
 
@@ -538,7 +809,15 @@ def _check_interpreted(prog: Program, dtype):
         got = adjit.jit(f)(*args)
         tol = 1e-9 if dtype == np.float64 else 1e-4
         _allclose("interpreter vs NumPy", [got], [expected], tol, tol, prog, dtype)
-        if np.dtype(dtype) == np.float64:
+        if np.dtype(dtype) != np.float64:  # NumPy's type promotion: float32 stays float32
+            with np.errstate(all="ignore"):
+                want = np.asarray(prog.function(NUMPY_NS)(*args)).dtype
+            if np.asarray(got).dtype != want:
+                raise AssertionError(f"result dtype {np.asarray(got).dtype} != NumPy's {want}"
+                                     f"\n{prog.reproducer(dtype)}")
+        if prog.forward_only:
+            _check_forward_only(prog, f, args, dtype)
+        elif np.dtype(dtype) == np.float64:
             smooth = prog.margin(args) > 1e-2
             modes = ("fwd", "rev") if smooth else ("rev",)
             try:
@@ -565,9 +844,56 @@ def _check_float32(prog, f, args):
     _allclose("float32 gradient vs float64", g32, g64, 2e-3, 2e-3, prog, np.float32)
 
 
-def derivatives(f, n, v):
-    """value, gradient, forward derivative along v and Hessian-vector product, as one body."""
+def _directions(prog, args, dtype):
+    rng = np.random.default_rng(prog.seed + 7)
+    return tuple(np.asarray(rng.standard_normal(np.shape(a)), dtype) for a in args)
+
+
+def _forward(f, v):
+    """The first and second derivatives of f along v, in forward mode only."""
+    def first(*xs):
+        return adjit.jvp(f, xs, v)[1]
+
+    def both(*xs):
+        return first(*xs), adjit.jvp(first, xs, v)[1]
+
+    return both
+
+
+def _check_forward_only(prog, f, args, dtype):
+    """A program with a while_loop (no reverse mode): float64, forward mode against finite
+    differences to second order where no kink or branch is near (else the derivatives must
+    just be finite); float32, the first and second derivatives along a direction against
+    float64's at the same point."""
+    v = _directions(prog, args, dtype)
+    if np.dtype(dtype) == np.float64:
+        if prog.margin(args) > 1e-2:
+            try:
+                testing.check_grads(f, args, order=2, modes=("fwd",), seed=prog.seed % 1000)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{prog.reproducer(dtype)}") from None
+        else:
+            t, tt = _forward(f, v)(*args)
+            _allclose("forward derivatives are finite", [t, tt], [t, tt], 1, 1, prog, dtype)
+        return
+    t32 = _forward(f, v)(*args)
+    t64 = _forward(f, tuple(np.asarray(a, np.float64) for a in v))(
+        *[np.asarray(a, np.float64) for a in args])
+    _allclose("float32 forward derivatives vs float64", t32, t64, 2e-3, 2e-3, prog, dtype)
+
+
+def derivatives(f, n, v, forward_only=False):
+    """value, gradient, forward derivative along v and Hessian-vector product, as one body
+    (without reverse mode: value, (), the first and second derivatives along v)."""
     nums = _all_args(n)
+    if forward_only:
+        both = _forward(f, v)
+
+        def forward_body(*xs):
+            t, tt = both(*xs)
+            return f(*xs), (), t, (tt,)
+
+        return forward_body
 
     def body(*xs):
         value, g = adjit.value_and_grad(f, argnums=nums)(*xs)
@@ -585,9 +911,8 @@ def check_compiled_group(progs, dtype=np.float64):
     parts = []
     for p in progs:
         args = p.inputs(dtype)
-        rng = np.random.default_rng(p.seed + 7)
-        v = tuple(np.asarray(rng.standard_normal(np.shape(a)), dtype) for a in args)
-        parts.append((p, args, derivatives(p.function(), len(args), v), v))
+        v = _directions(p, args, dtype)
+        parts.append((p, args, derivatives(p.function(), len(args), v, p.forward_only), v))
 
     def group(*flat):
         outs, i = [], 0
@@ -600,18 +925,30 @@ def check_compiled_group(progs, dtype=np.float64):
     compiled = adjit.jit(group)(*flat)
     previous = adjit.config.jit
     adjit.config.update("jit", False)
-    try:
-        reference = adjit.jit(group)(*flat)
+    reference = []
+    try:  # program by program, so a known bug (KNOWN_BUG_HITS) drops only its program
+        for _, args, body, _ in parts:
+            try:
+                reference.append(adjit.jit(body)(*args))
+            except KeyError as exc:
+                if not _known_bug(exc):
+                    raise
+                KNOWN_BUG_HITS[_known_bug(exc)] += 1
+                reference.append(None)
     finally:
         adjit.config.update("jit", previous)
     tol = 1e-8 if dtype == np.float64 else 2e-4
     for (p, _, _, v), got, want in zip(parts, compiled, reference):
+        if want is None:
+            continue
         value, g, t, hv = got
         _allclose("compiled value vs interpreter", [value], [want[0]], tol, tol, p, dtype)
         _allclose("compiled gradient vs interpreter", g, want[1], tol, tol, p, dtype)
         _allclose("compiled jvp vs interpreter", [t], [want[2]], tol, tol, p, dtype)
         _allclose("compiled Hessian-vector product vs interpreter", hv, want[3], tol * 10,
                   tol * 10, p, dtype)
+        if p.forward_only:
+            continue
         inner = sum(float(np.vdot(np.asarray(a, np.float64), np.asarray(b, np.float64)))
                     for a, b in zip(g, v))
         _allclose("compiled <grad, v> vs jvp", [inner], [t], tol * 10, tol * 10, p, dtype)
