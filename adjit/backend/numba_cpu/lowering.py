@@ -389,13 +389,35 @@ def _cond(g: Generator, eqn):
             g.w.depth -= 1
 
 
-def _assign_carry(g: Generator, names, texts, graph, carried_vars):
-    """``c0, c1 = new0, new1`` at once (a carry may take another's value); a carry that keeps
-    its own value is left as it is."""
-    pairs = [(n, _owned(t, v, graph)) for n, t, v, own in
-             zip(names, texts, graph.outvars, carried_vars) if v is not own]
-    if pairs:
-        g.w(f"{', '.join(n for n, _ in pairs)} = {', '.join(t for _, t in pairs)}")
+def _spare_buffers(g: Generator, outs, names, graph) -> dict:
+    """For each carry whose new value a loop nest of the body computes: a second buffer,
+    allocated once before the loop, that the body writes the new value into (a destination of
+    ``inline_graph``); the two then swap, so no array is allocated per step."""
+    inputs = {v.id for v in graph.invars}
+    spare = {}
+    for out, name in zip(outs, names):
+        if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
+                and out.id not in spare:
+            spare[out.id] = g.fresh("next")
+            g.w(f"{spare[out.id]} = np.empty_like({name})")
+    return spare
+
+
+def _assign_carry(g: Generator, names, texts, graph, carried_vars, spare=None, written=()):
+    """``c0, c1 = new0, new1`` at once (a carry may take another's value); a carry written
+    into its spare buffer swaps with it; a carry that keeps its own value is left as it is."""
+    targets, values = [], []
+    for name, text, out, own in zip(names, texts, graph.outvars, carried_vars):
+        if out is own:
+            continue
+        if spare and not isinstance(out, Literal) and out.id in spare and out.id in written:
+            targets += [name, spare[out.id]]
+            values += [spare[out.id], name]
+        else:
+            targets.append(name)
+            values.append(_owned(text, out, graph))
+    if targets:
+        g.w(f"{', '.join(targets)} = {', '.join(values)}")
 
 
 def _init_carry(g: Generator, eqn, atoms):
@@ -417,14 +439,9 @@ def _scan(g: Generator, eqn):
     for y in eqn.outs[n_carry:]:
         g.w(f"{g.name(y)} = np.empty({g.shape(y.aval.shape)}, np.{y.aval.dtype.name})")
     step, n = g.fresh("step"), g.dim(p["length"])
-    destinations, spare = {}, {}
+    spare = _spare_buffers(g, body.outvars[:n_carry], carry, body)
+    destinations = dict(spare)
     inputs = {v.id for v in body.invars}
-    for out, name in zip(body.outvars[:n_carry], carry):
-        if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
-                and out.id not in destinations:
-            spare[out.id] = g.fresh("next")
-            destinations[out.id] = spare[out.id]
-            g.w(f"{spare[out.id]} = np.empty_like({name})")
     in_row = set()  # the ys whose row is their value's destination
     for k, (out, y) in enumerate(zip(body.outvars[n_carry:], eqn.outs[n_carry:])):
         if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
@@ -444,20 +461,8 @@ def _scan(g: Generator, eqn):
                                            outs[n_carry:])):
         if k not in in_row or out.id not in written:
             g.w(f"{g.name(y)}[{step}] = {text}")
-    targets, values = [], []
-    for name, text, out, own in zip(carry, outs[:n_carry], body.outvars[:n_carry],
-                                    body.invars[n_consts:n_consts + n_carry]):
-        if out is own:
-            continue
-        if not isinstance(out, Literal) and out.id in spare and out.id in written:
-            # the new carry is in the spare buffer: swap, the old one becomes the spare
-            targets += [name, spare[out.id]]
-            values += [spare[out.id], name]
-        else:
-            targets.append(name)
-            values.append(_owned(text, out, body))
-    if targets:
-        g.w(f"{', '.join(targets)} = {', '.join(values)}")
+    _assign_carry(g, carry, outs[:n_carry], body, body.invars[n_consts:n_consts + n_carry],
+                  spare, written)
     g.w.depth -= 1
 
 
@@ -467,13 +472,15 @@ def _while(g: Generator, eqn):
     cond_consts = [g.atom(a) for a in eqn.inputs[:n_cc]]
     body_consts = [g.atom(a) for a in eqn.inputs[n_cc:n_cc + n_bc]]
     carry = _init_carry(g, eqn, eqn.inputs[n_cc + n_bc:])
+    spare = _spare_buffers(g, body.outvars, carry, body)
     g.w("while True:")
     g.w.depth += 1
     (going,) = g.inline_graph(cond, [*cond_consts, *carry])
     g.w(f"if not {going}:")
     g.w("    break")
-    outs = g.inline_graph(body, [*body_consts, *carry])
-    _assign_carry(g, carry, outs, body, body.invars[n_bc:])
+    written = set()
+    outs = g.inline_graph(body, [*body_consts, *carry], dict(spare), written)
+    _assign_carry(g, carry, outs, body, body.invars[n_bc:], spare, written)
     g.w.depth -= 1
 
 
@@ -495,6 +502,7 @@ def _revolve(g: Generator, eqn):
         g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
         g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
         g.w(f"{slot}[0] = {name}")  # slot 0 holds the start
+    spare = _spare_buffers(g, p["forward"].outvars, carry, p["forward"])
     slot_step, step, action = g.fresh("slot_step"), g.fresh("step"), g.fresh("action")
     g.w(f"{slot_step} = np.zeros({n_slots}, np.int64)")
     g.w(f"{step} = 0")
@@ -530,8 +538,9 @@ def _revolve(g: Generator, eqn):
     g.w(f"for _ in range({arg}):")
     g.w.depth += 1
     forward = p["forward"]
-    new = g.inline_graph(forward, [*kc, *carry, *slices(kx, step)])
-    _assign_carry(g, carry, new, forward, [None] * len(carry))
+    written = set()
+    new = g.inline_graph(forward, [*kc, *carry, *slices(kx, step)], dict(spare), written)
+    _assign_carry(g, carry, new, forward, [None] * len(carry), spare, written)
     g.w(f"{step} += 1")
     g.w.depth -= 2
     g.w(f"elif {kind} == 1:  # store")
