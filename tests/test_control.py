@@ -539,3 +539,56 @@ def test_scan_with_one_value_as_several_outputs():
     np.testing.assert_allclose(compiled[0], interpreted[0], rtol=1e-14)
     np.testing.assert_allclose(compiled[1], interpreted[1], rtol=1e-14)
     np.testing.assert_allclose(hvp, hvp_interpreted, rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- found by the fuzzer
+
+
+def test_interpreter_runs_a_branch_that_needs_an_outside_length(monkeypatch):
+    """Neither branch reads the operand y, so the transposed branches make y's (zero)
+    cotangent with a length none of their inputs carries: the interpreter takes it from the
+    graph around them (it raised KeyError 'n0')."""
+    def f(x, y):
+        return adjit.cond(x > 0.0, lambda b: x * 2.0, lambda b: x * 3.0, y)
+
+    monkeypatch.setattr(config, "jit", False)
+    gx, gy = adjit.grad(f, argnums=(0, 1))(0.5, np.array([1.0, 2.0]))
+    assert gx == 2.0 and np.array_equal(gy, [0.0, 0.0])
+
+
+def test_reverse_over_reverse_through_a_scan_with_a_dead_closure_read(jit):
+    def f(x):
+        def step(c, row):
+            anp.tanh(x) * 0.9  # a dead read of the closure x
+            return c + 0.1 * anp.tanh(row), row
+
+        c, ys = adjit.scan(step, x, x)
+        return anp.sum(ys) + 0.5 * anp.sum(c)
+
+    x, u = np.array([[0.4], [-0.7]]), np.array([[1.0], [2.0]])
+    got = adjit.vjp(lambda x: adjit.vjp(f, x)[1](1.0), x)[1]((u,))[0]
+    # The final carry is x + 0.1 * sum_k tanh(x_k), broadcast over x's two rows, so the
+    # gradient is 1 + 0.5 (1 + 2 * 0.1 (1 - tanh(x)^2)) and its derivative along u is
+    # u * 0.1 * d/dx(1 - tanh^2) = u * -0.2 tanh(x) (1 - tanh(x)^2).
+    t = np.tanh(x)
+    np.testing.assert_allclose(got, u * -0.2 * t * (1 - t ** 2), rtol=1e-12)
+
+
+def test_hessian_vector_product_through_an_alternating_loop():
+    def f(x0, x1):
+        def body(i, a):
+            t = anp.log1p(anp.exp(anp.tanh(a * x0[0, 0])))
+            return a + 0.1 * anp.tanh(anp.where(i % 2 == 0, t, -t))
+
+        return anp.sum(x0 - adjit.fori_loop(0, 4, body, x1))
+
+    x0 = np.array([[[0.18, -0.92], [0.07, -0.87]]])
+    x1 = np.array([[[0.33, -0.004]], [[0.82, -0.47]], [[1.14, -0.06]]])
+    v = (np.ones_like(x0), np.full_like(x1, 0.5))
+    grad = adjit.grad(f, argnums=(0, 1))
+    hvp = adjit.jvp(grad, (x0, x1), v)[1]
+    eps = 1e-6
+    plus = grad(x0 + eps * v[0], x1 + eps * v[1])
+    minus = grad(x0 - eps * v[0], x1 - eps * v[1])
+    for h, p, m in zip(hvp, plus, minus):
+        np.testing.assert_allclose(h, (p - m) / (2 * eps), rtol=1e-5, atol=1e-8)

@@ -170,3 +170,12 @@ def test_scipy_ufuncs_trace(interpreted):
     np.testing.assert_allclose(g, expected, rtol=1e-10)
     with pytest.raises(adjit.AdjitError, match="numpy.j0"):
         adjit.grad(lambda a: np.sum(ss.j0(a)))(x)
+
+
+def test_hypot_keeps_float32_with_a_python_float():
+    # square(1.5) alone is a float64 array: hypot promotes its operands first (found by the
+    # program fuzzer).
+    x = np.linspace(0.5, 2.0, 4).astype(np.float32)
+    got = adjit.jit(lambda x: anp.hypot(x, 1.5))(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.hypot(x, np.float32(1.5)), rtol=1e-6)

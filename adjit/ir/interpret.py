@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from adjit.errors import AdjitValueError
@@ -31,9 +33,16 @@ def bind_symbols(graph: Graph, values) -> dict[str, int]:
     return env
 
 
+# The lengths bound by the graph being interpreted, for the graphs its equations carry (a
+# branch or a loop body may need a length none of its own inputs has: zeros of an operand's
+# shape in a transposed branch).
+_outer = threading.local()
+
+
 def interpret(graph: Graph, consts, args) -> list[np.ndarray]:
     inputs = [*consts, *args]
-    env_dims = bind_symbols(graph, inputs)
+    outer = getattr(_outer, "dims", {})
+    env_dims = {**outer, **bind_symbols(graph, inputs)}
     inputs = [np.asarray(x, v.aval.dtype) for v, x in zip((*graph.constvars, *graph.invars),
                                                            inputs)]
 
@@ -45,4 +54,8 @@ def interpret(graph: Graph, consts, args) -> list[np.ndarray]:
         outs = out if eqn.prim in multiple_results else [out]
         return [np.asarray(o, v.aval.dtype) for o, v in zip(outs, eqn.outs)]
 
-    return eval_graph(graph, inputs, apply, literal=lambda lit: np.asarray(lit.value))
+    _outer.dims = env_dims
+    try:
+        return eval_graph(graph, inputs, apply, literal=lambda lit: np.asarray(lit.value))
+    finally:
+        _outer.dims = outer

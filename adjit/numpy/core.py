@@ -243,6 +243,8 @@ def log10(x):
 
 
 def hypot(x, y):
+    # Promoted first: square(1.5) alone would be a float64 array, not a weak Python scalar.
+    x, y = _prepare(x, y, dtype=_float_dtype(x, y))
     return sqrt(add(square(x), square(y)))
 
 
