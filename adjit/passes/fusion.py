@@ -93,6 +93,25 @@ class Schedule:
     graph: Graph
     items: list
     views: dict = field(default_factory=dict)   # var id -> the view equation that defines it
+    _readers: dict | None = field(default=None, repr=False)  # var id -> the items reading it
+
+    def needed_after(self, var, nest) -> bool:
+        """Whether a value computed in ``nest`` is read outside it (by another item, or as an
+        output), so it must be stored in an array rather than kept in a loop variable."""
+        if self._readers is None:
+            self._readers = {}
+            for item in self.items:
+                if isinstance(item, LoopNest):
+                    # A nest reads views through to their sources.
+                    used = _sources([a for e in item.eqns for a in e.inputs], self.views)
+                else:
+                    used = {a.id for a in item.inputs if not isinstance(a, Literal)}
+                for var_id in used:
+                    self._readers.setdefault(var_id, set()).add(id(item))
+            for v in self.graph.outvars:
+                if not isinstance(v, Literal):
+                    self._readers.setdefault(v.id, set()).add("output")
+        return bool(self._readers.get(var.id, set()) - {id(nest)})
 
     @property
     def loop_count(self) -> int:

@@ -31,7 +31,6 @@ from adjit.ir.rules import kind_of
 from adjit.passes.fusion import (
     LoopNest,
     Schedule,
-    _sources,
     fuse,
     is_reduction,
     is_view,
@@ -100,7 +99,6 @@ class Generator:
         self.w = _Writer()
         self.helpers: set[str] = set()
         self.counter = 0
-        self.used_outside: dict[int, set] = {}
         # Where a value computed element by element is written instead of a new array (a
         # loop's next carry buffer, its ys row), and which of them were used.
         self.destinations: dict[int, str] = {}
@@ -147,7 +145,6 @@ class Generator:
     def run(self) -> KernelSource:
         g = self.graph
         params = [self.name(v) for v in (*g.constvars, *g.invars)]
-        self._count_uses()
         body = self.w
         for symbol in g.symbols():
             var, axis = next((v, i) for v in (*g.constvars, *g.invars)
@@ -197,7 +194,6 @@ class Generator:
         sub.destinations = destinations or {}
         for var, text in zip(graph.invars, args):
             sub.names[var.id] = text
-        sub._count_uses()
         sub.emit_items()
         self.counter = sub.counter
         if written is not None:
@@ -212,23 +208,6 @@ class Generator:
         if prim in self.lowerings["helpers"]:
             self.helpers.add(prim)
         return lower
-
-    def _count_uses(self):
-        views = self.schedule.views
-        for item in self.schedule.items:
-            if isinstance(item, LoopNest):
-                # A nest reads views through to their sources.
-                used = _sources([a for e in item.eqns for a in e.inputs], views)
-            else:
-                used = {a.id for a in item.inputs if not isinstance(a, Literal)}
-            for var_id in used:
-                self.used_outside.setdefault(var_id, set()).add(id(item))
-        for v in self.graph.outvars:
-            if not isinstance(v, Literal):
-                self.used_outside.setdefault(v.id, set()).add("output")
-
-    def needed_after(self, var, nest) -> bool:
-        return bool(self.used_outside.get(var.id, set()) - {id(nest)})
 
     # ---------------------------------------------------------------- loop nests
 
@@ -247,7 +226,7 @@ class Generator:
                     w(f"{self.name(out)} = {init}")
                 else:
                     w(f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
-            elif rank and self.needed_after(out, nest):
+            elif rank and self.schedule.needed_after(out, nest):
                 if out.id in self.destinations:
                     w(f"{self.name(out)} = {self.destinations[out.id]}")
                     self.written.add(out.id)
@@ -292,7 +271,7 @@ class Generator:
                 continue
             w(f"{target} = {self.element(eqn, read, index, local)}")
             local[out.id] = target
-            if self.needed_after(out, nest):
+            if self.schedule.needed_after(out, nest):
                 if rank:
                     w(f"{self.name(out)}[{', '.join(index)}] = {target}")
                 else:

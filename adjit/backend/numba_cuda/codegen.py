@@ -121,7 +121,6 @@ class Generator:
         self.helpers: set[str] = set()
         self.counter = 0
         self.k: _Kernel | None = None   # the kernel being written
-        self.used_outside: dict[int, set] = {}
         self.rows: dict[int, tuple[str, str]] = {}  # row values: var id -> (array, step)
 
     # ---------------------------------------------------------------- naming
@@ -273,7 +272,6 @@ class Generator:
         params = [self.name(v) for v in (*g.constvars, *g.invars)]
         for v in (*g.constvars, *g.invars):
             self.kinds[v.id] = "array" if v.aval.shape else "host"
-        self._count_uses()
         for symbol in g.symbols():
             var, axis = next((v, i) for v in (*g.constvars, *g.invars)
                              for i, d in enumerate(v.aval.shape)
@@ -315,7 +313,6 @@ class Generator:
         sub.counter = self.counter
         for var, a in zip(graph.invars, args):
             self.bind(var, a)
-        sub._count_uses()
         sub.emit_items()
         self.counter = sub.counter
         return list(graph.outvars)
@@ -380,28 +377,12 @@ class Generator:
             self.helpers.add(prim)
         return lower
 
-    def _count_uses(self):
-        views = self.schedule.views
-        for item in self.schedule.items:
-            if isinstance(item, LoopNest):
-                used = _sources([a for e in item.eqns for a in e.inputs], views)
-            else:
-                used = {a.id for a in item.inputs if not isinstance(a, Literal)}
-            for var_id in used:
-                self.used_outside.setdefault(var_id, set()).add(id(item))
-        for v in self.graph.outvars:
-            if not isinstance(v, Literal):
-                self.used_outside.setdefault(v.id, set()).add("output")
-
-    def needed_after(self, var, nest) -> bool:
-        return bool(self.used_outside.get(var.id, set()) - {id(nest)})
-
     # ---------------------------------------------------------------- loop nests
 
     def loop_nest(self, nest: LoopNest):
         rank = len(nest.shape)
         stored = [e for e in nest.eqns
-                  if not is_reduction(e.prim) and self.needed_after(e.out, nest)]
+                  if not is_reduction(e.prim) and self.schedule.needed_after(e.out, nest)]
         groups: dict[tuple, list] = {}
         for e in nest.reductions:
             groups.setdefault(tuple(sorted(e.params["axes"])), []).append(e)
