@@ -41,6 +41,18 @@ def _default_tols(args):
     return 1e-4, 1e-3, 1e-3  # eps, atol, rtol
 
 
+def numerical_grad(f, x, eps=1e-6):
+    """The gradient of a scalar function of one array (or number) by central differences,
+    element by element: the reference the tests compare adjit's derivatives with."""
+    x = np.asarray(x, float)
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
 def check_jvp(f, args, *, eps=None, atol=None, rtol=None, seed=0):
     """Forward mode against central finite differences along a random direction."""
     d_eps, d_atol, d_rtol = _default_tols(args)

@@ -17,22 +17,13 @@ import adjit.numpy as anp
 from adjit.config import config
 from adjit.errors import AdjitTypeError, ConcretizationError, MissingRuleError
 from adjit.testing import check_grads
+from adjit.testing import numerical_grad as _fd_grad
 
 
 @pytest.fixture(params=[True, False], ids=["compiled", "interpreted"])
 def jit(request, monkeypatch):
     monkeypatch.setattr(config, "jit", request.param)
     return request.param
-
-
-def _fd_grad(f, x, eps=1e-6):
-    x = np.asarray(x, float)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
 
 
 # --------------------------------------------------------------------------- values

@@ -11,6 +11,7 @@ import adjit.numpy as anp
 from adjit import tree
 from adjit.config import config
 from adjit.dispatch import call_cache
+from adjit.testing import numerical_grad as _fd
 
 RNG = np.random.default_rng(0)
 W, B = RNG.standard_normal((2, 3)), RNG.standard_normal(2)
@@ -26,15 +27,6 @@ def loss(params, batch):
     x, y = batch
     pred = anp.tanh(x @ params["W"].T + params["b"])
     return anp.mean((pred - y) ** 2)
-
-
-def _fd(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
 
 
 def _np_loss(w, b):

@@ -9,6 +9,7 @@ import pytest
 
 import adjit
 from adjit.config import config
+from adjit.testing import numerical_grad as _fd_grad
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((3, 4))
@@ -22,15 +23,6 @@ def model(w, x):
     leaky = np.where(h > 0, h, 0.1 * h)
     return (np.mean(h) + np.linalg.norm(x) + np.sum(leaky * columns)
             + (w.T @ x) @ h + np.linalg.norm(w, axis=0) @ h)
-
-
-def _fd_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
 
 
 def test_plain_numpy_function_compiles_and_differentiates():
