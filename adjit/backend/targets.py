@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from adjit.errors import AdjitTypeError, AdjitValueError
+from adjit.errors import AdjitTypeError, AdjitValueError, MissingRuleError
 from adjit.ir.graph import Graph
 
 # name -> module whose TARGET is the target; a new target is one line here and one folder.
@@ -46,6 +46,18 @@ class Target:
 
     def __repr__(self):
         return f"<adjit target {self.name!r}>"
+
+
+def find_lowering(lowerings: dict[str, dict], kind: str, prim: str, target: str,
+                  helpers: set):
+    """The entry for ``prim`` in a target's ``kind`` table, its per-kernel helper (if any)
+    added to ``helpers``; a primitive with none is a MissingRuleError naming both."""
+    lower = lowerings[kind].get(prim)
+    if lower is None:
+        raise MissingRuleError(f"adjit: primitive '{prim}' has no {target} lowering ({kind})")
+    if prim in lowerings["helpers"]:
+        helpers.add(prim)
+    return lower
 
 
 def _known() -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from adjit.errors import MissingRuleError
+from adjit.backend.targets import find_lowering
 from adjit.ir.graph import Dim, Graph, Literal
 from adjit.ir.rules import kind_of
 from adjit.passes.fusion import (
@@ -202,12 +202,7 @@ class Generator:
 
     def lowering(self, kind: str, prim: str):
         """The entry for ``prim`` in the ``kind`` table; its helper, if any, is emitted."""
-        lower = self.lowerings[kind].get(prim)
-        if lower is None:
-            raise MissingRuleError(f"adjit: primitive '{prim}' has no Numba lowering ({kind})")
-        if prim in self.lowerings["helpers"]:
-            self.helpers.add(prim)
-        return lower
+        return find_lowering(self.lowerings, kind, prim, "Numba", self.helpers)
 
     # ---------------------------------------------------------------- loop nests
 

@@ -40,7 +40,7 @@ import re
 import numpy as np
 
 from adjit.backend.numba_cpu.codegen import const_text
-from adjit.errors import MissingRuleError
+from adjit.backend.targets import find_lowering
 from adjit.ir.graph import Dim, Graph, Literal
 from adjit.ir.rules import kind_of
 from adjit.passes.fusion import (
@@ -370,12 +370,8 @@ class Generator:
         self.per_element(shape, emit, "row")
 
     def lowering(self, kind: str, prim: str):
-        lower = self.lowerings[kind].get(prim)
-        if lower is None:
-            raise MissingRuleError(f"adjit: primitive '{prim}' has no CUDA lowering ({kind})")
-        if prim in self.lowerings["helpers"]:
-            self.helpers.add(prim)
-        return lower
+        """The entry for ``prim`` in the ``kind`` table; its helper, if any, is emitted."""
+        return find_lowering(self.lowerings, kind, prim, "CUDA", self.helpers)
 
     # ---------------------------------------------------------------- loop nests
 
