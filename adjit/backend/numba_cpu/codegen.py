@@ -55,6 +55,21 @@ def const_text(value, dtype) -> str:
     return f"np.{dtype.name}({text})"
 
 
+def dim_text(d) -> str:
+    """Source text of a length: a number, or a symbol read from an argument's shape."""
+    if isinstance(d, Dim):
+        return d.name if d.offset == 0 else f"({d.name} {'+' if d.offset > 0 else '-'} " \
+            f"{abs(d.offset)})"
+    return str(d)
+
+
+def shape_text(shape, dim=dim_text) -> str:
+    """Source text of a shape tuple, each length written by ``dim``."""
+    if not shape:
+        return "()"
+    return "(" + ", ".join(dim(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 # LLVM may reassociate (vectorize reductions) and contract (fma), but keeps NaN and inf
 # semantics, so results propagate NaN like NumPy.
 FASTMATH = '{"reassoc", "contract", "nsz"}'
@@ -125,15 +140,10 @@ class Generator:
         return self.consts[text]
 
     def dim(self, d) -> str:
-        if isinstance(d, Dim):
-            return d.name if d.offset == 0 else f"({d.name} {'+' if d.offset > 0 else '-'} " \
-                f"{abs(d.offset)})"
-        return str(d)
+        return dim_text(d)
 
     def shape(self, shape) -> str:
-        if not shape:
-            return "()"
-        return "(" + ", ".join(self.dim(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        return shape_text(shape, self.dim)
 
     def atom(self, a) -> str:
         if isinstance(a, Literal):

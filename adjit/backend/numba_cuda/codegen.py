@@ -39,7 +39,7 @@ import re
 
 import numpy as np
 
-from adjit.backend.numba_cpu.codegen import const_text
+from adjit.backend.numba_cpu.codegen import const_text, dim_text, shape_text
 from adjit.backend.targets import find_lowering
 from adjit.ir.graph import Dim, Graph, Literal
 from adjit.ir.rules import kind_of
@@ -152,15 +152,11 @@ class Generator:
 
     def dim(self, d) -> str:
         if isinstance(d, Dim):
-            self.param(d.name)
-            return d.name if d.offset == 0 else f"({d.name} {'+' if d.offset > 0 else '-'} " \
-                f"{abs(d.offset)})"
-        return str(d)
+            self.param(d.name)  # a symbol the kernel reads is one of its arguments
+        return dim_text(d)
 
     def shape(self, shape) -> str:
-        if not shape:
-            return "()"
-        return "(" + ", ".join(self.dim(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        return shape_text(shape, self.dim)
 
     def size(self, shape) -> str:
         return " * ".join(self.dim(d) for d in shape) or "1"
