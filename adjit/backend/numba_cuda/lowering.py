@@ -549,6 +549,11 @@ CONTROL_LOWERINGS = {
 }
 
 
+# Primitives this target declines on purpose (a library call with no device version); meeting
+# one is the MissingRuleError of backend.targets.find_lowering, naming it and the target.
+DECLINED: frozenset[str] = frozenset()
+
+
 LOWERINGS = {
     "elementwise": SCALAR_LOWERINGS_CUDA,
     "gather": GATHER_LOWERINGS,
