@@ -15,7 +15,7 @@ import pytest
 import adjit
 import adjit.numpy as anp
 from adjit.config import config
-from adjit.errors import AdjitTypeError, ConcretizationError, MissingRuleError
+from adjit.errors import AdjitTypeError, ConcretizationError
 from adjit.testing import check_grads
 from adjit.testing import numerical_grad as _fd_grad
 
@@ -415,8 +415,45 @@ def test_vmap_of_grad_through_binomial_checkpointing(jit):
             0, 12, lambda i, v: v + a * anp.sin(v), x)), argnums=(0, 1))(x, 0.2)
         np.testing.assert_allclose(gx, expected[0], rtol=1e-12)
         np.testing.assert_allclose(ga, expected[1], rtol=1e-12)
-    with pytest.raises(MissingRuleError, match="revolve"):
-        adjit.grad(lambda x: anp.sum(adjit.grad(lambda y: loss(y, 0.2))(x)))(xs[0])
+
+
+
+def _newton_sqrt(a):
+    """sqrt(a) by Newton's iteration to a tolerance: a trip count that depends on the input."""
+    def body(c):
+        x, _ = c
+        new = 0.5 * (x + a / x)
+        return new, anp.abs(new - x)
+
+    return adjit.while_loop(lambda c: anp.max(c[1]) > 1e-12, body, (a, anp.ones_like(a)))[0]
+
+
+@pytest.mark.parametrize("checkpoint", ["binomial", "while"])
+def test_second_derivatives_through_revolve_sweeps(checkpoint, jit):
+    """A Revolve sweep (binomial checkpointing, a while loop's reverse mode) differentiated
+    again: forward over reverse keeps the schedule, reverse over reverse writes the sweep as
+    loops; both equal the store-every-step scan's and the closed form's."""
+    if checkpoint == "while":
+        def f(a):
+            return anp.sum(_newton_sqrt(a) * a)
+
+        def hess_closed(a):  # d2/da2 of a^1.5 = 0.75 / sqrt(a)
+            return np.diag(0.75 / np.sqrt(a))
+        x = np.array([0.7, 2.0, 5.0])
+    else:
+        def f(x, stored=False):
+            return anp.sum(adjit.fori_loop(0, 9, lambda i, v: v * anp.cos(v) + 0.3 * v, x,
+                                           **({} if stored else dict(checkpoint="binomial",
+                                                                     snapshots=3))))
+
+        def hess_closed(x):
+            return adjit.jacfwd(adjit.jacrev(lambda x: f(x, stored=True)))(x)
+        x = np.array([0.3, -0.4, 0.8])
+    expected = hess_closed(x)
+    fwd_over_rev = adjit.jacfwd(adjit.grad(f))(x)
+    rev_over_rev = adjit.jacrev(adjit.grad(f))(x)
+    np.testing.assert_allclose(fwd_over_rev, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rev_over_rev, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_revolve_schedule_is_optimal():
@@ -583,3 +620,11 @@ def test_hessian_vector_product_through_an_alternating_loop():
     minus = grad(x0 - eps * v[0], x1 - eps * v[1])
     for h, p, m in zip(hvp, plus, minus):
         np.testing.assert_allclose(h, (p - m) / (2 * eps), rtol=1e-5, atol=1e-8)
+
+
+def test_vmap_of_grad_through_while_loops_stopping_at_different_steps(jit):
+    """Each example's Newton iteration takes its own number of steps: one Revolve sweep of the
+    largest count, an example's extra steps leaving its values as they are."""
+    xs = np.array([[0.7, 2.0], [5.0, 100.0], [1.0, 1.0]])  # [1, 1] stops after one step
+    grads = adjit.vmap(adjit.grad(lambda a: anp.sum(_newton_sqrt(a) * a)))(xs)
+    np.testing.assert_allclose(grads, 1.5 * np.sqrt(xs), rtol=1e-10)

@@ -730,12 +730,156 @@ def _revolve_impl(steps, *args, forward, adjoint, length, reverse, snapshots, co
     return [*ct_carry, *ct_xs, *acc]
 
 
-def _revolve_no_rule(what):
-    def rule(*args, **params):
-        raise MissingRuleError(f"adjit: {what} through a scan's reverse mode with "
-                               "checkpoint='binomial' is not supported (primitive 'revolve'; "
-                               "use checkpoint='sqrt' or None there)")
-    return rule
+def _revolve_jvp(primals, tangents, *, forward, adjoint, length, reverse, snapshots, counts):
+    """Forward over reverse (a Hessian-vector product) keeps the schedule: one Revolve sweep
+    of the JVPs of both graphs, each group of values followed by its tangents. The values a
+    step carries (the carry, its cotangent, the accumulators) get a tangent each, zero or not;
+    the fixed and per-step inputs only where theirs is not a symbolic zero."""
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    sizes = (n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc)
+    carried = (False, True, False, True, False, True)
+    parts = _revolve_parts(primals[1:], sizes)
+    t_parts = _revolve_parts(tangents[1:], sizes)
+    nz = [[c or not isinstance(t, Zero) for t in ts] for ts, c in zip(t_parts, carried)]
+
+    def regrouped(graph, n_groups, out_sizes):
+        """The JVP of ``graph`` whose inputs are the first n_groups groups: each input group,
+        then each output group, as (primals, tangents)."""
+        flat_nz = [f for g in nz[:n_groups] for f in g]
+        jvp, _ = jvp_graph(graph, flat_nz, instantiate=[True] * len(graph.outvars))
+        n_in, n_out = len(graph.invars), len(graph.outvars)
+        t_pos = iter(range(n_in, n_in + sum(flat_nz)))
+        tangent_at = [next(t_pos) if f else None for f in flat_nz]
+        in_groups, start = [], 0
+        for g in nz[:n_groups]:
+            idx = range(start, start + len(g))
+            in_groups.append([*idx, *(tangent_at[i] for i in idx if flat_nz[i])])
+            start += len(g)
+        out_groups, start = [], 0
+        for size in out_sizes:
+            idx = range(start, start + size)
+            out_groups.append([*idx, *(n_out + i for i in idx)])
+            start += size
+        return _reorder(jvp, in_groups, out_groups)
+
+    forward_t = regrouped(forward, 3, [n_kcarry])
+    adjoint_t = regrouped(adjoint, 6, [n_ctc, n_lx, n_lc])
+    values = [v for g, ts, f in zip(parts, t_parts, nz)
+              for v in [*g, *(instantiate(t) for t, k in zip(ts, f) if k)]]
+    new_counts = (*(len(g) + sum(f) for g, f in zip(parts, nz)), 2 * n_lx)
+    outs = bind("revolve", primals[0], *values, forward=forward_t, adjoint=adjoint_t,
+                length=length, reverse=reverse, snapshots=snapshots, counts=new_counts)
+    primal_outs, tangent_outs, start = [], [], 0
+    for size in (n_ctc, n_lx, n_lc):
+        primal_outs += outs[start:start + size]
+        tangent_outs += outs[start + size:start + 2 * size]
+        start += 2 * size
+    return primal_outs, tangent_outs
+
+
+def _revolve_unknowns(forward, adjoint, counts, unknown):
+    """Which inputs and outputs of a Revolve sweep are unknown, given which inputs are (the
+    step count never is): a carried value (carry, its cotangent, an accumulator) is unknown
+    when its entry value is or when a step makes it so."""
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    u_kc, u_carry, u_kx, u_ctc, u_cty, u_acc = _revolve_parts(unknown, counts)
+    u_carry = _fixpoint(lambda f: partial_eval_graph(forward, u_kc + f + u_kx)[2], u_carry)
+
+    def adjoint_out(flags):
+        return partial_eval_graph(adjoint, u_kc + u_carry + u_kx + flags[:n_ctc] + u_cty
+                                  + flags[n_ctc:])[2]
+
+    flags = _fixpoint(lambda f: (lambda o: o[:n_ctc] + o[n_ctc + n_lx:])(adjoint_out(f)),
+                      u_ctc + u_acc)
+    u_ctc, u_acc = flags[:n_ctc], flags[n_ctc:]
+    u_ctx = adjoint_out(flags)[n_ctc:n_ctc + n_lx]
+    return u_kc + u_carry + u_kx + u_ctc + u_cty + u_acc, u_ctc + u_ctx + u_acc
+
+
+def _revolve_partial_eval(eqn: Eqn, unknown):
+    """The known outputs come from a sweep of the known parts of both graphs; the unknown
+    equation is the whole sweep again (its known outputs fresh and unread)."""
+    p = eqn.params
+    forward, adjoint, counts = p["forward"], p["adjoint"], p["counts"]
+    in_u, out_u = _revolve_unknowns(forward, adjoint, counts, list(unknown[1:]))
+    outs = [v if u else Var(v.aval) for v, u in zip(eqn.outs, out_u)]
+    if all(out_u):
+        return None, eqn.replace(outs=outs)
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    n_fwd = n_kc + n_kcarry + n_kx
+    u_carry = in_u[n_kc:n_kc + n_kcarry]
+
+    def known_part(graph, ins_u, outs_u):
+        known = partial_eval_graph(graph, ins_u, instantiate=outs_u)[0]
+        return dce(known.replace(outvars=known.outvars[:outs_u.count(False)]))
+
+    kept = [not u for u in in_u]
+    known_counts = (*(sum(k) for k in _revolve_parts(kept, counts)),
+                    out_u[n_ctc:n_ctc + n_lx].count(False))
+    known_eqn = Eqn("revolve", [eqn.inputs[0], *(a for a, k in zip(eqn.inputs[1:], kept) if k)],
+                    [v for v, u in zip(eqn.outs, out_u) if not u],
+                    {**p, "forward": known_part(forward, in_u[:n_fwd], u_carry),
+                     "adjoint": known_part(adjoint, in_u, out_u), "counts": known_counts},
+                    eqn.source)
+    return known_eqn, eqn.replace(outs=outs)
+
+
+def _transpose_revolve_sweep(cts, steps, *args, forward, adjoint, length, reverse,
+                             snapshots, counts):
+    """Reverse mode through a Revolve sweep (reverse over reverse): the sweep is written as
+    the loops it stands for, and those are transposed. With a known length, a forward scan
+    stores every step's carry and a reverse scan runs the adjoint steps reading them. With a
+    trip count known only at run time (a while loop's), each adjoint step recomputes its carry
+    from the start (length^2 / 2 steps, nothing stored per step), in while loops whose own
+    reverse mode is Revolve's. Forward over reverse (adjit.hessian, jvp of grad) needs
+    neither: it keeps the schedule."""
+    n_ctc, n_lx = counts[3], counts[6]
+
+    def step_forward(kc, c, x):
+        return eval_graph(forward, [*kc, *c, *x], bind_eqn)
+
+    def step_adjoint(kc, c, x, ct, ct_y, acc):
+        outs = eval_graph(adjoint, [*kc, *c, *x, *ct, *ct_y, *acc], bind_eqn)
+        return outs[:n_ctc], outs[n_ctc:n_ctc + n_lx], outs[n_ctc + n_lx:]
+
+    def stored(n, *values):
+        kc, carry, kx, ct_carry, ct_ys, acc = _revolve_parts(values, counts)
+        _, cs = scan(lambda c, x: (step_forward(kc, c, x), c), carry, kx, length=length,
+                     reverse=reverse)
+
+        def adjoint_step(state, per_step):
+            (ct, acc), (c, x, ct_y) = state, per_step
+            ct, ct_x, acc = step_adjoint(kc, c, x, ct, ct_y, acc)
+            return (ct, acc), ct_x
+
+        (ct0, acc), ct_xs = scan(adjoint_step, (ct_carry, acc), (cs, kx, ct_ys),
+                                 length=length, reverse=not reverse)
+        return [*ct0, *ct_xs, *acc]
+
+    def recomputed(n, *values):  # a while loop's sweep: no per-step inputs or outputs
+        kc, carry, _, ct_carry, _, acc = _revolve_parts(values, counts)
+
+        def adjoint_step(j, state):
+            c = fori_loop(0, n - 1 - j, lambda i, c: step_forward(kc, c, []), carry)
+            ct, _, acc = step_adjoint(kc, c, [], *state[:1], [], state[1])
+            return ct, acc
+
+        ct0, acc = fori_loop(0, n, adjoint_step, (ct_carry, acc))
+        return [*ct0, *acc]
+
+    # A carried value whose entry value is known but which steps make unknown (a tangent
+    # instantiated as zeros) is transposed as linear all the same; its cotangent is dropped.
+    linear = [False] + _revolve_unknowns(forward, adjoint, counts,
+                                         [isinstance(a, LinearArg) for a in args])[0]
+    values = [steps, *args]
+    graph = trace_closed(stored if length is not None else recomputed,
+                         [a.aval if isinstance(a, LinearArg) else get_aval(a) for a in values])
+    known, lin_graph, out_u, n_res = partial_eval_graph(graph, linear)
+    known_values = eval_graph(known, [a for a, lin in zip(values, linear) if not lin], bind_eqn)
+    cts_in = iter(transpose_linear(lin_graph, known_values[len(known_values) - n_res:],
+                                   [instantiate(c) for c, u in zip(cts, out_u) if u]))
+    cts_values = [next(cts_in) if lin else None for lin in linear]
+    return [c if isinstance(a, LinearArg) else None for c, a in zip(cts_values, values)]
 
 
 def _revolve_batch(args, dims, *, forward, adjoint, length, reverse, snapshots, counts):
@@ -756,14 +900,62 @@ def _revolve_batch(args, dims, *, forward, adjoint, length, reverse, snapshots, 
                                force=[True] * len(forward.outvars))
     adjoint_b, _ = batch_graph(adjoint, step_avals, [0] * len(step_avals),
                                force=[True] * len(adjoint.outvars))
+    if dims[0] is not None:  # examples of different step counts (a batched while loop's)
+        forward_b, adjoint_b, steps, values, counts = _revolve_padded(
+            forward_b, adjoint_b, steps, values, counts)
     outs = bind("revolve", steps, *values, forward=forward_b, adjoint=adjoint_b,
                 length=length, reverse=reverse, snapshots=snapshots, counts=counts)
     outs = [moveaxis(o, 0, 1) if n_ctc <= i < n_ctc + n_lx else o for i, o in enumerate(outs)]
     return outs, [0] * len(outs)
 
 
+def _revolve_padded(forward, adjoint, steps, values, counts):
+    """One sweep of the largest step count for a batch whose examples take different ones:
+    each example's steps past its own count leave its carry, cotangents and accumulators as
+    they are. The step number rides along as a carry, each example's count as a constant."""
+    n_kc, n_kcarry, n_kx, n_ctc, n_cty, n_lc, n_lx = counts
+    i64 = np.dtype(np.int64)
+
+    def active(k, n, like):
+        on = ew.lt(bind("broadcast_in_dim", k, shape=get_aval(n).shape,
+                        broadcast_dimensions=()), n)
+        return bind("broadcast_in_dim", on, shape=get_aval(like).shape,
+                    broadcast_dimensions=(0,))
+
+    def keep(k, n, new, old):
+        return [ew.select(active(k, n, a), a, b) for a, b in zip(new, old)]
+
+    def forward_step(*vals):
+        kc, (n, k), rest = vals[:n_kc], vals[n_kc:n_kc + 2], vals[n_kc + 2:]
+        carry, xs = rest[:n_kcarry], rest[n_kcarry:]
+        new = eval_graph(forward, [*kc, *carry, *xs], bind_eqn)
+        return [ew.add(k, np.int64(1)), *keep(k, n, new, carry)]
+
+    def adjoint_step(*vals):
+        kc, (n, k), rest = vals[:n_kc], vals[n_kc:n_kc + 2], vals[n_kc + 2:]
+        outs = eval_graph(adjoint, [*kc, *rest], bind_eqn)
+        ct, acc = rest[n_kcarry + n_kx:n_kcarry + n_kx + n_ctc], rest[len(rest) - n_lc:]
+        ct_x = [ew.select(active(k, n, c), c, ew.full_like(c, 0)) for c in
+                outs[n_ctc:n_ctc + n_lx]]
+        return [*keep(k, n, outs[:n_ctc], ct), *ct_x, *keep(k, n, outs[n_ctc + n_lx:], acc)]
+
+    n = ew.convert_element_type(steps, i64)
+    scalar = ShapedArray((), i64)
+    avals = [get_aval(v) for v in values]
+    fwd_avals = [*avals[:n_kc], get_aval(n), scalar, *avals[n_kc:n_kc + n_kcarry + n_kx]]
+    forward_p = trace_closed(forward_step, fwd_avals)
+    adjoint_p = trace_closed(adjoint_step, [*fwd_avals, *avals[n_kc + n_kcarry + n_kx:]])
+    # The counter goes with the step number (a carry), the counts with the constants: the
+    # sweep's groups are (constants + counts, counter + carries, the rest as they were).
+    values = [*values[:n_kc], n, np.zeros((), i64), *values[n_kc:]]
+    total = rd.reduce_max(n, (0,))
+    return forward_p, adjoint_p, total, values, (n_kc + 1, n_kcarry + 1, *counts[2:])
+
+
 defprim("revolve", _revolve_abstract, _revolve_impl, kind="control", multiple=True)
-jvp_rules["revolve"] = _revolve_no_rule("Differentiating again")
+jvp_rules["revolve"] = _revolve_jvp
+transpose_rules["revolve"] = _transpose_revolve_sweep
+partial_eval_rules["revolve"] = _revolve_partial_eval
 batching_rules["revolve"] = _revolve_batch
 
 
