@@ -118,6 +118,12 @@ class Generator:
         # loop's next carry buffer, its ys row), and which of them were used.
         self.destinations: dict[int, str] = {}
         self.written: set[int] = set()
+        # Inside a loop's body: the allocations of arrays that live within one step, written
+        # once at the top of the kernel instead of every step (shapes are the kernel's, the
+        # same for every step); ``escaping`` are the values that must stay fresh per step.
+        self.hoisted: list[str] | None = None
+        self.escaping: set[int] = set()
+        self.in_loop = False
 
     # ---------------------------------------------------------------- naming
 
@@ -131,6 +137,17 @@ class Generator:
         is what the kernel cache keys on (global variable ids would differ run to run)."""
         self.counter += 1
         return f"{prefix}{self.counter}"
+
+    def alloc(self, var, zeros: bool = False) -> None:
+        """``var = np.empty(...)`` (or zeros): once at the top of the kernel where it is an
+        array of a loop's body that does not outlive its step, else here."""
+        text = f"np.empty({self.shape(var.aval.shape)}, np.{var.aval.dtype.name})"
+        if self.hoisted is None or var.id in self.escaping:
+            self.w(f"{self.name(var)} = {text.replace('empty', 'zeros') if zeros else text}")
+            return
+        self.hoisted.append(f"{self.name(var)} = {text}")
+        if zeros:
+            self.w(f"{self.name(var)}.fill(0)")
 
     def const(self, value, dtype) -> str:
         """A name for a typed constant, assigned once at the top of the kernel."""
@@ -161,7 +178,10 @@ class Generator:
                              for i, d in enumerate(v.aval.shape)
                              if isinstance(d, Dim) and d.name == symbol)
             body(f"{symbol} = {self.name(var)}.shape[{axis}]")
+        top = len(body.lines)
+        self.hoisted = []
         self.emit_items()
+        body.lines[top:top] = ["    " + line for line in self.hoisted]
         outs = [self.atom(v) for v in g.outvars]
         # One output is returned bare (no tuple to build and index on every call).
         body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
@@ -192,16 +212,21 @@ class Generator:
                 self.array_eqn(item)
 
     def inline_graph(self, graph: Graph, args: list[str], destinations=None,
-                     written=None) -> list[str]:
-        """Writes here the code of a graph an equation carries (a branch, a loop's body), its
-        inputs named by ``args``; returns the source texts of its outputs. Its schedule is its
-        own (fused on its own); names, constants and helpers are the kernel's. An output in
-        ``destinations`` that a loop nest computes is written there (an existing array) rather
-        than into a new one; its id is added to ``written``."""
-        sub = Generator(fuse(graph), self.lowerings)
+                     written=None, loop: bool = False) -> list[str]:
+        """Writes here the code of a graph an equation carries (a branch, a loop's body, said
+        by ``loop``), its inputs named by ``args``; returns the source texts of its outputs.
+        Its schedule is its own (fused on its own); names, constants and helpers are the
+        kernel's. An output in ``destinations`` that a loop nest computes is written there (an
+        existing array) rather than into a new one; its id is added to ``written``. Within a
+        loop, the graph's arrays that do not outlive a step are allocated once (``alloc``)."""
+        schedule = fuse(graph)
+        sub = Generator(schedule, self.lowerings)
         sub.names, sub.consts, sub.w, sub.helpers = self.names, self.consts, self.w, self.helpers
         sub.counter = self.counter
         sub.destinations = destinations or {}
+        if loop or self.in_loop:
+            sub.hoisted, sub.escaping = self.hoisted, _escaping(schedule)
+        sub.in_loop = loop or self.in_loop
         for var, text in zip(graph.invars, args):
             sub.names[var.id] = text
         sub.emit_items()
@@ -236,8 +261,7 @@ class Generator:
                     w(f"{self.name(out)} = {self.destinations[out.id]}")
                     self.written.add(out.id)
                 else:
-                    w(f"{self.name(out)} = np.empty({self.shape(out.aval.shape)}, "
-                      f"np.{out.aval.dtype.name})")
+                    self.alloc(out)
         loops = 0
         for k, d in enumerate(nest.shape):
             if not isinstance(d, Dim) and d == 1:
@@ -308,6 +332,16 @@ class Generator:
     def array_eqn(self, eqn):
         table = "control" if kind_of(eqn.prim) == "control" else "array"
         self.lowering(table, eqn.prim)(self, eqn)
+
+
+def _escaping(schedule: Schedule) -> set[int]:
+    """The values of a carried graph that leave its step: its outputs, and what a whole-array
+    equation computing one of them reads (its result may be a view of it: a reshape)."""
+    out = {v.id for v in schedule.graph.outvars if not isinstance(v, Literal)}
+    for item in reversed(schedule.items):
+        if not isinstance(item, LoopNest) and any(v.id in out for v in item.outs):
+            out.update(a.id for a in item.inputs if not isinstance(a, Literal))
+    return out
 
 
 def _reduce_init(init, dtype):

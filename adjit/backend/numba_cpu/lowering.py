@@ -200,7 +200,7 @@ def _pad(g: Generator, eqn):
     p = eqn.params
     out = g.name(eqn.out)
     xs = g.atom(x)
-    g.w(f"{out} = np.zeros({g.shape(eqn.out.aval.shape)}, np.{eqn.out.aval.dtype.name})")
+    g.alloc(eqn.out, zeros=True)
     parts = [f"{g.dim(lo)}:{g.dim(lo)} + {xs}.shape[{k}] * {step + 1} - {step}:{step + 1}"
              for k, (lo, step) in enumerate(zip(p["lo"], p["interior"]))]
     g.w(f"{out}[{', '.join(parts)}] = {xs}")
@@ -456,7 +456,7 @@ def _scan(g: Generator, eqn):
         slices.append(g.fresh("x"))
         g.w(f"{slices[-1]} = {g.atom(x)}[{step}]")
     written = set()
-    outs = g.inline_graph(body, [*consts, *carry, *slices], destinations, written)
+    outs = g.inline_graph(body, [*consts, *carry, *slices], destinations, written, loop=True)
     for k, (out, y, text) in enumerate(zip(body.outvars[n_carry:], eqn.outs[n_carry:],
                                            outs[n_carry:])):
         if k not in in_row or out.id not in written:
@@ -475,11 +475,11 @@ def _while(g: Generator, eqn):
     spare = _spare_buffers(g, body.outvars, carry, body)
     g.w("while True:")
     g.w.depth += 1
-    (going,) = g.inline_graph(cond, [*cond_consts, *carry])
+    (going,) = g.inline_graph(cond, [*cond_consts, *carry], loop=True)
     g.w(f"if not {going}:")
     g.w("    break")
     written = set()
-    outs = g.inline_graph(body, [*body_consts, *carry], dict(spare), written)
+    outs = g.inline_graph(body, [*body_consts, *carry], dict(spare), written, loop=True)
     _assign_carry(g, carry, outs, body, body.invars[n_bc:], spare, written)
     g.w.depth -= 1
 
@@ -539,7 +539,8 @@ def _revolve(g: Generator, eqn):
     g.w.depth += 1
     forward = p["forward"]
     written = set()
-    new = g.inline_graph(forward, [*kc, *carry, *slices(kx, step)], dict(spare), written)
+    new = g.inline_graph(forward, [*kc, *carry, *slices(kx, step)], dict(spare), written,
+                         loop=True)
     _assign_carry(g, carry, new, forward, [None] * len(carry), spare, written)
     g.w(f"{step} += 1")
     g.w.depth -= 2
@@ -559,7 +560,7 @@ def _revolve(g: Generator, eqn):
     g.w.depth += 1
     adjoint = p["adjoint"]
     results = g.inline_graph(adjoint, [*kc, *carry, *slices(kx, arg), *ct_carry,
-                                       *slices(ct_ys, arg), *acc])
+                                       *slices(ct_ys, arg), *acc], loop=True)
     for v, text in zip(ct_xs, results[n_ctc:n_ctc + n_lx]):
         g.w(f"{g.name(v)}[{at(arg)}] = {text}")
     targets = [*ct_carry, *acc]
