@@ -16,6 +16,7 @@ from adjit.passes.fold import fold_constants
 from adjit.passes.fusion import LoopNest, fuse
 from adjit.passes.simplify import RULES, simplify
 from adjit.primitives import elementwise as ew
+from adjit.primitives import structural as st
 
 
 def _graph(fun, *args):
@@ -142,6 +143,16 @@ REWRITES = [
     ("select", "select(p, x, x) -> x", lambda x: anp.where(x > 0, x, x), 1.0, []),
     ("stop_gradient", "stop_gradient(x) -> x", lambda x: adjit.stop_gradient(x) * x, 1.0,
      ["integer_pow"]),
+    # the transposes of a vector's slices, summed (lengths 1: known, not symbolic)
+    ("add", "pad(a) + pad(b) side by side -> pad(concatenate(a, b))",
+     lambda x: st.pad(x, (0,), (3,), (0,)) + st.pad(2.0 * x, (1,), (2,), (0,)), np.ones(1),
+     ["broadcast_in_dim", "mul", "concatenate", "pad"]),
+    ("add", "pad(a) + pad(b) tiling the whole -> concatenate(a, b)",
+     lambda x: st.pad(x, (0, 0), (0, 1), (0, 0)) + st.pad(-x, (0, 1), (0, 0), (0, 0)),
+     np.ones((1, 1)), ["neg", "concatenate"]),
+    ("concatenate", "concatenate(concatenate(a, b), c) -> concatenate(a, b, c)",
+     lambda x: anp.concatenate([anp.concatenate([x, 2.0 * x]), x]), np.arange(2.0),
+     ["broadcast_in_dim", "mul", "concatenate"]),
 ]
 
 
@@ -168,6 +179,13 @@ def test_every_rule_is_exercised():
 def test_inexact_identities_are_not_rewritten(fun):
     graph = _graph(fun, 1.0)
     assert str(dce(simplify(graph))) == str(graph)
+
+
+def test_pads_apart_or_overlapping_are_not_joined():
+    for lo in [(3,), (0,)]:  # a gap between the two regions, or the same region
+        graph = _graph(lambda x: st.pad(x, (0,), (3,), (0,)) + st.pad(x, lo, (3 - lo[0],), (0,)),
+                       np.ones(1))
+        assert [e.prim for e in dce(simplify(graph)).eqns] == ["pad", "pad", "add"]
 
 
 def test_rewrite_keeps_broadcasting():

@@ -5,7 +5,17 @@ are here (x * 0 is not 0 when x is inf or nan). Graphs inside equations are simp
 
 from __future__ import annotations
 
-from adjit.ir.graph import Eqn, Graph, Literal, map_subgraphs, same_shape
+from adjit.ir.graph import (
+    Eqn,
+    Graph,
+    Literal,
+    ShapedArray,
+    Var,
+    dim_add,
+    is_symbolic,
+    map_subgraphs,
+    same_shape,
+)
 from adjit.passes.rewrite import Renamer
 
 
@@ -42,6 +52,63 @@ def _square(eqn, k):
     return None
 
 
+def _same_dim(a, b) -> bool:
+    """Equal lengths, known without fixing a symbol's value (no guard recorded)."""
+    if is_symbolic(a) or is_symbolic(b):
+        return is_symbolic(a) and is_symbolic(b) and (a.name, a.offset) == (b.name, b.offset)
+    return int(a) == int(b)
+
+
+def _add_of_adjacent_pads(eqn, k):
+    """pad(a) + pad(b) -> pad(concatenate(a, b)) where the two regions are side by side along
+    one axis (and equal along the others): the transposes of a vector's slices (the weight
+    blocks of an LSTM's gates) become one concatenation instead of a sum of zero-filled
+    arrays. Exact: each element is a value plus zero."""
+    pads = [k.made_by(x, "pad") for x in eqn.inputs]
+    if None in pads or any(any(p.params["interior"]) for p in pads) \
+            or pads[0].inputs[0].aval.dtype != eqn.out.aval.dtype:
+        return None
+    (a, b), (pa, pb) = (p.inputs[0] for p in pads), (p.params for p in pads)
+    differ = [i for i in range(len(pa["lo"])) if not (
+        _same_dim(pa["lo"][i], pb["lo"][i]) and _same_dim(pa["hi"][i], pb["hi"][i]))]
+    if len(differ) != 1:
+        return None
+    (axis,) = differ
+    for first, second, p1, p2 in ((a, b, pa, pb), (b, a, pb, pa)):
+        length = first.aval.shape[axis]
+        if is_symbolic(p1["lo"][axis]) and is_symbolic(length):
+            continue
+        if not _same_dim(dim_add(p1["lo"][axis], length), p2["lo"][axis]):
+            continue
+        lengths = (length, second.aval.shape[axis])
+        if all(is_symbolic(n) for n in lengths):
+            return None
+        lo, hi = (*p2["lo"][:axis], p1["lo"][axis], *p2["lo"][axis + 1:]), p2["hi"]
+        if all(not is_symbolic(d) and d == 0 for d in (*lo, *hi)):
+            return Eqn("concatenate", [first, second], [eqn.out], {"dimension": axis},
+                       eqn.source)
+        shape = list(first.aval.shape)
+        shape[axis] = dim_add(*lengths)
+        joined = Var(ShapedArray(tuple(shape), eqn.out.aval.dtype))
+        return [Eqn("concatenate", [first, second], [joined], {"dimension": axis}, eqn.source),
+                Eqn("pad", [joined], [eqn.out], {"lo": lo, "hi": hi,
+                                                "interior": p2["interior"]}, eqn.source)]
+    return None
+
+
+def _flat_concatenate(eqn, k):
+    """concatenate(concatenate(a, b), c) -> concatenate(a, b, c) along the same axis."""
+    parts, changed = [], False
+    for x in eqn.inputs:
+        inner = k.made_by(x, "concatenate")
+        if inner is not None and inner.params["dimension"] == eqn.params["dimension"]:
+            parts += inner.inputs
+            changed = True
+        else:
+            parts.append(x)
+    return eqn.replace(inputs=parts) if changed else None
+
+
 RULES = {
     # x * 1 -> x,  1 * x -> x,  x * x -> x ** 2 (one form, so CSE sees x*x and x**2 as one)
     "mul": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 1) else None,
@@ -49,7 +116,9 @@ RULES = {
             _square],
     # x + 0 -> x,  0 + x -> x
     "add": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 0) else None,
-            lambda e, k: e.inputs[1] if k.is_(e.inputs[0], 0) else None],
+            lambda e, k: e.inputs[1] if k.is_(e.inputs[0], 0) else None,
+            _add_of_adjacent_pads],
+    "concatenate": [_flat_concatenate],
     # x - 0 -> x
     "sub": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 0) else None],
     # x / 1 -> x
@@ -75,10 +144,13 @@ def simplify(graph: Graph) -> Graph:
 
 
 def _rewrite(eqn, consts):
-    """The atom replacing ``eqn``'s output, or ``eqn`` in canonical form (maybe itself)."""
+    """The atom replacing ``eqn``'s output, or ``eqn`` in canonical form (maybe itself), or a
+    list of equations whose last one computes the output."""
     for _ in range(10):
         for rule in RULES.get(eqn.prim, ()):
             candidate = rule(eqn, consts)
+            if isinstance(candidate, list):
+                return candidate
             if isinstance(candidate, Eqn):
                 eqn = candidate
                 break
@@ -98,6 +170,12 @@ def _simplify_once(graph: Graph):
     for eqn in graph.eqns:
         eqn = map_subgraphs(renamer.apply(eqn), simplify)
         replacement = _rewrite(eqn, consts) if len(eqn.outs) == 1 else eqn
+        if isinstance(replacement, list):
+            *before, replacement = replacement
+            for new in before:
+                consts.producer[new.out.id] = new
+                eqns.append(new)
+            changed = True
         if not isinstance(replacement, Eqn):
             renamer.alias(eqn.out, replacement)
             changed = True

@@ -207,8 +207,14 @@ def _pad(g: Generator, eqn):
 
 
 def _concatenate(g: Generator, eqn):
-    arrays = ", ".join(g.atom(x) for x in eqn.inputs)
-    g.w(f"{g.name(eqn.out)} = np.concatenate(({arrays},), axis={eqn.params['dimension']})")
+    """Each part written into its slice of one array (allocated once where in a loop)."""
+    out, axis = g.name(eqn.out), eqn.params["dimension"]
+    g.alloc(eqn.out)
+    start = "0"
+    for x in eqn.inputs:
+        stop = f"{start} + {g.dim(x.aval.shape[axis])}"
+        g.w(f"{out}[{':, ' * axis}{start}:{stop}] = {g.atom(x)}")
+        start = stop
 
 
 def _shape_size(g: Generator, eqn):
