@@ -249,10 +249,16 @@ def hypot(x, y):
 
 
 def logaddexp(x, y):
-    # max + log1p(exp(-|x - y|)): exact and overflow-free for any magnitude.
+    # s + log(exp(x - s) + exp(y - s)) with the larger input s as a constant (its derivative
+    # cancels): overflow-free, and smooth at x == y to every order, where max and |x - y| are
+    # not (their second derivatives vanish there). One of x - s, y - s is 0, so expm1 of that
+    # one keeps the small term exact: log1p(expm1(0) + exp(-d)) is log1p(exp(-d)).
     x, y = _prepare(x, y, dtype=_float_dtype(x, y))
-    big = maximum(x, y)
-    return add(big, log1p(exp(negative(abs(subtract(x, y))))))
+    shift = stop_gradient(maximum(x, y))
+    shift = where(isfinite(shift), shift, 0.0)  # both -inf (or one inf): no inf - inf
+    a, b = subtract(x, shift), subtract(y, shift)
+    return add(shift, where(greater_equal(x, y), log1p(add(expm1(a), exp(b))),
+                            log1p(add(exp(a), expm1(b)))))
 
 
 def clip(x, a_min=None, a_max=None):
@@ -354,7 +360,13 @@ def var(a, axis=None, keepdims=False, ddof=0):
 
 
 def std(a, axis=None, keepdims=False, ddof=0):
-    return sqrt(var(a, axis, keepdims, ddof))
+    # Where the variance is 0 (one value, or all equal) sqrt's derivative is inf times a zero
+    # tangent: NaN, or anything once the compiler reassociates. Its derivative there is 0
+    # instead, in every mode (exact for one value, whose std is constant; the smallest
+    # subgradient otherwise, as for abs at 0).
+    v = var(a, axis, keepdims, ddof)
+    zero = equal(v, 0.0)
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 def logsumexp(a, axis=None, keepdims=False):
