@@ -477,12 +477,6 @@ def dot(a, b):
     raise AdjitValueError("adjit: dot of arrays of rank > 2 is not supported; use einsum")
 
 
-def inner(a, b):
-    if ndim(b) <= 1:
-        return sum(multiply(a, b), axis=-1)
-    return matmul(a, swapaxes(b, -1, -2))
-
-
 def outer(a, b):
     return multiply(expand_dims(ravel(a), 1), expand_dims(ravel(b), 0))
 
@@ -579,11 +573,19 @@ def atleast_1d(a):
     return reshape(x, (1,)) if ndim(x) == 0 else x
 
 
-def concatenate(arrays, axis=0):
+def concatenate(arrays, axis=0, *, dtype=None, casting="same_kind"):
     if len(arrays) == 0:
         raise AdjitValueError("adjit: need at least one array to concatenate")
     arrays = [asarray(a) for a in arrays]
-    dtype = _result_dtype(*arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    if dtype is None:
+        dtype = _result_dtype(*arrays)
+    else:
+        for a in arrays:
+            if not np.can_cast(get_aval(a).dtype, dtype, casting):
+                raise AdjitTypeError(f"adjit: cannot cast {get_aval(a).dtype} to "
+                                     f"{np.dtype(dtype)} with casting={casting!r}")
     arrays = [astype(a, dtype) for a in arrays]
     nd = ndim(arrays[0])
     if nd == 0:
@@ -591,21 +593,23 @@ def concatenate(arrays, axis=0):
     return st.concatenate(arrays, _axes(axis, nd)[0])
 
 
-def stack(arrays, axis=0):
+def stack(arrays, axis=0, *, dtype=None, casting="same_kind"):
     arrays = [asarray(a) for a in arrays]
     if not arrays:
         raise AdjitValueError("adjit: need at least one array to stack")
     n = ndim(arrays[0]) + 1
-    return concatenate([expand_dims(a, axis % n) for a in arrays], axis % n)
+    return concatenate([expand_dims(a, axis % n) for a in arrays], axis % n, dtype=dtype,
+                       casting=casting)
 
 
-def hstack(arrays):
+def hstack(arrays, *, dtype=None, casting="same_kind"):
     arrays = [atleast_1d(a) for a in arrays]
-    return concatenate(arrays, 0 if ndim(arrays[0]) == 1 else 1)
+    return concatenate(arrays, 0 if ndim(arrays[0]) == 1 else 1, dtype=dtype, casting=casting)
 
 
-def vstack(arrays):
-    return concatenate([reshape(a, (1, -1)) if ndim(a) < 2 else a for a in arrays], 0)
+def vstack(arrays, *, dtype=None, casting="same_kind"):
+    return concatenate([reshape(a, (1, -1)) if ndim(a) < 2 else a for a in arrays], 0,
+                       dtype=dtype, casting=casting)
 
 
 # --------------------------------------------------------------------------- creation
