@@ -39,9 +39,9 @@ def _pair(name, *args, **kwargs):
 
 VALUES = [
     _pair("split", T, 2, 2), _pair("split", T, [1, 3], -1), _pair("split", V, [2, 2, 9]),
-    _pair("split", V, [-2]), _pair("array_split", V, 3), _pair("array_split", T, 5, 1),
-    _pair("array_split", N, [1], 1), _pair("hsplit", M, 2), _pair("hsplit", V, [1, 3]),
-    _pair("vsplit", T, [1]), _pair("dsplit", T, 2), _pair("split", B, 2, 1),
+    _pair("split", V, [-2]), _pair("split", M, [5, 1]), _pair("array_split", V, 3),
+    _pair("array_split", T, 5, 1), _pair("array_split", N, [1], 1), _pair("hsplit", M, 2),
+    _pair("hsplit", V, [1, 3]), _pair("vsplit", T, [1]), _pair("dsplit", T, 2), _pair("split", B, 2, 1),
     _pair("tril", S), _pair("tril", M, -1), _pair("tril", M, 2), _pair("triu", S),
     _pair("triu", T, 1), _pair("triu", N, -1), _pair("tril", V), _pair("triu", B),
     _pair("diag", V), _pair("diag", V, 2), _pair("diag", V, -1), _pair("diag", M),
@@ -272,6 +272,31 @@ def test_numpy_dispatch_on_traced_arrays():
         return np.tril(x) + np.flip(x, 0) + np.roll(x, 1) + np.trace(x) + np.diag(np.diag(x))
 
     np.testing.assert_allclose(adjit.jit(f)(S), f(S))
+
+
+BATCHED = [
+    lambda x: anp.tril(x, 1), lambda x: anp.diagonal(x, 1), lambda x: anp.trace(x),
+    lambda x: anp.roll(x, -1, 1), lambda x: anp.repeat(x, [1, 0, 2, 1], 1),
+    lambda x: anp.tile(x, 2), lambda x: anp.rot90(x), lambda x: anp.kron(x, x[:2, :2]),
+    lambda x: anp.tensordot(x, x, ([0], [1])), lambda x: anp.pad(x, (1, 2), mode="symmetric"),
+    lambda x: anp.einsum("...j,j...", x, x), lambda x: anp.split(x, 2, 1)[1],
+    lambda x: anp.select([x > 0], [x], -1.0), lambda x: anp.r_[x[0], 2.0],
+]
+
+
+@pytest.mark.parametrize("fn", BATCHED, ids=range(len(BATCHED)))
+def test_vmap_matches_a_loop(fn):
+    xs = RNG.standard_normal((3, 4, 4))
+    np.testing.assert_allclose(adjit.vmap(fn)(xs), np.stack([fn(x) for x in xs]), atol=1e-12)
+
+
+@pytest.mark.parametrize("index", [np.s_[3:1], np.s_[5:1], np.s_[:, 3:1], np.s_[-1:-3],
+                                   np.s_[2:0:2]], ids=str)
+def test_empty_slices_traced(index):
+    # A slice whose stop is before its start is empty (it had a negative length), and the
+    # transpose of an empty strided slice pads back to the input's length.
+    assert adjit.jit(lambda x: x[index])(M).shape == M[index].shape
+    assert adjit.grad(lambda x: anp.sum(x[index]) + anp.sum(x))(M).shape == M.shape
 
 
 def test_array_methods():
