@@ -89,6 +89,8 @@ TRANSFORMS = {
     "jacrev": lambda f, x: adjit.jacrev(f)(x),
     "hessian": lambda f, x: adjit.hessian(lambda a: anp.sum(f(a)))(x),
     "make_graph": lambda f, x: adjit.make_graph(f)(x),
+    "checkpoint": lambda f, x: adjit.checkpoint(f)(x),
+    "to_numba": lambda f, x: adjit.to_numba(f, x),
     "numpy": lambda f, x: f(x),
 }
 

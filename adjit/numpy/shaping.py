@@ -479,6 +479,7 @@ def select(condlist, choicelist, default=0):
 
 
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    # ``copy`` is NumPy's signature only: adjit's arrays are never modified in place.
     x = anp.asarray(x)
     dtype = get_aval(x).dtype
     if dtype.kind != "f":
