@@ -93,7 +93,10 @@ def canonical_dtype(dtype) -> np.dtype:
     if dtype.kind in "iu":
         return np.dtype(np.int64)
     if dtype.kind == "f":
-        return np.dtype(np.float64)
+        # float16 and longdouble: Numba compiles neither on the CPU, and computing in another
+        # precision would change the result dtype NumPy gives, so say so before any kernel runs.
+        raise AdjitTypeError(f"adjit: {dtype} arrays are not supported (only float32 and "
+                             f"float64); convert first, e.g. x.astype(np.float32)")
     raise AdjitTypeError(f"adjit: arrays of dtype {dtype} are not supported")
 
 

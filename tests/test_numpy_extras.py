@@ -41,7 +41,9 @@ def test_einsum_matches_numpy(spec, ops, interpreted):
 
 
 @pytest.mark.parametrize("spec,ops,message", [
-    ("...ij,jk", (A, B), "ellipsis"),
+    ("..i,i", (V, V), "ellipsis"),
+    ("...i...,i", (V, V), "ellipsis"),
+    ("...ijk", (A,), "rank"),
     ("ij,jk", (A, A), "lengths"),
     ("ij,jk", (A,), "names 2 operands"),
     ("ij->k", (A,), "appear in no operand"),

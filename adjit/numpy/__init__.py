@@ -14,5 +14,6 @@ from adjit.numpy.contraction import einsum  # noqa: F401
 from adjit.numpy.core import *  # noqa: F401,F403
 from adjit.numpy.core import _float_dtype, _result_dtype  # noqa: F401  (adjit.scipy uses them)
 from adjit.numpy.indexing import IndexUpdateHelper, getitem  # noqa: F401
+from adjit.numpy.shaping import *  # noqa: F401,F403
 
 operators.install(sys.modules[__name__])

@@ -6,11 +6,17 @@ mask, summed); a letter in one operand only and not in the output is summed out 
 operands that contract one letter with at most one free letter each go to ``matmul``; anything
 else is one broadcast product summed over the contracted letters (fused into a single loop by
 the compiler).
+
+An ellipsis (``...``) stands for the axes an operand has beyond its named ones, broadcast
+against each other from the right; each gets a letter of its own before parsing. The sublist
+form (``einsum(a, [0, 1], b, [1, 2], [0, 2])``) is rewritten as the equivalent string.
 """
 
 from __future__ import annotations
 
-from adjit.errors import AdjitTypeError, AdjitValueError
+import string
+
+from adjit.errors import AdjitValueError
 from adjit.ir.graph import is_symbolic, same_shape
 from adjit.numpy import core as anp
 from adjit.trace import get_aval
@@ -18,9 +24,6 @@ from adjit.trace import get_aval
 
 def _parse(subscripts: str, n_operands: int):
     spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise AdjitValueError("adjit.numpy.einsum: ellipsis ('...') is not supported; "
-                              "name every axis")
     if "->" in spec:
         inputs, output = spec.split("->")
     else:
@@ -64,14 +67,80 @@ def _diagonal(x, spec: str):
         spec = spec[:b] + spec[b + 1:]
 
 
-def einsum(subscripts, *operands):
-    if not isinstance(subscripts, str):
-        raise AdjitTypeError("adjit.numpy.einsum takes a subscripts string first (the "
-                             "interleaved operand, sublist form is not supported)")
+def _from_sublists(args):
+    """(subscripts, operands) of the sublist form: operand, sublist, ..., [output sublist]."""
+    args = list(args)
+    output = args.pop() if len(args) % 2 else None
+    operands, sublists = args[0::2], args[1::2]
+
+    def letters(sublist):
+        out = []
+        for item in sublist:
+            if item is Ellipsis:
+                out.append("...")
+            elif isinstance(item, int) and 0 <= item < len(string.ascii_letters):
+                out.append(string.ascii_letters[item])
+            else:
+                raise AdjitValueError(f"adjit.numpy.einsum: subscript {item!r} in a sublist "
+                                      f"must be an integer in [0, {len(string.ascii_letters)})"
+                                      " or Ellipsis")
+        return "".join(out)
+
+    subscripts = ",".join(letters(s) for s in sublists)
+    if output is not None:
+        subscripts += "->" + letters(output)
+    return subscripts, operands
+
+
+def _expand_ellipsis(subscripts: str, ndims) -> str:
+    """``subscripts`` with each ``...`` replaced by letters of their own, aligned from the
+    right across operands (so they broadcast), and an explicit output."""
+    spec = subscripts.replace(" ", "")
+    inputs, arrow, output = spec.partition("->")
+    in_specs = inputs.split(",")
+    for part in in_specs + [output]:
+        if part.replace("...", "").count(".") or part.count("...") > 1:
+            raise AdjitValueError(f"adjit.numpy.einsum: invalid ellipsis in '{subscripts}' "
+                                  "(one '...' per operand)")
+    if len(in_specs) != len(ndims):
+        return spec  # _parse reports the count
+    counts = []
+    for part, nd in zip(in_specs, ndims):
+        named = len(part.replace("...", ""))
+        if "..." in part and nd < named:
+            raise AdjitValueError(f"adjit.numpy.einsum: operand '{part}' has rank {nd}")
+        counts.append(nd - named if "..." in part else 0)
+    free = [c for c in string.ascii_letters if c not in spec]
+    broadcast = "".join(free[:max(counts, default=0)])
+    in_specs = [part.replace("...", broadcast[len(broadcast) - n:]) if "..." in part else part
+                for part, n in zip(in_specs, counts)]
+    if arrow:
+        if broadcast and "..." not in output:
+            raise AdjitValueError(f"adjit.numpy.einsum: output of '{subscripts}' has no '...' "
+                                  "for the axes the operands' ellipses stand for")
+        output = output.replace("...", broadcast)
+    else:  # implicit: the broadcast axes first, then the letters named once, sorted
+        letters = "".join(in_specs)
+        output = broadcast + "".join(sorted(c for c in set(letters) if letters.count(c) == 1
+                                            and c not in broadcast))
+    return ",".join(in_specs) + "->" + output
+
+
+def einsum(*args, optimize=False):
+    """NumPy's einsum, subscripts string or sublist form. ``optimize`` is accepted for NumPy's
+    signature and not needed: the compiler fuses the product and its sums into one loop."""
+    if not args:
+        raise AdjitValueError("adjit.numpy.einsum needs subscripts and operands")
+    if isinstance(args[0], str):
+        subscripts, operands = args[0], args[1:]
+    else:
+        subscripts, operands = _from_sublists(args)
     if not operands:
         raise AdjitValueError("adjit.numpy.einsum needs at least one operand")
-    in_specs, output = _parse(subscripts, len(operands))
     arrays = [anp.asarray(x) for x in operands]
+    if "." in subscripts:
+        subscripts = _expand_ellipsis(subscripts, [anp.ndim(x) for x in arrays])
+    in_specs, output = _parse(subscripts, len(operands))
     dtype = anp._result_dtype(*arrays)
     arrays = [anp.astype(x, dtype) for x in arrays]
 

@@ -249,10 +249,16 @@ def hypot(x, y):
 
 
 def logaddexp(x, y):
-    # max + log1p(exp(-|x - y|)): exact and overflow-free for any magnitude.
+    # s + log(exp(x - s) + exp(y - s)) with the larger input s as a constant (its derivative
+    # cancels): overflow-free, and smooth at x == y to every order, where max and |x - y| are
+    # not (their second derivatives vanish there). One of x - s, y - s is 0, so expm1 of that
+    # one keeps the small term exact: log1p(expm1(0) + exp(-d)) is log1p(exp(-d)).
     x, y = _prepare(x, y, dtype=_float_dtype(x, y))
-    big = maximum(x, y)
-    return add(big, log1p(exp(negative(abs(subtract(x, y))))))
+    shift = stop_gradient(maximum(x, y))
+    shift = where(isfinite(shift), shift, 0.0)  # both -inf (or one inf): no inf - inf
+    a, b = subtract(x, shift), subtract(y, shift)
+    return add(shift, where(greater_equal(x, y), log1p(add(expm1(a), exp(b))),
+                            log1p(add(exp(a), expm1(b)))))
 
 
 def clip(x, a_min=None, a_max=None):
@@ -354,7 +360,13 @@ def var(a, axis=None, keepdims=False, ddof=0):
 
 
 def std(a, axis=None, keepdims=False, ddof=0):
-    return sqrt(var(a, axis, keepdims, ddof))
+    # Where the variance is 0 (one value, or all equal) sqrt's derivative is inf times a zero
+    # tangent: NaN, or anything once the compiler reassociates. Its derivative there is 0
+    # instead, in every mode (exact for one value, whose std is constant; the smallest
+    # subgradient otherwise, as for abs at 0).
+    v = var(a, axis, keepdims, ddof)
+    zero = equal(v, 0.0)
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 def logsumexp(a, axis=None, keepdims=False):
@@ -465,12 +477,6 @@ def dot(a, b):
     raise AdjitValueError("adjit: dot of arrays of rank > 2 is not supported; use einsum")
 
 
-def inner(a, b):
-    if ndim(b) <= 1:
-        return sum(multiply(a, b), axis=-1)
-    return matmul(a, swapaxes(b, -1, -2))
-
-
 def outer(a, b):
     return multiply(expand_dims(ravel(a), 1), expand_dims(ravel(b), 0))
 
@@ -567,11 +573,19 @@ def atleast_1d(a):
     return reshape(x, (1,)) if ndim(x) == 0 else x
 
 
-def concatenate(arrays, axis=0):
+def concatenate(arrays, axis=0, *, dtype=None, casting="same_kind"):
     if len(arrays) == 0:
         raise AdjitValueError("adjit: need at least one array to concatenate")
     arrays = [asarray(a) for a in arrays]
-    dtype = _result_dtype(*arrays)
+    if axis is None:
+        arrays, axis = [ravel(a) for a in arrays], 0
+    if dtype is None:
+        dtype = _result_dtype(*arrays)
+    else:
+        for a in arrays:
+            if not np.can_cast(get_aval(a).dtype, dtype, casting):
+                raise AdjitTypeError(f"adjit: cannot cast {get_aval(a).dtype} to "
+                                     f"{np.dtype(dtype)} with casting={casting!r}")
     arrays = [astype(a, dtype) for a in arrays]
     nd = ndim(arrays[0])
     if nd == 0:
@@ -579,21 +593,23 @@ def concatenate(arrays, axis=0):
     return st.concatenate(arrays, _axes(axis, nd)[0])
 
 
-def stack(arrays, axis=0):
+def stack(arrays, axis=0, *, dtype=None, casting="same_kind"):
     arrays = [asarray(a) for a in arrays]
     if not arrays:
         raise AdjitValueError("adjit: need at least one array to stack")
     n = ndim(arrays[0]) + 1
-    return concatenate([expand_dims(a, axis % n) for a in arrays], axis % n)
+    return concatenate([expand_dims(a, axis % n) for a in arrays], axis % n, dtype=dtype,
+                       casting=casting)
 
 
-def hstack(arrays):
+def hstack(arrays, *, dtype=None, casting="same_kind"):
     arrays = [atleast_1d(a) for a in arrays]
-    return concatenate(arrays, 0 if ndim(arrays[0]) == 1 else 1)
+    return concatenate(arrays, 0 if ndim(arrays[0]) == 1 else 1, dtype=dtype, casting=casting)
 
 
-def vstack(arrays):
-    return concatenate([reshape(a, (1, -1)) if ndim(a) < 2 else a for a in arrays], 0)
+def vstack(arrays, *, dtype=None, casting="same_kind"):
+    return concatenate([reshape(a, (1, -1)) if ndim(a) < 2 else a for a in arrays], 0,
+                       dtype=dtype, casting=casting)
 
 
 # --------------------------------------------------------------------------- creation

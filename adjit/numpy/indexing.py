@@ -68,6 +68,8 @@ def _slice_bounds(s: slice, n):
             if is_symbolic(length) and length.offset >= -2 or int(length) >= 0:
                 return start, stop, 1
     start, stop, step = slice(s.start, s.stop, step).indices(int(n))
+    if step > 0 and stop < start:  # x[3:1] is empty, not of length -2
+        stop = start
     return start, stop, step
 
 

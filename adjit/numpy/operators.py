@@ -41,6 +41,9 @@ def install(anp):
 
     for name in ("sum", "prod", "max", "min", "mean", "var", "std", "cumsum", "argmax", "argmin"):
         setattr(Tracer, name, method(getattr(anp, name)))
+    # adjit.numpy.shaping's (not x.trace(): a Tracer's ``trace`` is the trace it belongs to)
+    for name in ("repeat", "diagonal"):
+        setattr(Tracer, name, method(getattr(anp, name)))
     Tracer.reshape = lambda self, *shape, **k: anp.reshape(
         self, shape[0] if len(shape) == 1 else shape, **k)
     Tracer.transpose = lambda self, *axes: anp.transpose(

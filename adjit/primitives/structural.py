@@ -200,7 +200,7 @@ def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
     lo, hi, interior = [], [], []
     for n, s, st, m in zip(in_shape, start_indices, strides, out_shape):
         # The last element the slice read, plus one: what lies after it is padding.
-        used = dim_add(s, m) if st == 1 else int(s) + max(int(m) - 1, 0) * st + 1
+        used = dim_add(s, m) if st == 1 else int(s) + (int(m) - 1) * st + 1 if int(m) else s
         lo.append(s)
         hi.append(dim_sub(n, used))
         interior.append(st - 1)
