@@ -166,3 +166,31 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), *, eps=None, atol=None, 
 
         check_grads(f_vjp, args, order - 1, modes, eps=eps, atol=atol, rtol=rtol,
                     seed=seed + 4)
+
+
+def check_modes_agree(f, args, order=2, *, atol=None, rtol=None, seed=0):
+    """Reverse mode against forward mode, ``<u, J v> == <J^T u, v>``, up to ``order``, with no
+    finite differences: it holds at a kink (where differences straddle two pieces) and in
+    float32 (where they are too coarse to judge). It cannot catch a rule whose two modes are
+    wrong alike, which ``check_grads`` does."""
+    args = tuple(args)
+    rng = np.random.default_rng(seed + 5)
+    v = tree.tree_map(lambda x: _random_like(rng, x), args)
+    out, t_out = jvp(f, args, tuple(v))
+    _, atol, rtol = _tolerances(args, out, None, atol, rtol)
+    u = tree.tree_map(lambda y: _random_like(rng, y), out)
+    ct = _conj(vjp(f, *args)[1](_conj(u)))
+    expected, got = _inner(u, t_out), _inner(ct, v)
+    scale = max(1.0, abs(expected), abs(got))
+    _close("vjp vs jvp (inner products)", got / scale, expected / scale, atol, rtol)
+    if order <= 1:
+        return
+
+    def f_jvp(*xs):
+        return jvp(f, xs, v)[1]
+
+    def f_vjp(*xs):
+        return vjp(f, *xs)[1](_conj(u))
+
+    for k, g in enumerate((f_jvp, f_vjp)):
+        check_modes_agree(g, args, order - 1, atol=atol, rtol=rtol, seed=seed + 6 + k)

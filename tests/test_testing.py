@@ -9,7 +9,7 @@ import pytest
 import adjit
 import adjit.numpy as anp
 from adjit.config import config
-from adjit.testing import check_grads, default_tolerances
+from adjit.testing import check_grads, check_modes_agree, default_tolerances
 
 X = np.array([0.3, -1.2, 0.8])
 
@@ -90,3 +90,17 @@ def test_pytrees_and_integer_leaves():
         return {"y": anp.sin(p["w"]) * p["b"] + n}
 
     check_grads(f, ({"w": X, "b": X[::-1].copy()}, np.arange(3)), order=2)
+
+
+def test_modes_agree_at_a_kink_and_catch_a_wrong_transpose(monkeypatch):
+    """check_modes_agree compares reverse with forward mode (no finite differences): it holds
+    at a kink, and fails where one mode alone is wrong (here neg's transpose, sign flipped)."""
+    from adjit.ir.rules import transpose_rules
+
+    def kinked(x):
+        return anp.maximum(x, 0.0) * anp.sin(x) - x
+
+    check_modes_agree(kinked, (np.array([0.0, 0.5, -0.7]),))
+    monkeypatch.setitem(transpose_rules, "neg", lambda ct, x: [ct])
+    with pytest.raises(AssertionError, match="vjp vs jvp"):
+        check_modes_agree(kinked, (np.array([0.0, 0.5, -0.7]),))

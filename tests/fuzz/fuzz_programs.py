@@ -801,10 +801,14 @@ def _check_interpreted(prog: Program, dtype):
         if prog.forward_only:
             _check_forward_only(prog, f, args, dtype)
         elif np.dtype(dtype) == np.float64:
+            # Near a kink finite differences straddle two pieces: the modes are then checked
+            # against each other only.
             smooth = prog.margin(args) > 1e-2
-            modes = ("fwd", "rev") if smooth else ("rev",)
             try:
-                testing.check_grads(f, args, order=2, modes=modes, seed=prog.seed % 1000)
+                if smooth:
+                    testing.check_grads(f, args, order=2, seed=prog.seed % 1000)
+                else:
+                    testing.check_modes_agree(f, args, order=2, seed=prog.seed % 1000)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{prog.reproducer(dtype)}") from None
         else:
@@ -817,8 +821,8 @@ def _check_float32(prog, f, args):
     """float32 derivatives: reverse == forward (inner products, to second order), and the
     float32 gradient against the float64 gradient at the same (float32) point."""
     try:
-        testing.check_grads(f, args, order=2, modes=("rev",), seed=prog.seed % 1000,
-                            atol=2e-3, rtol=2e-3)
+        testing.check_modes_agree(f, args, order=2, seed=prog.seed % 1000, atol=2e-3,
+                                  rtol=2e-3)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{prog.reproducer(np.float32)}") from None
     nums = _all_args(len(args))
