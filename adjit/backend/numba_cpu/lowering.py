@@ -63,6 +63,7 @@ SCALAR_LOWERINGS = {
     "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
+    "gamma": _call("math.gamma"), "erfc": _call("math.erfc"),
     "logistic": lambda a, *, out_dtype, **_: (
         f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
         f"{const_text(1.0, out_dtype)}))"),
@@ -117,6 +118,15 @@ def _polygamma(x, m):
     return scale * (head + tail)
 '''
 
+# SciPy's compiled special functions (adjit.backend.numba_cpu.scipy_special), name -> arity:
+# called in float64, the result cast to the output's type.
+SCIPY_SPECIAL = {"erfcx": 1, "erfinv": 1, "ndtri": 1, "i0e": 1, "i1e": 1, "j0": 1, "j1": 1,
+                 "y0": 1, "y1": 1, "gammainc": 2, "gammaincc": 2, "betainc": 3}
+for _name in SCIPY_SPECIAL:
+    SCALAR_LOWERINGS[_name] = lambda *args, out_dtype, _name=_name, **_: (
+        f"np.{out_dtype.name}(_scipy_{_name}({', '.join(args)}, 0))")
+
+
 # Per-kernel helpers, emitted once above the kernel when a lowering calls them.
 def _revolve_helpers() -> str:
     """Revolve's schedule maker, compiled into the kernels that run a Revolve sweep: the one
@@ -130,6 +140,11 @@ def _revolve_helpers() -> str:
 
 
 HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers()}
+# Importing scipy_special registers the function's symbol before the kernel is compiled or
+# loaded from the disk cache.
+HELPERS.update({name: "from adjit.backend.numba_cpu.scipy_special import external\n"
+                      f"_scipy_{name} = external({name!r}, {n})\n"
+                for name, n in SCIPY_SPECIAL.items()})
 
 
 # --------------------------------------------------------------------------- gathers
