@@ -429,6 +429,23 @@ case("scan_binomial", lambda x: adjit.fori_loop(0, 6, lambda i, v: v * anp.cos(v
 # Reverse mode through while_loop runs a Revolve sweep: differentiated once in that mode.
 case("while_loop", _while_loop, [((3,), "any")], "while", order=1)
 
+# --------------------------------------------------------------------------- special functions
+# (adjit.primitives.special; the incomplete gamma and beta functions differentiated in x only)
+case("gamma", asp.gamma, [((3,), "pos")], "gamma digamma")
+case("erfc", asp.erfc, [((3,), "any")], "erfc")
+case("erfcx", asp.erfcx, [((3,), "any")], "erfcx")
+case("erfinv", asp.erfinv, [((3,), "unit")], "erfinv")
+case("ndtri", lambda x: asp.ndtri(0.5 + 0.4 * x), [((3,), "unit")], "ndtri")
+case("i0e", asp.i0e, [((3,), "nonzero")], "i0e i1e")  # nonzero: a kink at 0 (|x|)
+case("i1e", asp.i1e, [((3,), "nonzero")], "i1e i0e")
+case("j0", asp.j0, [((3,), "any")], "j0 j1")
+case("j1", asp.j1, [((3,), "any")], "j1 j0")
+case("y0", asp.y0, [((3,), "pos")], "y0 y1")
+case("y1", asp.y1, [((3,), "pos")], "y1 y0")
+case("gammainc", lambda x: asp.gammainc(2.5, x) + asp.gammaincc(1.5, x), [((3,), "pos")],
+     "gammainc gammaincc")
+case("betainc", lambda x: asp.betainc(2.5, 1.5, 0.5 + 0.4 * x), [((3,), "unit")], "betainc")
+
 
 def forward_only(c) -> bool:
     return "rev" not in c.tols.get("modes", ("fwd", "rev"))

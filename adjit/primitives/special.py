@@ -92,23 +92,23 @@ _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 # --------------------------------------------------------------------------- gamma, erfc family
 
-gamma = _special("gamma", "Gamma(x).",
+gamma = _special("gamma", "Gamma(x)",
                  lambda t, x, out, **_: mul(t, mul(out, digamma_p(x))))
 
-erfc = _special("erfc", "1 - erf(x), accurate in the tail.", lambda t, x, **_: mul(
+erfc = _special("erfc", "1 - erf(x), accurate in the tail", lambda t, x, **_: mul(
     t, mul(full_like(x, -_TWO_OVER_SQRT_PI), exp(neg(mul(x, x))))))
 
 # erfcx' = 2x erfcx - 2/sqrt(pi). It gives log_ndtr in the far lower tail.
-erfcx = _special("erfcx", "exp(x**2) erfc(x), the scaled complementary error function.",
+erfcx = _special("erfcx", "exp(x ** 2) erfc(x), the scaled complementary error function",
                  lambda t, x, out, **_: mul(t, sub(mul(full_like(x, 2.0), mul(x, out)),
                                                    full_like(x, _TWO_OVER_SQRT_PI))))
 
 # erfinv' = sqrt(pi)/2 exp(erfinv^2), the reciprocal of erf' at the result.
-erfinv = _special("erfinv", "The inverse of erf, on (-1, 1).", lambda t, x, out, **_: mul(
+erfinv = _special("erfinv", "inverse of erf, on (-1, 1)", lambda t, x, out, **_: mul(
     t, mul(full_like(x, math.sqrt(math.pi) / 2), exp(mul(out, out)))))
 
 # ndtri' = sqrt(2 pi) exp(ndtri^2 / 2), the reciprocal of the normal density at the result.
-ndtri = _special("ndtri", "The inverse of the standard normal CDF, on (0, 1).",
+ndtri = _special("ndtri", "inverse of the standard normal CDF, on (0, 1)",
                  lambda t, x, out, **_: mul(t, mul(full_like(x, math.sqrt(2 * math.pi)),
                                                    exp(mul(full_like(x, 0.5), mul(out, out))))))
 
@@ -117,20 +117,20 @@ ndtri = _special("ndtri", "The inverse of the standard normal CDF, on (0, 1).",
 # them, as exp(|x|) i0e(x)): from I0' = I1 and I1' = I0 - I1/x,
 # i0e' = i1e - sign(x) i0e and i1e' = i0e - i1e/x - sign(x) i1e.
 
-i0e = _special("i0e", "exp(-|x|) I0(x), the scaled modified Bessel function of order 0.",
+i0e = _special("i0e", "exp(-|x|) I0(x), the scaled modified Bessel function of order 0",
                lambda t, x, out, **_: mul(t, sub(i1e(x), mul(sign(x), out))))
-i1e = _special("i1e", "exp(-|x|) I1(x), the scaled modified Bessel function of order 1.",
+i1e = _special("i1e", "exp(-|x|) I1(x), the scaled modified Bessel function of order 1",
                lambda t, x, out, **_: mul(t, sub(sub(i0e(x), _over_x(out, x)),
                                                  mul(sign(x), out))))
 
 # J0' = -J1, J1' = J0 - J1/x; Y0' = -Y1, Y1' = Y0 - Y1/x (Y is defined for x > 0).
-j0 = _special("j0", "J0(x), the Bessel function of the first kind of order 0.",
+j0 = _special("j0", "J0(x), the Bessel function of the first kind of order 0",
               lambda t, x, **_: neg(mul(t, j1(x))))
-j1 = _special("j1", "J1(x), the Bessel function of the first kind of order 1.",
+j1 = _special("j1", "J1(x), the Bessel function of the first kind of order 1",
               lambda t, x, out, **_: mul(t, sub(j0(x), _over_x(out, x))))
-y0 = _special("y0", "Y0(x), the Bessel function of the second kind of order 0 (x > 0).",
+y0 = _special("y0", "Y0(x), the Bessel function of the second kind of order 0 (x > 0)",
               lambda t, x, **_: neg(mul(t, y1(x))))
-y1 = _special("y1", "Y1(x), the Bessel function of the second kind of order 1 (x > 0).",
+y1 = _special("y1", "Y1(x), the Bessel function of the second kind of order 1 (x > 0)",
               lambda t, x, out, **_: mul(t, sub(y0(x), div(out, x))))
 
 # --------------------------------------------------------------------------- incomplete gamma, beta
@@ -142,11 +142,12 @@ def _gamma_density(a, x):
     return exp(sub(sub(mul(sub(a, full_like(a, 1.0)), log(x)), x), lgamma(a)))
 
 
-gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma function.",
+gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma function; "
+                    "jvp in x only",
                     _no_derivative("gammainc", "a"),
                     lambda t, a, x, **_: mul(t, _gamma_density(a, x)))
 gammaincc = _special("gammaincc", "Q(a, x) = 1 - P(a, x), the regularized upper incomplete "
-                     "gamma function.", _no_derivative("gammaincc", "a"),
+                     "gamma function; jvp in x only", _no_derivative("gammaincc", "a"),
                      lambda t, a, x, **_: neg(mul(t, _gamma_density(a, x))))
 
 
@@ -157,6 +158,6 @@ def _beta_density(a, b, x):
     return exp(sub(add(mul(sub(a, one), log(x)), mul(sub(b, one), log1p(neg(x)))), log_beta))
 
 
-betainc = _special("betainc", "I_x(a, b), the regularized incomplete beta function.",
+betainc = _special("betainc", "I_x(a, b), the regularized incomplete beta function; jvp in x only",
                    _no_derivative("betainc", "a"), _no_derivative("betainc", "b"),
                    lambda t, a, b, x, **_: mul(t, _beta_density(a, b, x)))
