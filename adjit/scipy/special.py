@@ -19,6 +19,8 @@ from adjit.numpy.core import _prepare
 from adjit.primitives import elementwise as ew
 from adjit.primitives import special as sp
 
+_SQRT_HALF = math.sqrt(0.5)  # 1/sqrt(2) correctly rounded, as SciPy's M_SQRT1_2
+
 
 def _float(x):
     x = anp.asarray(x)
@@ -62,12 +64,12 @@ def erfinv(x):
 def erfcinv(y):
     """The inverse of erfc on (0, 2), through ndtri: erfc(x) = 2 ndtr(-x sqrt(2)), so it keeps
     its relative accuracy for tiny y, which erfinv(1 - y) would lose."""
-    return anp.multiply(ndtri(anp.multiply(_float(y), 0.5)), -1.0 / math.sqrt(2.0))
+    return anp.multiply(ndtri(anp.multiply(_float(y), 0.5)), -_SQRT_HALF)
 
 
 def ndtr(x):
     """The standard normal CDF."""
-    return anp.multiply(erfc(anp.multiply(_float(x), -1.0 / math.sqrt(2.0))), 0.5)
+    return anp.multiply(erfc(anp.multiply(_float(x), -_SQRT_HALF)), 0.5)
 
 
 def log_ndtr(x):
@@ -79,7 +81,7 @@ def log_ndtr(x):
     negative = anp.less(x, 0.0)
     lo = anp.where(negative, x, 0.0)
     hi = anp.where(negative, 0.0, x)
-    lower = anp.subtract(anp.log(anp.multiply(erfcx(anp.multiply(lo, -1.0 / math.sqrt(2.0))),
+    lower = anp.subtract(anp.log(anp.multiply(erfcx(anp.multiply(lo, -_SQRT_HALF)),
                                               0.5)),
                          anp.multiply(anp.square(lo), 0.5))
     upper = anp.log1p(anp.negative(ndtr(anp.negative(hi))))

@@ -65,8 +65,7 @@ SCALAR_LOWERINGS = {
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "gamma": _call("math.gamma"), "erfc": _call("math.erfc"),
     "logistic": lambda a, *, out_dtype, **_: (
-        f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
-        f"{const_text(1.0, out_dtype)}))"),
+        f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))"),
     "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
     "ceil": _call("np.ceil"), "round": _call("np.rint"),
     "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
