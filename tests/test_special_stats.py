@@ -311,3 +311,16 @@ def test_gradients_match_jax(interpreted):
             want = jax.grad(theirs, argnums=tuple(range(n)))(*point)
             for g, w in zip(got, want):
                 np.testing.assert_allclose(g, np.asarray(w), rtol=1e-9, err_msg=str(k))
+
+
+@pytest.mark.slow
+def test_ahead_of_time_build(tmp_path):
+    """gamma and erfc are libm calls, so they build into a library of their own; SciPy's
+    compiled functions exist only inside a Python process: the link error names the call."""
+    from adjit import aot
+
+    x = np.array([0.5, 2.5, 6.0])
+    built = aot.build({"g": (lambda x: asp.gamma(x) * asp.erfc(x), (x,))}, "spec", str(tmp_path))
+    assert pathlib.Path(built.library).exists()
+    with pytest.raises(adjit.AdjitError, match="adjit_scipy_special_gammainc"):
+        aot.build({"p": (lambda x: asp.gammainc(2.0, x), (x,))}, "spec2", str(tmp_path))

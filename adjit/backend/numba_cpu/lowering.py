@@ -63,7 +63,8 @@ SCALAR_LOWERINGS = {
     "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
-    "gamma": _call("math.gamma"), "erfc": _call("math.erfc"),
+    "gamma": lambda a, *, out_dtype, **_: f"np.{out_dtype.name}(_tgamma({a}))",
+    "erfc": _call("math.erfc"),
     "logistic": lambda a, *, out_dtype, **_: (
         f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))"),
     "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
@@ -138,7 +139,11 @@ def _revolve_helpers() -> str:
     return "\n\n".join(parts)
 
 
-HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers()}
+# C's tgamma (libm), not math.gamma: Numba lowers that to its own helper library, which a
+# kernel built ahead of time (adjit.aot) cannot link.
+_TGAMMA = "_tgamma = numba.types.ExternalFunction('tgamma', numba.float64(numba.float64))\n"
+HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
+           "gamma": _TGAMMA}
 # Importing scipy_special registers the function's symbol before the kernel is compiled or
 # loaded from the disk cache.
 HELPERS.update({name: "from adjit.backend.numba_cpu.scipy_special import external\n"

@@ -69,6 +69,7 @@ SCALAR_LOWERINGS_CUDA = {
     # The CPU's calls of SciPy's compiled special functions have no device version; libdevice
     # has some of them (below), the others are DECLINED.
     **{name: lower for name, lower in SCALAR_LOWERINGS.items() if name not in SCIPY_SPECIAL},
+    "gamma": lambda a, **_: f"math.gamma({a})",
     "erfcx": _libdevice("erfcx"),
     "erfinv": _libdevice("erfinv"),
     "ndtri": _libdevice("normcdfinv"),
