@@ -445,6 +445,10 @@ case("y1", asp.y1, [((3,), "pos")], "y1 y0")
 case("gammainc", lambda x: asp.gammainc(2.5, x) + asp.gammaincc(1.5, x), [((3,), "pos")],
      "gammainc gammaincc")
 case("betainc", lambda x: asp.betainc(2.5, 1.5, 0.5 + 0.4 * x), [((3,), "unit")], "betainc")
+case("gammaincinv", lambda y: asp.gammaincinv(2.5, 0.5 + 0.4 * y), [((3,), "unit")],
+     "gammaincinv")
+case("betaincinv", lambda y: asp.betaincinv(2.5, 1.5, 0.5 + 0.4 * y), [((3,), "unit")],
+     "betaincinv")
 
 
 def forward_only(c) -> bool:

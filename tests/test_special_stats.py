@@ -47,6 +47,7 @@ MULTI = {
     "gammainc": ((_A, np.array([0.05, 1.0, 7.0, 60.0])), 1e-13),
     "gammaincc": ((_A, np.array([0.05, 1.0, 7.0, 60.0])), 1e-12),
     "betainc": ((_A, _B, _U), 1e-12),
+    "gammaincinv": ((_A, _U), 1e-12), "betaincinv": ((_A, _B, _U), 1e-12),
     "beta": ((_A, _B), 1e-12), "betaln": ((_A, _B), 1e-13),
     "xlogy": ((np.array([0.0, 0.0, 2.0, -1.5]), np.array([0.0, 3.0, 0.5, 1e-300])), 1e-14),
     "xlog1py": ((np.array([0.0, 0.0, 2.0, -1.5]), np.array([-1.0, 3.0, -0.5, 1e-12])), 1e-14),
@@ -115,6 +116,10 @@ def test_stats_broadcast_and_tails():
     q = np.array([1e-300, 1e-10, 0.3, 0.99])
     np.testing.assert_allclose(ast.norm.ppf(q, 1.0, 2.0), sst.norm.ppf(q, 1.0, 2.0), rtol=1e-13)
     np.testing.assert_allclose(ast.norm.isf(q, 1.0, 2.0), sst.norm.isf(q, 1.0, 2.0), rtol=1e-13)
+    np.testing.assert_allclose(ast.gamma.ppf(q, 2.5, 1.0, 2.0), sst.gamma.ppf(q, 2.5, 1.0, 2.0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ast.beta.ppf(q, 2.5, 0.5, 1.0, 2.0),
+                               sst.beta.ppf(q, 2.5, 0.5, 1.0, 2.0), rtol=1e-12)
     a = np.array([1.5, 2.0, 3.0])
     xs = np.array([[0.2, 0.3], [0.3, 0.3], [0.5, 0.4]])
     np.testing.assert_allclose(ast.dirichlet.logpdf(xs, a), sst.dirichlet.logpdf(xs, a))
@@ -153,14 +158,17 @@ GRADS = {  # name -> (function, arguments in its domain)
     "gammainc": (lambda x: asp.gammainc(_pos, x), (_pos[::-1],)),
     "gammaincc": (lambda x: asp.gammaincc(_pos, x), (_pos[::-1],)),
     "betainc": (lambda x: asp.betainc(_pos, _pos[::-1], x), (_p,)),
+    "gammaincinv": (lambda y: asp.gammaincinv(_pos, y), (_p,)),
+    "betaincinv": (lambda y: asp.betaincinv(_pos, _pos[::-1], y), (_p,)),
     "norm": (lambda x, m, s: ast.norm.logpdf(x, m, s) + ast.norm.logcdf(x, m, s)
              + ast.norm.logsf(x, m, s) + ast.norm.ppf(_p, m, s), (_x, 0.3, 1.7)),
     "t": (lambda x, df, s: ast.t.logpdf(x, df, 0.2, s) + ast.t.cdf(x, 4.5, 0.2, s)
           + ast.t.logsf(x, 4.5, 0.0, s), (np.array([-1.3, 0.0, 0.6, 2.1]), 3.5, 1.2)),
     "gamma_dist": (lambda x, a, s: ast.gamma.logpdf(x, a, 0.1, s) + ast.gamma.cdf(x, 2.0, 0, s)
-                   + ast.gamma.logsf(x, 2.0, 0.0, s), (_pos, 2.5, 1.3)),
+                   + ast.gamma.logsf(x, 2.0, 0.0, s) + ast.gamma.ppf(_p, 2.0, 0.0, s),
+                   (_pos, 2.5, 1.3)),
     "beta_dist": (lambda x, a, b: ast.beta.logpdf(x, a, b) + ast.beta.cdf(x, 2.0, 3.0)
-                  + ast.beta.logsf(x, 2.0, 3.0), (_p, 2.5, 1.5)),
+                  + ast.beta.logsf(x, 2.0, 3.0) + ast.beta.ppf(x, 2.0, 3.0), (_p, 2.5, 1.5)),
     "poisson": (lambda mu: ast.poisson.logpmf(np.array([0.0, 1.0, 4.0]), mu)
                 + ast.poisson.logcdf(np.array([0.0, 1.0, 4.0]), mu)
                 + ast.poisson.sf(np.array([0.0, 2.0, 4.0]), mu), (np.array([0.5, 2.0, 3.3]),)),
@@ -225,6 +233,7 @@ def test_compiled_derivatives_match_interpreted():
     (lambda a: asp.gammainc(a, 2.0), "gammainc", "a"),
     (lambda a: asp.gammaincc(a, 2.0), "gammaincc", "a"),
     (lambda b: asp.betainc(2.0, b, 0.3), "betainc", "b"),
+    (lambda a: ast.gamma.ppf(0.3, a), "gammaincinv", "a"),
     (lambda df: ast.t.cdf(0.5, df), "betainc", "[ab]"),
 ])
 def test_no_derivative_in_a_shape_parameter_is_an_error(interpreted, fn, function, argument):

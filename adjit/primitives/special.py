@@ -136,10 +136,14 @@ y1 = _special("y1", "Y1(x), the Bessel function of the second kind of order 1 (x
 # --------------------------------------------------------------------------- incomplete gamma, beta
 
 
-def _gamma_density(a, x):
-    """d/dx gammainc(a, x) = x^(a-1) exp(-x) / Gamma(a), in logs so that it neither over- nor
+def _gamma_log_density(a, x):
+    """log of d/dx gammainc(a, x) = x^(a-1) exp(-x) / Gamma(a): in logs, it neither over- nor
     underflows before the end."""
-    return exp(sub(sub(mul(sub(a, full_like(a, 1.0)), log(x)), x), lgamma(a)))
+    return sub(sub(mul(sub(a, full_like(a, 1.0)), log(x)), x), lgamma(a))
+
+
+def _gamma_density(a, x):
+    return exp(_gamma_log_density(a, x))
 
 
 gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma function; "
@@ -149,15 +153,26 @@ gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma
 gammaincc = _special("gammaincc", "Q(a, x) = 1 - P(a, x), the regularized upper incomplete "
                      "gamma function; jvp in x only", _no_derivative("gammaincc", "a"),
                      lambda t, a, x, **_: neg(mul(t, _gamma_density(a, x))))
+# The inverse in y: its derivative is the reciprocal of the density at the result.
+gammaincinv = _special("gammaincinv", "the x with P(a, x) = y; jvp in y only",
+                       _no_derivative("gammaincinv", "a"),
+                       lambda t, a, y, out, **_: mul(t, exp(neg(_gamma_log_density(a, out)))))
+
+
+def _beta_log_density(a, b, x):
+    """log of d/dx betainc(a, b, x) = x^(a-1) (1-x)^(b-1) / B(a, b)."""
+    one = full_like(x, 1.0)
+    log_beta = sub(add(lgamma(a), lgamma(b)), lgamma(add(a, b)))
+    return sub(add(mul(sub(a, one), log(x)), mul(sub(b, one), log1p(neg(x)))), log_beta)
 
 
 def _beta_density(a, b, x):
-    """d/dx betainc(a, b, x) = x^(a-1) (1-x)^(b-1) / B(a, b)."""
-    one = full_like(x, 1.0)
-    log_beta = sub(add(lgamma(a), lgamma(b)), lgamma(add(a, b)))
-    return exp(sub(add(mul(sub(a, one), log(x)), mul(sub(b, one), log1p(neg(x)))), log_beta))
+    return exp(_beta_log_density(a, b, x))
 
 
 betainc = _special("betainc", "I_x(a, b), the regularized incomplete beta function; jvp in x only",
                    _no_derivative("betainc", "a"), _no_derivative("betainc", "b"),
                    lambda t, a, b, x, **_: mul(t, _beta_density(a, b, x)))
+betaincinv = _special("betaincinv", "the x with I_x(a, b) = y; jvp in y only",
+                      _no_derivative("betaincinv", "a"), _no_derivative("betaincinv", "b"),
+                      lambda t, a, b, y, out, **_: mul(t, exp(neg(_beta_log_density(a, b, out)))))

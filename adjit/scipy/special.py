@@ -2,9 +2,10 @@
 to every order (their derivatives are special functions with rules of their own).
 
 Derivatives exist with respect to every argument except the shape parameters of the incomplete
-gamma and beta functions (``a`` of ``gammainc``/``gammaincc``, ``a`` and ``b`` of ``betainc``),
-which have no closed form: asking for one is a MissingRuleError naming the function and the
-argument. Functions of several arguments broadcast them as SciPy does.
+gamma and beta functions and their inverses (``a`` of ``gammainc``/``gammaincc``/``gammaincinv``,
+``a`` and ``b`` of ``betainc``/``betaincinv``), which have no closed form: asking for one is a
+MissingRuleError naming the function and the argument. Functions of several arguments
+broadcast them as SciPy does.
 """
 
 from __future__ import annotations
@@ -143,6 +144,16 @@ def gammaincc(a, x):
 def betainc(a, b, x):
     """The regularized incomplete beta function I_x(a, b); differentiable in x only."""
     return sp.betainc(*_floats(a, b, x))
+
+
+def gammaincinv(a, y):
+    """The inverse of gammainc in its second argument; differentiable in y only."""
+    return sp.gammaincinv(*_floats(a, y))
+
+
+def betaincinv(a, b, y):
+    """The inverse of betainc in its third argument; differentiable in y only."""
+    return sp.betaincinv(*_floats(a, b, y))
 
 
 def digamma(x):

@@ -7,9 +7,10 @@ Outside the support a density is 0 (its log -inf), as in SciPy; parameters are n
 (they may be traced), so an invalid one gives nan or a meaningless value rather than an error.
 
 Derivatives: with respect to ``x``, ``loc``, ``scale`` and every shape parameter, except where a
-distribution function is an incomplete gamma or beta function of that parameter (the CDF and
-survival function of ``t`` in ``df``, of ``gamma`` in ``a``, of ``beta`` in ``a`` and ``b``):
-there it is a MissingRuleError naming the special function and the argument.
+distribution function or its inverse is an incomplete gamma or beta function of that
+parameter (the CDF and survival function of ``t`` in ``df``; those and the ppf of ``gamma`` in
+``a`` and of ``beta`` in ``a`` and ``b``): there it is a MissingRuleError naming the special
+function and the argument.
 """
 
 from __future__ import annotations
@@ -165,6 +166,10 @@ class gamma:
     def sf(x, a, loc=0.0, scale=1.0):
         return special.gammaincc(a, anp.maximum(_standardize(x, loc, scale), 0.0))
 
+    @staticmethod
+    def ppf(q, a, loc=0.0, scale=1.0):
+        return anp.add(loc, anp.multiply(scale, special.gammaincinv(a, q)))
+
 
 gamma.pdf = staticmethod(_exp(gamma.logpdf))
 gamma.logcdf = staticmethod(_log(gamma.cdf))
@@ -196,6 +201,10 @@ class beta:
         """I_{1-z}(b, a): accurate where the CDF is near 1."""
         return special.betainc(b, a, anp.clip(anp.subtract(1.0, _standardize(x, loc, scale)),
                                               0.0, 1.0))
+
+    @staticmethod
+    def ppf(q, a, b, loc=0.0, scale=1.0):
+        return anp.add(loc, anp.multiply(scale, special.betaincinv(a, b, q)))
 
 
 beta.pdf = staticmethod(_exp(beta.logpdf))

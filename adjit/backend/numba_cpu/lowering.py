@@ -121,7 +121,8 @@ def _polygamma(x, m):
 # SciPy's compiled special functions (adjit.backend.numba_cpu.scipy_special), name -> arity:
 # called in float64, the result cast to the output's type.
 SCIPY_SPECIAL = {"erfcx": 1, "erfinv": 1, "ndtri": 1, "i0e": 1, "i1e": 1, "j0": 1, "j1": 1,
-                 "y0": 1, "y1": 1, "gammainc": 2, "gammaincc": 2, "betainc": 3}
+                 "y0": 1, "y1": 1, "gammainc": 2, "gammaincc": 2, "gammaincinv": 2,
+                 "betainc": 3, "betaincinv": 3}
 for _name in SCIPY_SPECIAL:
     SCALAR_LOWERINGS[_name] = lambda *args, out_dtype, _name=_name, **_: (
         f"np.{out_dtype.name}(_scipy_{_name}({', '.join(args)}, 0))")

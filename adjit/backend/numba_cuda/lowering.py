@@ -567,7 +567,7 @@ CONTROL_LOWERINGS = {
 # one is the MissingRuleError of backend.targets.find_lowering, naming it and the target.
 DECLINED: frozenset[str] = frozenset({
     # SciPy special functions libdevice lacks (the CPU calls scipy.special.cython_special)
-    "i0e", "i1e", "gammainc", "gammaincc", "betainc",
+    "i0e", "i1e", "gammainc", "gammaincc", "gammaincinv", "betainc", "betaincinv",
 })
 
 
