@@ -444,9 +444,15 @@ case("y0", asp.y0, [((3,), "pos")], "y0 y1")
 case("y1", asp.y1, [((3,), "pos")], "y1 y0")
 case("gammainc", lambda x: asp.gammainc(2.5, x) + asp.gammaincc(1.5, x), [((3,), "pos")],
      "gammainc gammaincc")
+# In a to first order only (gammainc_da has no derivative in a); gammainc_da's rule in x to
+# second order.
+case("gammainc_a", lambda a, x: asp.gammainc(a, x) * asp.gammaincc(a, x), [((3,), "pos")] * 2,
+     "gammainc gammaincc gammainc_da digamma", order=1)
+case("gammainc_da", lambda x: adjit.jvp(lambda a: asp.gammainc(a, x), (anp.ones(3) * 1.7,),
+                                        (anp.ones(3),))[1], [((3,), "pos")], "gammainc_da")
 case("betainc", lambda x: asp.betainc(2.5, 1.5, 0.5 + 0.4 * x), [((3,), "unit")], "betainc")
-case("gammaincinv", lambda y: asp.gammaincinv(2.5, 0.5 + 0.4 * y), [((3,), "unit")],
-     "gammaincinv")
+case("gammaincinv", lambda a, y: asp.gammaincinv(1.5 + a, 0.5 + 0.4 * y),
+     [((3,), "pos"), ((3,), "unit")], "gammaincinv gammainc_da", order=1)
 case("betaincinv", lambda y: asp.betaincinv(2.5, 1.5, 0.5 + 0.4 * y), [((3,), "unit")],
      "betaincinv")
 

@@ -2,14 +2,18 @@
 modified and ordinary Bessel functions of order 0 and 1, the regularized incomplete gamma and
 beta functions).
 
-Their reference implementations are SciPy's ufuncs, evaluated in float64 and rounded to the
-operands' dtype, as the compiled kernels do: the CPU target calls the same compiled C functions
-through ``scipy.special.cython_special`` (``adjit.backend.numba_cpu.scipy_special``).
+Their reference implementations are SciPy's ufuncs (``gammainc_da``: a function of its own),
+evaluated in float64 and rounded to the operands' dtype, as the compiled kernels do: the CPU
+target calls the same compiled C functions through ``scipy.special.cython_special``
+(``adjit.backend.numba_cpu.scipy_special``).
 
 Each derivative is written with primitives that have rules of their own, so every order is
-defined. The incomplete gamma and beta functions have no closed-form derivative with respect to
-their shape parameters: asking for one is a ``MissingRuleError`` naming the function and the
-argument, not a silently wrong zero.
+defined, except where no closed form exists: the derivatives of the incomplete beta function and
+its inverse with respect to the shape parameters ``a`` and ``b``, and the second derivative of
+the incomplete gamma functions with respect to ``a`` (the first is the primitive
+``gammainc_da``, which differentiates Cephes' series and continued fraction term by term, as
+XLA's ``igamma_grad_a``). Asking for one of those is a ``MissingRuleError`` naming the function
+and the argument, not a silently wrong zero.
 """
 
 from __future__ import annotations
@@ -72,12 +76,12 @@ def _special(name, doc, *arg_rules):
     return prim
 
 
-def _no_derivative(function, argument):
+def _no_derivative(function, argument, what="a derivative"):
     def rule(*_, **__):
         raise MissingRuleError(
-            f"adjit: scipy.special.{function} has no derivative with respect to its argument "
-            f"{argument!r} (no closed form; primitive {function!r}): differentiate with respect "
-            f"to the other arguments only, or wrap it in adjit.stop_gradient")
+            f"adjit: scipy.special.{function} has no rule for {what} with respect to its "
+            f"argument {argument!r} (no closed form): differentiate with respect to the other "
+            f"arguments only, or wrap it in adjit.stop_gradient")
 
     return rule
 
@@ -146,16 +150,109 @@ def _gamma_density(a, x):
     return exp(_gamma_log_density(a, x))
 
 
-gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma function; "
-                    "jvp in x only",
-                    _no_derivative("gammainc", "a"),
+def gammainc_da_scalar(a, x, psi_a):
+    """dP(a, x)/da for one a > 0 and x >= 0, given psi_a = digamma(a): Cephes' series for P
+    (x <= 1 or x < a) or continued fraction for Q = 1 - P, each differentiated in a alongside
+    its terms (as XLA's igamma_grad_a). Plain Python over ``math``: the reference
+    implementation calls it per element, and the CPU and CUDA targets compile its source."""
+    if not (a > 0.0 and x >= 0.0):
+        return math.nan
+    if x == 0.0:
+        return 0.0
+    eps = 1e-16
+    if x > 1.0 and x > a:
+        # Q = exp(a log x - x - lgamma(a)) * ans; y and z both fall by 1 as a grows by 1.
+        y = 1.0 - a
+        z = x + y + 1.0
+        c = 0.0
+        pkm2, qkm2, pkm1, qkm1 = 1.0, x, x + 1.0, z * x
+        dpkm2, dqkm2, dpkm1, dqkm1 = 0.0, 0.0, 0.0, -x
+        ans = pkm1 / qkm1
+        dans = (dpkm1 - ans * dqkm1) / qkm1
+        for _ in range(10000):
+            c += 1.0
+            y += 1.0
+            z += 2.0
+            yc = y * c
+            pk = pkm1 * z - pkm2 * yc
+            qk = qkm1 * z - qkm2 * yc
+            dpk = dpkm1 * z - pkm1 - dpkm2 * yc + pkm2 * c
+            dqk = dqkm1 * z - qkm1 - dqkm2 * yc + qkm2 * c
+            done = False
+            if qk != 0.0:
+                r = pk / qk
+                dr = (dpk - r * dqk) / qk
+                done = abs(dr - dans) <= eps * abs(dr) and abs(r - ans) <= eps * abs(r)
+                ans = r
+                dans = dr
+            pkm2, pkm1, qkm2, qkm1 = pkm1, pk, qkm1, qk
+            dpkm2, dpkm1, dqkm2, dqkm1 = dpkm1, dpk, dqkm1, dqk
+            if abs(pk) > 4503599627370496.0:  # 2^52: rescale by 2^-52, as Cephes
+                pkm2 *= 2.220446049250313e-16
+                pkm1 *= 2.220446049250313e-16
+                qkm2 *= 2.220446049250313e-16
+                qkm1 *= 2.220446049250313e-16
+                dpkm2 *= 2.220446049250313e-16
+                dpkm1 *= 2.220446049250313e-16
+                dqkm2 *= 2.220446049250313e-16
+                dqkm1 *= 2.220446049250313e-16
+            if done:
+                break
+        return -math.exp(a * math.log(x) - x - math.lgamma(a)) * (
+            dans + ans * (math.log(x) - psi_a))
+    # P = exp(a log x - x - lgamma(a + 1)) * sum_n c_n, c_0 = 1, c_n = c_(n-1) x / (a + n).
+    r = a
+    c = 1.0
+    ans = 1.0
+    dc = 0.0
+    dans = 0.0
+    for _ in range(10000):
+        r += 1.0
+        dc = dc * (x / r) - c * x / (r * r)
+        c *= x / r
+        ans += c
+        dans += dc
+        if c <= eps * ans and abs(dc) <= eps * abs(dans):
+            break
+    # digamma(a + 1) = digamma(a) + 1 / a
+    return math.exp(a * math.log(x) - x - math.lgamma(a + 1.0)) * (
+        dans + ans * (math.log(x) - psi_a - 1.0 / a))
+
+
+_gammainc_da_vec = np.vectorize(gammainc_da_scalar, otypes=[np.float64])
+
+
+def _gammainc_da_impl(a, x, psi_a):
+    """dP(a, x)/da of the incomplete gamma function, given digamma(a); jvp in x only"""
+    return _gammainc_da_vec(a, x, psi_a).astype(a.dtype)
+
+
+# Its third operand is digamma(a), computed by the digamma primitive (so no second copy of it
+# here): d/dx of dP/da is the density times log(x) - digamma(a). A derivative in a (or in that
+# operand, which follows a) would be P's second derivative in a, which has no rule.
+gammainc_da = _binder("gammainc_da")
+defprim("gammainc_da", _float_abstract, _gammainc_da_impl, kind="elementwise")
+defbatch_elementwise("gammainc_da")
+defjvp("gammainc_da", _no_derivative("gammainc", "a", "a second derivative"),
+       lambda t, a, x, psi_a, **_: mul(t, mul(_gamma_density(a, x), sub(log(x), psi_a))),
+       _no_derivative("gammainc", "a", "a second derivative"))
+
+
+def _gammainc_da_of(a, x):
+    return gammainc_da(a, x, digamma_p(a))
+
+
+gammainc = _special("gammainc", "P(a, x), the regularized lower incomplete gamma function",
+                    lambda t, a, x, **_: mul(t, _gammainc_da_of(a, x)),
                     lambda t, a, x, **_: mul(t, _gamma_density(a, x)))
 gammaincc = _special("gammaincc", "Q(a, x) = 1 - P(a, x), the regularized upper incomplete "
-                     "gamma function; jvp in x only", _no_derivative("gammaincc", "a"),
+                     "gamma function", lambda t, a, x, **_: neg(mul(t, _gammainc_da_of(a, x))),
                      lambda t, a, x, **_: neg(mul(t, _gamma_density(a, x))))
-# The inverse in y: its derivative is the reciprocal of the density at the result.
-gammaincinv = _special("gammaincinv", "the x with P(a, x) = y; jvp in y only",
-                       _no_derivative("gammaincinv", "a"),
+# The inverse in y: dx/dy is the reciprocal of the density at the result x, and (implicitly,
+# from P(a, x) = y) dx/da = -(dP/da) / density.
+gammaincinv = _special("gammaincinv", "the x with P(a, x) = y",
+                       lambda t, a, y, out, **_: neg(mul(t, mul(
+                           _gammainc_da_of(a, out), exp(neg(_gamma_log_density(a, out)))))),
                        lambda t, a, y, out, **_: mul(t, exp(neg(_gamma_log_density(a, out)))))
 
 

@@ -1,11 +1,11 @@
 """adjit.scipy.special: the special functions of ``scipy.special`` that adjit differentiates
 to every order (their derivatives are special functions with rules of their own).
 
-Derivatives exist with respect to every argument except the shape parameters of the incomplete
-gamma and beta functions and their inverses (``a`` of ``gammainc``/``gammaincc``/``gammaincinv``,
-``a`` and ``b`` of ``betainc``/``betaincinv``), which have no closed form: asking for one is a
-MissingRuleError naming the function and the argument. Functions of several arguments
-broadcast them as SciPy does.
+Derivatives exist with respect to every argument, to every order, except where no closed form
+exists: with respect to the shape parameters ``a`` and ``b`` of ``betainc``/``betaincinv``, and
+the second derivative with respect to ``a`` of ``gammainc``/``gammaincc``/``gammaincinv`` (the
+first is computed). Asking for one is a MissingRuleError naming the function and the argument.
+Functions of several arguments broadcast them as SciPy does.
 """
 
 from __future__ import annotations
@@ -132,12 +132,12 @@ def multigammaln(a, d):
 
 
 def gammainc(a, x):
-    """The regularized lower incomplete gamma function P(a, x); differentiable in x only."""
+    """The regularized lower incomplete gamma function P(a, x)."""
     return sp.gammainc(*_floats(a, x))
 
 
 def gammaincc(a, x):
-    """The regularized upper incomplete gamma function 1 - P(a, x); differentiable in x only."""
+    """The regularized upper incomplete gamma function 1 - P(a, x)."""
     return sp.gammaincc(*_floats(a, x))
 
 
@@ -147,7 +147,7 @@ def betainc(a, b, x):
 
 
 def gammaincinv(a, y):
-    """The inverse of gammainc in its second argument; differentiable in y only."""
+    """The inverse of gammainc in its second argument."""
     return sp.gammaincinv(*_floats(a, y))
 
 

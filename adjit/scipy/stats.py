@@ -7,10 +7,10 @@ Outside the support a density is 0 (its log -inf), as in SciPy; parameters are n
 (they may be traced), so an invalid one gives nan or a meaningless value rather than an error.
 
 Derivatives: with respect to ``x``, ``loc``, ``scale`` and every shape parameter, except where a
-distribution function or its inverse is an incomplete gamma or beta function of that
-parameter (the CDF and survival function of ``t`` in ``df``; those and the ppf of ``gamma`` in
-``a`` and of ``beta`` in ``a`` and ``b``): there it is a MissingRuleError naming the special
-function and the argument.
+distribution function or its inverse is an incomplete beta function of that parameter (the CDF
+and survival function of ``t`` in ``df``; those and the ppf of ``beta`` in ``a`` and ``b``):
+there it is a MissingRuleError naming the special function and the argument. Those of
+``gamma`` in ``a`` exist to first order.
 """
 
 from __future__ import annotations

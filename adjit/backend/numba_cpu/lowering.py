@@ -15,6 +15,7 @@ import numpy as np
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous
 from adjit.ir.graph import Literal
+from adjit.primitives import special
 
 # --------------------------------------------------------------------------- scalar lowerings
 
@@ -64,6 +65,10 @@ SCALAR_LOWERINGS = {
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "gamma": lambda a, *, out_dtype, **_: f"np.{out_dtype.name}(_tgamma({a}))",
+    # computed in float64 (its constants are), cast back
+    "gammainc_da": lambda a, x, psi, *, out_dtype, **_: (
+        f"np.{out_dtype.name}(gammainc_da_scalar(np.float64({a}), np.float64({x}), "
+        f"np.float64({psi})))"),
     "erfc": _call("math.erfc"),
     "logistic": lambda a, *, out_dtype, **_: (
         f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))"),
@@ -144,7 +149,9 @@ def _revolve_helpers() -> str:
 # kernel built ahead of time (adjit.aot) cannot link.
 _TGAMMA = "_tgamma = numba.types.ExternalFunction('tgamma', numba.float64(numba.float64))\n"
 HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
-           "gamma": _TGAMMA}
+           "gamma": _TGAMMA,
+           "gammainc_da": '@numba.njit(cache=True, error_model="numpy")\n'
+                          + inspect.getsource(special.gammainc_da_scalar)}
 # Importing scipy_special registers the function's symbol before the kernel is compiled or
 # loaded from the disk cache.
 HELPERS.update({name: "from adjit.backend.numba_cpu.scipy_special import external\n"

@@ -67,8 +67,10 @@ def _polygamma(a, *, m, out_dtype, **_):
 
 SCALAR_LOWERINGS_CUDA = {
     # The CPU's calls of SciPy's compiled special functions have no device version; libdevice
-    # has some of them (below), the others are DECLINED.
-    **{name: lower for name, lower in SCALAR_LOWERINGS.items() if name not in SCIPY_SPECIAL},
+    # has some of them (below), the others are DECLINED, and so is gammainc_da, which only
+    # their derivatives call.
+    **{name: lower for name, lower in SCALAR_LOWERINGS.items()
+       if name not in SCIPY_SPECIAL and name != "gammainc_da"},
     "gamma": lambda a, **_: f"math.gamma({a})",
     "erfcx": _libdevice("erfcx"),
     "erfinv": _libdevice("erfinv"),
@@ -567,7 +569,8 @@ CONTROL_LOWERINGS = {
 # one is the MissingRuleError of backend.targets.find_lowering, naming it and the target.
 DECLINED: frozenset[str] = frozenset({
     # SciPy special functions libdevice lacks (the CPU calls scipy.special.cython_special)
-    "i0e", "i1e", "gammainc", "gammaincc", "gammaincinv", "betainc", "betaincinv",
+    "i0e", "i1e", "gammainc", "gammaincc", "gammaincinv", "gammainc_da", "betainc",
+    "betaincinv",
 })
 
 
