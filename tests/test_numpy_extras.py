@@ -170,8 +170,8 @@ def test_scipy_ufuncs_trace(interpreted):
     s = ss.expit(x)
     expected = s * (1 - s) + ss.digamma(x) + 2 / np.sqrt(np.pi) * np.exp(-x * x)
     np.testing.assert_allclose(g, expected, rtol=1e-10)
-    with pytest.raises(adjit.AdjitError, match="numpy.j0"):
-        adjit.grad(lambda a: np.sum(ss.j0(a)))(x)
+    with pytest.raises(adjit.AdjitError, match=r"scipy\.special\.kv is not supported"):
+        adjit.grad(lambda a: np.sum(ss.kv(1.0, a)))(x)
 
 
 def test_hypot_keeps_float32_with_a_python_float():

@@ -428,6 +428,33 @@ case("scan_binomial", lambda x: adjit.fori_loop(0, 6, lambda i, v: v * anp.cos(v
      [((3,), "any")], "revolve")
 case("while_loop", _while_loop, [((3,), "any")], "while revolve")
 
+# --------------------------------------------------------------------------- special functions
+# (adjit.primitives.special; the incomplete gamma and beta functions differentiated in x only)
+case("gamma", asp.gamma, [((3,), "pos")], "gamma digamma")
+case("erfc", asp.erfc, [((3,), "any")], "erfc")
+case("erfcx", asp.erfcx, [((3,), "any")], "erfcx")
+case("erfinv", asp.erfinv, [((3,), "unit")], "erfinv")
+case("ndtri", lambda x: asp.ndtri(0.5 + 0.4 * x), [((3,), "unit")], "ndtri")
+case("i0e", asp.i0e, [((3,), "nonzero")], "i0e i1e")  # nonzero: a kink at 0 (|x|)
+case("i1e", asp.i1e, [((3,), "nonzero")], "i1e i0e")
+case("j0", asp.j0, [((3,), "any")], "j0 j1")
+case("j1", asp.j1, [((3,), "any")], "j1 j0")
+case("y0", asp.y0, [((3,), "pos")], "y0 y1")
+case("y1", asp.y1, [((3,), "pos")], "y1 y0")
+case("gammainc", lambda x: asp.gammainc(2.5, x) + asp.gammaincc(1.5, x), [((3,), "pos")],
+     "gammainc gammaincc")
+# In a to first order only (gammainc_da has no derivative in a); gammainc_da's rule in x to
+# second order.
+case("gammainc_a", lambda a, x: asp.gammainc(a, x) * asp.gammaincc(a, x), [((3,), "pos")] * 2,
+     "gammainc gammaincc gammainc_da digamma", order=1)
+case("gammainc_da", lambda x: adjit.jvp(lambda a: asp.gammainc(a, x), (anp.ones(3) * 1.7,),
+                                        (anp.ones(3),))[1], [((3,), "pos")], "gammainc_da")
+case("betainc", lambda x: asp.betainc(2.5, 1.5, 0.5 + 0.4 * x), [((3,), "unit")], "betainc")
+case("gammaincinv", lambda a, y: asp.gammaincinv(1.5 + a, 0.5 + 0.4 * y),
+     [((3,), "pos"), ((3,), "unit")], "gammaincinv gammainc_da", order=1)
+case("betaincinv", lambda y: asp.betaincinv(2.5, 1.5, 0.5 + 0.4 * y), [((3,), "unit")],
+     "betaincinv")
+
 
 def forward_only(c) -> bool:
     return "rev" not in c.tols.get("modes", ("fwd", "rev"))

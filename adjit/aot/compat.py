@@ -25,8 +25,8 @@ linked by the system C compiler with a C stub. What that needs:
   ``numba_xxgemm``, which forward to SciPy's BLAS inside a Python process: the stub defines
   them as plain C loops (:data:`BLAS_SYMBOLS`), correct but unblocked and single-threaded.
   Any other symbol that neither libc/libm nor the stub define (LAPACK and the other helpers
-  ``np.linalg`` calls) fails the link, which :func:`link` reports as an ``AdjitError`` naming
-  it.
+  ``np.linalg`` calls, the SciPy special functions of adjit.backend.numba_cpu.scipy_special)
+  fails the link, which :func:`link` reports as an ``AdjitError`` naming it.
 * Numba optimizes the IR for the build machine's CPU; ``target="generic"`` re-emits it for
   plain x86-64 (LLVM legalizes the wider vectors), so a portable binary may be slower.
 """
@@ -364,8 +364,8 @@ def link(objects: list[str], stub_c: str, output: str, cc: str | None = None,
     if proc.returncode != 0:
         missing = sorted(set(re.findall(r"undefined reference to `([^']+)'", proc.stderr)))
         why = (f"the kernel calls {', '.join(missing)}, which exists only inside a Python "
-               "process (np.linalg calls LAPACK through SciPy; only np.dot's BLAS helpers are "
-               "provided)" if missing
+               "process (np.linalg calls LAPACK and most of scipy.special calls SciPy's compiled "
+               "code; only np.dot's BLAS helpers are provided)" if missing
                else proc.stderr.strip()[-2000:])
         raise AdjitError(f"adjit.aot: linking {os.path.basename(output)} failed: {why}\n"
                          f"command: {' '.join(cmd)}")

@@ -8,6 +8,8 @@ functions are ufuncs too (``scipy.special.expit(traced)`` lands here)."""
 
 from __future__ import annotations
 
+import sys
+
 from adjit.errors import AdjitTypeError
 
 _UFUNC_NAMES = {
@@ -20,17 +22,25 @@ _REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 def _lookup(module, name, what):
     fn = getattr(module, name, None) if name and module is not None else None
     if fn is None or not callable(fn):
-        raise AdjitTypeError(f"adjit: {what} is not supported on traced arrays: adjit.numpy "
-                             "has no counterpart to trace and differentiate")
+        raise AdjitTypeError(f"adjit: {what} is not supported on traced arrays: adjit has no "
+                             "counterpart to trace and differentiate")
     return fn
 
 
 ufunc_namespaces: list = []
 
 
+def _ufunc_name(ufunc) -> str:
+    """Where the ufunc comes from, for messages: ``scipy.special.gamma`` is a ufunc as well."""
+    for module in ("numpy", "scipy.special"):
+        if getattr(sys.modules.get(module), ufunc.__name__, None) is ufunc:
+            return f"{module}.{ufunc.__name__}"
+    return f"the ufunc {ufunc.__name__}"
+
+
 def array_ufunc(anp, ufunc, method, inputs, kwargs):
     if kwargs.get("out") is not None:
-        raise AdjitTypeError(f"adjit: numpy.{ufunc.__name__}(..., out=...) writes in place, "
+        raise AdjitTypeError(f"adjit: {_ufunc_name(ufunc)}(..., out=...) writes in place, "
                              "which traced arrays do not support")
     kwargs = {k: v for k, v in kwargs.items() if k != "out"}
     if method == "__call__":
@@ -39,10 +49,10 @@ def array_ufunc(anp, ufunc, method, inputs, kwargs):
             for namespace in ufunc_namespaces:
                 if hasattr(namespace, name):
                     return getattr(namespace, name)(*inputs, **kwargs)
-        return _lookup(anp, name, f"numpy.{ufunc.__name__}")(*inputs, **kwargs)
+        return _lookup(anp, name, _ufunc_name(ufunc))(*inputs, **kwargs)
     if method == "reduce" and ufunc.__name__ in _REDUCE:
         return getattr(anp, _REDUCE[ufunc.__name__])(*inputs, **kwargs)
-    raise AdjitTypeError(f"adjit: numpy.{ufunc.__name__}.{method} is not supported on traced "
+    raise AdjitTypeError(f"adjit: {_ufunc_name(ufunc)}.{method} is not supported on traced "
                          "arrays")
 
 

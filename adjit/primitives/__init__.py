@@ -6,6 +6,7 @@ from adjit.primitives import (  # noqa: F401
     linalg,
     reductions,
     sorting,
+    special,
     structural,
 )
 from adjit.primitives.registry import missing_rules  # noqa: F401

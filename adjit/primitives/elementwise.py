@@ -246,10 +246,19 @@ defbatch_elementwise("log1p")
 defjvp("log1p", lambda t, x, **_: div(t, add(x, full_like(x, 1.0))))
 
 logistic = _binder("logistic")
-defprim("logistic", _float_unary_abstract,
-        lambda x: (0.5 * (np.tanh(0.5 * x) + 1)).astype(x.dtype), kind="elementwise")
+
+
+def _logistic_impl(x):
+    # 1 / (1 + e^-x) keeps its relative accuracy in the lower tail, where 0.5 (tanh(x/2) + 1)
+    # cancels; e^-x overflowing to inf gives the right 0.
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+defprim("logistic", _float_unary_abstract, _logistic_impl, kind="elementwise")
 defbatch_elementwise("logistic")
-defjvp("logistic", lambda t, x, out, **_: mul(t, mul(out, sub(full_like(x, 1.0), out))))
+# logistic' = logistic(x) logistic(-x): 1 - logistic(x) would round to 0 in the upper tail.
+defjvp("logistic", lambda t, x, out, **_: mul(t, mul(out, logistic(neg(x)))))
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 erf = _binder("erf")

@@ -15,6 +15,7 @@ import numpy as np
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous
 from adjit.ir.graph import Literal
+from adjit.primitives import special
 
 # --------------------------------------------------------------------------- scalar lowerings
 
@@ -63,9 +64,14 @@ SCALAR_LOWERINGS = {
     "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
+    "gamma": lambda a, *, out_dtype, **_: f"np.{out_dtype.name}(_tgamma({a}))",
+    # computed in float64 (its constants are), cast back
+    "gammainc_da": lambda a, x, psi, *, out_dtype, **_: (
+        f"np.{out_dtype.name}(gammainc_da_scalar(np.float64({a}), np.float64({x}), "
+        f"np.float64({psi})))"),
+    "erfc": _call("math.erfc"),
     "logistic": lambda a, *, out_dtype, **_: (
-        f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
-        f"{const_text(1.0, out_dtype)}))"),
+        f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))"),
     "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
     "ceil": _call("np.ceil"), "round": _call("np.rint"),
     "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
@@ -117,6 +123,16 @@ def _polygamma(x, m):
     return scale * (head + tail)
 '''
 
+# SciPy's compiled special functions (adjit.backend.numba_cpu.scipy_special), name -> arity:
+# called in float64, the result cast to the output's type.
+SCIPY_SPECIAL = {"erfcx": 1, "erfinv": 1, "ndtri": 1, "i0e": 1, "i1e": 1, "j0": 1, "j1": 1,
+                 "y0": 1, "y1": 1, "gammainc": 2, "gammaincc": 2, "gammaincinv": 2,
+                 "betainc": 3, "betaincinv": 3}
+for _name in SCIPY_SPECIAL:
+    SCALAR_LOWERINGS[_name] = lambda *args, out_dtype, _name=_name, **_: (
+        f"np.{out_dtype.name}(_scipy_{_name}({', '.join(args)}, 0))")
+
+
 # Per-kernel helpers, emitted once above the kernel when a lowering calls them.
 def _revolve_helpers() -> str:
     """Revolve's schedule maker, compiled into the kernels that run a Revolve sweep: the one
@@ -129,7 +145,18 @@ def _revolve_helpers() -> str:
     return "\n\n".join(parts)
 
 
-HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers()}
+# C's tgamma (libm), not math.gamma: Numba lowers that to its own helper library, which a
+# kernel built ahead of time (adjit.aot) cannot link.
+_TGAMMA = "_tgamma = numba.types.ExternalFunction('tgamma', numba.float64(numba.float64))\n"
+HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
+           "gamma": _TGAMMA,
+           "gammainc_da": '@numba.njit(cache=True, error_model="numpy")\n'
+                          + inspect.getsource(special.gammainc_da_scalar)}
+# Importing scipy_special registers the function's symbol before the kernel is compiled or
+# loaded from the disk cache.
+HELPERS.update({name: "from adjit.backend.numba_cpu.scipy_special import external\n"
+                      f"_scipy_{name} = external({name!r}, {n})\n"
+                for name, n in SCIPY_SPECIAL.items()})
 
 
 # --------------------------------------------------------------------------- gathers

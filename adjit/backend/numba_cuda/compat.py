@@ -12,7 +12,7 @@ level, so ``import adjit`` (and importing this target to read its tables) never 
   imported, and then for the whole process. Its device arrays (``FakeCUDAArray``) have no
   ``__cuda_array_interface__``; :func:`is_device_array` recognizes both kinds. Its
   ``libdevice`` functions are stubs returning None: :func:`libdevice` gives generated code
-  NumPy stand-ins there.
+  NumPy and SciPy stand-ins there.
 * With numba installed, ``numba.cuda.core.config`` is ``numba.core.config``, read when numba
   was imported (by ``import adjit``): :func:`cuda` reloads it first, so a
   ``NUMBA_ENABLE_CUDASIM`` set after ``import adjit`` but before the first CUDA use counts.
@@ -145,14 +145,19 @@ def numba_cuda_version() -> str:
 
 def libdevice():
     """The ``libdevice`` generated modules call (``floorf``, ``rint``, ``cbrt``...): numba-cuda's
-    on a GPU; in the simulator, whose libdevice functions are stubs returning None, NumPy's."""
+    on a GPU; in the simulator, whose libdevice functions are stubs returning None, NumPy's and
+    SciPy's."""
     if not is_simulator():
         from numba.cuda import libdevice as module
 
         return module
+    import scipy.special
+
     shim = {}
-    for name in ("floor", "ceil", "rint", "cbrt"):
-        fn = getattr(np, name)
+    for name, fn in [*((name, getattr(np, name)) for name in ("floor", "ceil", "rint", "cbrt")),
+                     *((name, getattr(scipy.special, name))
+                       for name in ("erfcx", "erfinv", "j0", "j1", "y0", "y1")),
+                     ("normcdfinv", scipy.special.ndtri)]:
         shim[name] = lambda x, fn=fn: np.float64(fn(x))
         shim[name + "f"] = lambda x, fn=fn: np.float32(fn(x))
     return types_namespace(**shim)

@@ -4,8 +4,11 @@ overridden where it is not, and the whole-array equations as kernels.
 * ``elementwise``: the CPU table (``math.*``, operators, typed constants and casts all type in
   numba-cuda), except NumPy ufuncs, which numba-cuda does not lower on scalars
   (``np.floor``/``ceil``/``rint``/``cbrt``: libdevice's function of the output's precision,
-  ``libdevice.floorf`` for float32; ``np.sign``: an expression with typed constants). The
-  runner gives the module ``libdevice`` (NumPy stand-ins in the simulator, see compat).
+  ``libdevice.floorf`` for float32; ``np.sign``: an expression with typed constants), and
+  SciPy's special functions, which the CPU calls in ``scipy.special.cython_special``:
+  libdevice's where it has one (``erfinv``, ``erfcx``, ``normcdfinv`` for ``ndtri``, the
+  Bessel functions ``j0 j1 y0 y1``), else ``DECLINED``. The runner gives the module
+  ``libdevice`` (NumPy and SciPy stand-ins in the simulator, see compat).
 * ``gather``, ``reduction``: the CPU tables as they are (index arithmetic, update lines).
 * ``helpers``: device functions; the CPU's digamma and polygamma sources with a
   ``@cuda.jit(device=True)`` decorator. They compute in float64, as on the CPU, and the
@@ -32,6 +35,7 @@ from adjit.backend.numba_cpu.lowering import (
     GATHER_LOWERINGS,
     REDUCE_LOWERINGS,
     SCALAR_LOWERINGS,
+    SCIPY_SPECIAL,
 )
 from adjit.backend.numba_cpu.lowering import (
     HELPERS as CPU_HELPERS,
@@ -62,7 +66,19 @@ def _polygamma(a, *, m, out_dtype, **_):
 
 
 SCALAR_LOWERINGS_CUDA = {
-    **SCALAR_LOWERINGS,
+    # The CPU's calls of SciPy's compiled special functions have no device version; libdevice
+    # has some of them (below), the others are DECLINED, and so is gammainc_da, which only
+    # their derivatives call.
+    **{name: lower for name, lower in SCALAR_LOWERINGS.items()
+       if name not in SCIPY_SPECIAL and name != "gammainc_da"},
+    "gamma": lambda a, **_: f"math.gamma({a})",
+    "erfcx": _libdevice("erfcx"),
+    "erfinv": _libdevice("erfinv"),
+    "ndtri": _libdevice("normcdfinv"),
+    "j0": _libdevice("j0"),
+    "j1": _libdevice("j1"),
+    "y0": _libdevice("y0"),
+    "y1": _libdevice("y1"),
     "floor": _libdevice("floor"),
     "ceil": _libdevice("ceil"),
     "round": _libdevice("rint"),
@@ -551,7 +567,11 @@ CONTROL_LOWERINGS = {
 
 # Primitives this target declines on purpose (a library call with no device version); meeting
 # one is the MissingRuleError of backend.targets.find_lowering, naming it and the target.
-DECLINED: frozenset[str] = frozenset()
+DECLINED: frozenset[str] = frozenset({
+    # SciPy special functions libdevice lacks (the CPU calls scipy.special.cython_special)
+    "i0e", "i1e", "gammainc", "gammaincc", "gammaincinv", "gammainc_da", "betainc",
+    "betaincinv",
+})
 
 
 LOWERINGS = {
