@@ -222,26 +222,37 @@ def _reshape(g: Generator, eqn):
         g.w(f"{out} = {contiguous(g.atom(x))}.reshape({g.shape(new)})")
 
 
+def _copy_into(g: Generator, x, out: str, starts: list[str], steps=None):
+    """``out[start + j * step, ...] = x[j, ...]`` as plain loops: Numba types and lowers a
+    loop of scalar assignments much faster than a slice assignment (an overload per slice
+    signature, compiled in the kernel's compilation)."""
+    shape = x.aval.shape
+    index = [f"j{k}" for k in range(len(shape))]
+    steps = steps or [1] * len(shape)
+    _loops(g, shape, index)
+    at = [f"{s} + {j}" if step == 1 else f"{s} + {j} * {step}"
+          for s, j, step in zip(starts, index, steps)]
+    g.w(f"{out}[{', '.join(at)}] = {g.atom(x)}[{', '.join(index)}]")
+    g.w.depth -= len(shape)
+
+
 def _pad(g: Generator, eqn):
     (x,) = eqn.inputs
     p = eqn.params
-    out = g.name(eqn.out)
-    xs = g.atom(x)
     g.alloc(eqn.out, zeros=True)
-    parts = [f"{g.dim(lo)}:{g.dim(lo)} + {xs}.shape[{k}] * {step + 1} - {step}:{step + 1}"
-             for k, (lo, step) in enumerate(zip(p["lo"], p["interior"]))]
-    g.w(f"{out}[{', '.join(parts)}] = {xs}")
+    _copy_into(g, x, g.name(eqn.out), [g.dim(lo) for lo in p["lo"]],
+               [k + 1 for k in p["interior"]])
 
 
 def _concatenate(g: Generator, eqn):
-    """Each part written into its slice of one array (allocated once where in a loop)."""
+    """Each part written into its place in one array (allocated once where in a loop)."""
     out, axis = g.name(eqn.out), eqn.params["dimension"]
     g.alloc(eqn.out)
     start = "0"
     for x in eqn.inputs:
-        stop = f"{start} + {g.dim(x.aval.shape[axis])}"
-        g.w(f"{out}[{':, ' * axis}{start}:{stop}] = {g.atom(x)}")
-        start = stop
+        _copy_into(g, x, out, [start if k == axis else "0" for k in range(x.aval.ndim)])
+        start = f"{start} + {g.dim(x.aval.shape[axis])}" if start != "0" else \
+            g.dim(x.aval.shape[axis])
 
 
 def _shape_size(g: Generator, eqn):
