@@ -14,6 +14,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
+import adjit.scipy.linalg as asl
 import adjit.scipy.special as asp
 from adjit.config import config
 from adjit.primitives import elementwise as ew
@@ -52,8 +53,17 @@ def _distinct(rng, shape):  # no ties, so max/min/sort have one derivative
     return (rng.permutation(n) * 0.37 + rng.uniform(0, 0.1, n)).reshape(shape) - n * 0.15
 
 
+def _spd(rng, shape):  # symmetric positive definite (distinct eigenvalues, almost surely)
+    x = rng.standard_normal(shape)
+    return x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def _wellcond(rng, shape):  # a square matrix with a dominant diagonal: far from singular
+    return rng.standard_normal(shape) + shape[-1] * np.eye(shape[-1])
+
+
 DOMAINS = {"any": _any, "pos": _pos, "unit": _unit, "gt1": _gt1, "nonzero": _nonzero,
-           "nonint": _nonint, "distinct": _distinct}
+           "nonint": _nonint, "distinct": _distinct, "spd": _spd, "wellcond": _wellcond}
 
 
 class Case(NamedTuple):
@@ -428,6 +438,46 @@ case("scan_binomial", lambda x: adjit.fori_loop(0, 6, lambda i, v: v * anp.cos(v
      [((3,), "any")], "revolve", order=1)
 # Reverse mode through while_loop runs a Revolve sweep: differentiated once in that mode.
 case("while_loop", _while_loop, [((3,), "any")], "while", order=1)
+
+# --------------------------------------------------------------------------- linear algebra
+# Eigenvectors and singular vectors enter squared: their signs are arbitrary (LAPACK's choice),
+# and a function of them that does not depend on the signs has one derivative. Each case
+# returns one array (test_compiled draws one cotangent).
+
+
+def _eigh(a):
+    w, v = anp.linalg.eigh(a)
+    return anp.expand_dims(w, -2) + v * v
+
+
+def _svd(a):
+    u, s, vh = anp.linalg.svd(a, full_matrices=False)
+    return anp.matmul(u * u * anp.expand_dims(s, -2), vh * vh)
+
+
+def _qr(a):
+    q, r = anp.linalg.qr(a)
+    return anp.concatenate([q, r], axis=-2)
+
+
+case("cholesky", anp.linalg.cholesky, [((3, 3), "spd")], "cholesky triangular_solve")
+case("cholesky-batched", anp.linalg.cholesky, [((2, 3, 3), "spd")], "cholesky")
+case("solve_triangular", lambda a, b: asl.solve_triangular(a, b, lower=True),
+     [((3, 3), "wellcond"), ((3, 2), "any")], "triangular_solve")
+case("solve_triangular-upper-trans-unit", lambda a, b: asl.solve_triangular(
+    a, b, trans=1, unit_diagonal=True), [((3, 3), "wellcond"), ((3,), "any")],
+    "triangular_solve")
+case("solve", anp.linalg.solve, [((3, 3), "wellcond"), ((3, 2), "any")], "solve")
+case("solve-batched", anp.linalg.solve, [((2, 3, 3), "wellcond"), ((3,), "any")], "solve")
+case("inv", anp.linalg.inv, [((3, 3), "wellcond")], "solve")
+case("det", anp.linalg.det, [((3, 3), "wellcond")], "slogdet solve")
+case("slogdet-batched", lambda a: anp.linalg.slogdet(a)[1], [((2, 3, 3), "wellcond")],
+     "slogdet")
+case("eigh", _eigh, [((3, 3), "spd")], "eigh")
+case("eigh-batched", _eigh, [((2, 3, 3), "spd")], "eigh")
+case("svd-tall", _svd, [((4, 3), "any")], "svd")
+case("svd-wide", _svd, [((2, 4), "any")], "svd")
+case("qr", _qr, [((4, 3), "any")], "qr triangular_solve")
 
 
 def forward_only(c) -> bool:

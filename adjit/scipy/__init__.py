@@ -1,3 +1,3 @@
 """SciPy's names over adjit's primitives (``adjit.scipy.special``)."""
 
-from adjit.scipy import special  # noqa: F401
+from adjit.scipy import linalg, special  # noqa: F401
