@@ -148,7 +148,7 @@ def triangular_solve(a, b, lower=True, transpose_a=False, unit_diagonal=False):
 
 
 def _triangular_solve_impl(a, b, *, lower, transpose_a, unit_diagonal):
-    """Solves op(A) X = B for triangular A (its other triangle unread)."""
+    """X with op(A) X = B, A triangular (`lower`, `transpose_a`, `unit_diagonal`)"""
     a = np.tril(a) if lower else np.triu(a)
     if unit_diagonal:
         n = a.shape[-1]
@@ -181,7 +181,7 @@ def solve(a, b):
 
 
 def _solve_impl(a, b):
-    """Solves A X = B for a general square A (LU with partial pivoting)."""
+    """X with A X = B for a general square A (LU with partial pivoting)"""
     return np.linalg.solve(a, b)
 
 
@@ -206,7 +206,7 @@ def _slogdet_abstract(a):
 
 
 def _slogdet_impl(a):
-    """The sign and the log of the absolute value of the determinant."""
+    """sign and log of the absolute value of the determinant"""
     sign, logdet = np.linalg.slogdet(a)
     return [np.asarray(sign, a.dtype), np.asarray(logdet, a.dtype)]
 
@@ -246,7 +246,12 @@ def _cholesky_jvp(primals, tangents):
     return low, bmm(low, phi)
 
 
-defprim("cholesky", lambda a: _square(a, "cholesky"), np.linalg.cholesky)
+def _cholesky_impl(a):
+    """lower Cholesky factor L, A = L L^T (lower triangle read)"""
+    return np.linalg.cholesky(a)
+
+
+defprim("cholesky", lambda a: _square(a, "cholesky"), _cholesky_impl)
 defjvp_full("cholesky", _cholesky_jvp)
 _batch_rule("cholesky")
 
@@ -266,7 +271,7 @@ def _eigh_abstract(a):
 
 
 def _eigh_impl(a):
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix (lower triangle read)."""
+    """eigenvalues (ascending) and eigenvectors of a symmetric matrix (lower triangle read)"""
     return list(np.linalg.eigh(a))
 
 
@@ -303,7 +308,7 @@ def _svd_abstract(a):
 
 
 def _svd_impl(a):
-    """The reduced singular value decomposition (U, s, Vh), s descending."""
+    """reduced singular value decomposition (U, s, Vh), s descending"""
     return list(np.linalg.svd(a, full_matrices=False))
 
 
@@ -355,7 +360,7 @@ def _qr_abstract(a):
 
 
 def _qr_impl(a):
-    """The reduced QR decomposition (Q, R), R upper triangular."""
+    """reduced QR decomposition (Q, R), R upper triangular"""
     return list(np.linalg.qr(a))
 
 
