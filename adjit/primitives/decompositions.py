@@ -91,11 +91,15 @@ def _sym_lower(t):
 
 
 def _gap_reciprocals(v):
-    """F[..., i, j] = 1 / (v_j - v_i) off the diagonal, 0 on it (inf where values repeat)."""
+    """F[..., i, j] = 1 / (v_j - v_i) off the diagonal, 0 on it, inf where values repeat
+    (written so, not divided by zero: a tangent that is never used warns of nothing)."""
     n = get_aval(v).shape[-1]
     diffs = sub(_rows(v, n), _cols(v, n))
     eye = _eye_like(diffs)
-    return sub(div(full_like(diffs, 1.0), add(diffs, eye)), eye)
+    gaps = add(diffs, eye)
+    tie = eq(gaps, full_like(gaps, 0.0))
+    inv = div(full_like(gaps, 1.0), select(tie, full_like(gaps, 1.0), gaps))
+    return sub(select(tie, full_like(gaps, np.inf), inv), eye)
 
 
 def longer(m, n) -> bool:
