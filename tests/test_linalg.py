@@ -119,6 +119,16 @@ def test_pinv_and_matrix_power():
                np.linalg.matrix_power(AS, n), rtol=1e-9)
 
 
+def test_svdvals_multi_dot_cond():
+    _close(_run(anp.linalg.svdvals, WIDE), np.linalg.svdvals(WIDE))
+    mats = [TALL, rng.standard_normal((3, 4)), A, b]
+    _close(_run(lambda *m: anp.linalg.multi_dot(m), *mats), np.linalg.multi_dot(mats))
+    for p in (None, 2, -2, "fro", "nuc", 1, np.inf):
+        _close(_run(lambda a, p=p: anp.linalg.cond(a, p), AS), np.linalg.cond(AS, p))
+    _close(_run(lambda a: anp.linalg.matrix_norm(a, ord="nuc", keepdims=True), AS),
+           np.linalg.matrix_norm(AS, ord="nuc", keepdims=True))
+
+
 @pytest.mark.parametrize("ord", [None, "fro", "nuc", 2, -2, 1, -1, np.inf, -np.inf])
 def test_matrix_norms(ord):
     _close(_run(lambda a: anp.linalg.norm(a, ord), A), np.linalg.norm(A, ord))
@@ -178,6 +188,8 @@ GRAD_CASES = {
     "norm-nuc": (lambda a: anp.linalg.norm(a, "nuc"), (TALL,)),
     "norm-2": (lambda a: anp.linalg.norm(a, 2, axis=(1, 2)), (WIDE,)),
     "norm--2": (lambda a: anp.linalg.norm(a, -2), (A,)),
+    "cond": (anp.linalg.cond, (A,)),
+    "cond-1": (lambda a: anp.linalg.cond(a, 1), (A,)),
     "solve_triangular-stack": (lambda a, r: asl.solve_triangular(a, r, trans="T"), (AS[0, :2], B)),
     "cho_solve": (lambda a, r: asl.cho_solve(asl.cho_factor(a), r), (S, b)),
     "cho_solve-lower": (lambda a, r: asl.cho_solve(asl.cho_factor(a, lower=True), r), (SS, B)),

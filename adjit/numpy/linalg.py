@@ -176,6 +176,36 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=None):
     return anp.matmul(anp.multiply(_swap(vh), anp.expand_dims(s_inv, -2)), _swap(u))
 
 
+def svdvals(x):
+    """The singular values, descending."""
+    return svd(x, compute_uv=False)
+
+
+def multi_dot(arrays):
+    """The product of the matrices in order (left to right; NumPy picks the cheapest order)."""
+    if len(arrays) < 2:
+        raise AdjitValueError("adjit.numpy.linalg.multi_dot: expected at least two arrays")
+    out = arrays[0]
+    for a in arrays[1:]:
+        out = anp.matmul(out, a)
+    return out
+
+
+def cond(x, p=None):
+    """The condition number in the norm ``p``: from the singular values for None, 2 and -2,
+    else norm(x) * norm(inv(x))."""
+    if p in (None, 2, -2):
+        s = svdvals(x)
+        big, small = anp.max(s, axis=-1), anp.min(s, axis=-1)
+        return anp.divide(small, big) if p == -2 else anp.divide(big, small)
+    x = _matrices(x, "cond")
+    return anp.multiply(norm(x, p, axis=(-2, -1)), norm(inv(x), p, axis=(-2, -1)))
+
+
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    return norm(x, ord, axis=(-2, -1), keepdims=keepdims)
+
+
 # --------------------------------------------------------------------------- norms
 
 
