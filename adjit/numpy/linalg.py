@@ -31,6 +31,12 @@ def _matrices(a, name, square=True):
     return a
 
 
+def _identity_like(a):
+    """Identity matrices in the shape and dtype of the stack ``a``."""
+    aval = get_aval(a)
+    return anp.broadcast_to(anp.eye(aval.shape[-1], dtype=aval.dtype), aval.shape)
+
+
 def _swap(a):
     return anp.swapaxes(a, -1, -2)
 
@@ -72,9 +78,7 @@ def solve(a, b):
 
 def inv(a):
     a = _matrices(a, "inv")
-    shape = get_aval(a).shape
-    eye = anp.broadcast_to(anp.eye(shape[-1], dtype=get_aval(a).dtype), shape)
-    return dec.solve(a, eye)
+    return dec.solve(a, _identity_like(a))
 
 
 def slogdet(a):
@@ -103,10 +107,7 @@ def matrix_power(a, n):
         n >>= 1
         if n:
             a = anp.matmul(a, a)
-    if result is None:
-        shape = get_aval(a).shape
-        return anp.broadcast_to(anp.eye(shape[-1], dtype=get_aval(a).dtype), shape)
-    return result
+    return _identity_like(a) if result is None else result
 
 
 # --------------------------------------------------------------------------- factorizations
@@ -191,6 +192,9 @@ def multi_dot(arrays):
     return out
 
 
+# --------------------------------------------------------------------------- norms
+
+
 def cond(x, p=None):
     """The condition number in the norm ``p``: from the singular values for None, 2 and -2,
     else norm(x) * norm(inv(x))."""
@@ -204,9 +208,6 @@ def cond(x, p=None):
 
 def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     return norm(x, ord, axis=(-2, -1), keepdims=keepdims)
-
-
-# --------------------------------------------------------------------------- norms
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
