@@ -179,6 +179,12 @@ GRAD_CASES = {
     "cholesky-upper": (lambda a: anp.linalg.cholesky(a, upper=True), (S,)),
     "eigvalsh": (anp.linalg.eigvalsh, (SS[:2],)),
     "eigh-U": (lambda a: anp.linalg.eigh(a, UPLO="U")[1] ** 2, (S,)),
+    "eigh-stack": (lambda a: (lambda w, v: w[..., None] * v ** 2)(*anp.linalg.eigh(a)), (SS,)),
+    "cholesky-stack": (anp.linalg.cholesky, (SS[:2],)),
+    "svd-wide": (lambda a: (lambda u, s, vh: (u ** 2, s, vh ** 2))(
+        *anp.linalg.svd(a, full_matrices=False)), (WIDE,)),
+    "svd-tall-stack": (lambda a: (lambda u, s, vh: (u ** 2, s, vh ** 2))(
+        *anp.linalg.svd(a, full_matrices=False)), (np.swapaxes(WIDE, -1, -2),)),
     "svd-values": (lambda a: anp.linalg.svd(a, compute_uv=False), (WIDE,)),
     "qr-square": (lambda a: anp.linalg.qr(a)[1], (A,)),
     "pinv-tall": (anp.linalg.pinv, (TALL,)),
@@ -234,7 +240,7 @@ def _suite_and_grad(a, s, x, r):
 @pytest.mark.slow
 def test_compiled_matches_interpreted():
     # Stacks, so every lowering runs its loop over the batch axes; one kernel.
-    args = (AS[0, :2], SS[:2], WIDE, rng.standard_normal((2, 4, 3)))
+    args = (AS, SS[:2], WIDE, rng.standard_normal((2, 4, 3)))  # AS: two batch axes
     want = _run(_suite_and_grad, *args)
     config.jit = True
     got = _run(_suite_and_grad, *args)
