@@ -82,13 +82,13 @@ def test_math_function_on_tracer():
 
 @pytest.mark.parametrize("fun, name", [
     (lambda x: anp.sum(np.fft.fft(x).real), "numpy.fft.fft"),
-    (lambda x: anp.sum(np.linalg.inv(x)), "numpy.linalg.inv"),
+    (lambda x: anp.sum(np.linalg.eig(x)[0]), "numpy.linalg.eig"),
     (lambda x: np.unique(x)[0], "numpy.unique"),
     (lambda x: np.add.accumulate(x)[0], "numpy.add.accumulate"),
 ])
 def test_unsupported_numpy_function(fun, name):
     with pytest.raises(adjit.AdjitTypeError, match=name.replace(".", r"\.")) as info:
-        adjit.grad(fun)(np.eye(2) + 1.0 if "inv" in name else np.array([2.0, 1.0]))
+        adjit.grad(fun)(np.eye(2) + 1.0 if "linalg" in name else np.array([2.0, 1.0]))
     assert "not supported" in str(info.value)
 
 

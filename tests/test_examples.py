@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py", "numba_interop.py",
-            "aot/build_and_run.py", "ode_fit.py")
+            "aot/build_and_run.py", "ode_fit.py", "gp_marginal_likelihood.py")
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -108,3 +108,14 @@ def test_ode_fit_recovers_the_parameters(outputs):
     np.testing.assert_allclose(fitted, [1.1, 0.4, 0.4, 0.1], rtol=0.02)
     assert _floats(_line(out, "final loss"))[0] < 1e-3 < _floats(_line(out, "initial loss"))[0]
     assert _floats(_line(out, "gradient, binomial vs stored"))[-1] < 1e-8
+
+
+def test_gp_marginal_likelihood(outputs):
+    out = outputs["gp_marginal_likelihood.py"]
+    ours, scipy_value = (float(v) for v in re.findall(
+        FLOAT, _line(out, "initial log marginal likelihood")))
+    assert ours == scipy_value  # as printed, to 6 decimals
+    assert _floats(_line(out, "final log marginal likelihood"))[0] > ours + 40
+    noise = _floats(_line(out, "fitted length scale"))[-1]
+    assert 0.005 < noise < 0.02  # the data's noise variance is 0.01
+    assert _floats(_line(out, "gradient vs finite differences"))[-1] < 1e-6

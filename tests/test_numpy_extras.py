@@ -135,8 +135,8 @@ def test_norm_matches_numpy(x, kw, interpreted):
 
 
 def test_norm_errors(interpreted):
-    with pytest.raises(adjit.AdjitError, match="singular value"):
-        anp.linalg.norm(A, ord=2)
+    with pytest.raises(adjit.AdjitError, match="not a matrix norm"):
+        anp.linalg.norm(A, ord=3)
     with pytest.raises(adjit.AdjitError, match="1-d or 2-d"):
         anp.linalg.norm(D, ord=1)
 

@@ -14,6 +14,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
+import adjit.scipy.linalg as asl
 import adjit.scipy.special as asp
 from adjit.config import config
 from adjit.primitives import elementwise as ew
@@ -52,8 +53,17 @@ def _distinct(rng, shape):  # no ties, so max/min/sort have one derivative
     return (rng.permutation(n) * 0.37 + rng.uniform(0, 0.1, n)).reshape(shape) - n * 0.15
 
 
+def _spd(rng, shape):  # symmetric positive definite (distinct eigenvalues, almost surely)
+    x = rng.standard_normal(shape)
+    return x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def _wellcond(rng, shape):  # a square matrix with a dominant diagonal: far from singular
+    return rng.standard_normal(shape) + shape[-1] * np.eye(shape[-1])
+
+
 DOMAINS = {"any": _any, "pos": _pos, "unit": _unit, "gt1": _gt1, "nonzero": _nonzero,
-           "nonint": _nonint, "distinct": _distinct}
+           "nonint": _nonint, "distinct": _distinct, "spd": _spd, "wellcond": _wellcond}
 
 
 class Case(NamedTuple):
@@ -454,6 +464,43 @@ case("gammaincinv", lambda a, y: asp.gammaincinv(1.5 + a, 0.5 + 0.4 * y),
      [((3,), "pos"), ((3,), "unit")], "gammaincinv gammainc_da", order=1)
 case("betaincinv", lambda y: asp.betaincinv(2.5, 1.5, 0.5 + 0.4 * y), [((3,), "unit")],
      "betaincinv")
+
+# --------------------------------------------------------------------------- linear algebra
+# Eigenvectors and singular vectors enter squared: their signs are arbitrary (LAPACK's choice),
+# and a function of them that does not depend on the signs has one derivative. Each case
+# returns one array (test_compiled draws one cotangent). Stacks of matrices, the wide SVD and
+# the functions built over these are checked in tests/test_linalg.py (compiling second
+# derivatives of these is slow, so the table holds one case per primitive and branch).
+
+
+def _eigh(a):
+    w, v = anp.linalg.eigh(a)
+    return anp.expand_dims(w, -2) + v * v
+
+
+def _svd(a):
+    u, s, vh = anp.linalg.svd(a, full_matrices=False)
+    return anp.matmul(u * u * anp.expand_dims(s, -2), vh * vh)
+
+
+def _qr(a):
+    q, r = anp.linalg.qr(a)
+    return anp.concatenate([q, r], axis=-2)
+
+
+case("cholesky", anp.linalg.cholesky, [((3, 3), "spd")], "cholesky triangular_solve")
+case("solve_triangular", lambda a, b: asl.solve_triangular(a, b, lower=True),
+     [((3, 3), "wellcond"), ((3, 2), "any")], "triangular_solve")
+case("solve_triangular-upper-trans-unit", lambda a, b: asl.solve_triangular(
+    a, b, trans=1, unit_diagonal=True), [((3, 3), "wellcond"), ((3,), "any")],
+    "triangular_solve")
+case("solve", anp.linalg.solve, [((3, 3), "wellcond"), ((3, 2), "any")], "solve")
+case("inv", anp.linalg.inv, [((3, 3), "wellcond")], "solve")
+case("det", anp.linalg.det, [((3, 3), "wellcond")], "slogdet solve")
+case("slogdet", lambda a: anp.linalg.slogdet(a)[1], [((3, 3), "wellcond")], "slogdet")
+case("eigh", _eigh, [((3, 3), "spd")], "eigh")
+case("svd-tall", _svd, [((4, 3), "any")], "svd")
+case("qr", _qr, [((4, 3), "any")], "qr triangular_solve")
 
 
 def forward_only(c) -> bool:

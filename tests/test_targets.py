@@ -74,8 +74,10 @@ def test_cpu_target_lowers_every_primitive_the_generator_can_meet():
         misfiled = {name: kind_of(name) for name in lowerings[kind] if kind_of(name) != kind}
         # reshape is a view only when it just adds or drops length-1 axes
         assert misfiled in ({}, {"reshape": "view"}), (kind, misfiled)
-    # per-kernel helper functions: special functions, and Revolve's schedule maker
-    assert set(lowerings["helpers"]) <= set(lowerings["elementwise"]) | set(lowerings["control"])
+    # per-kernel helper functions: special functions, Revolve's schedule maker, the triangular
+    # solve
+    assert set(lowerings["helpers"]) <= set(lowerings["elementwise"]) | set(
+        lowerings["control"]) | set(lowerings["array"])
 
 
 # --------------------------------------------------------------------------- config

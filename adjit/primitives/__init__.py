@@ -1,6 +1,7 @@
 """Every primitive, registered on import. See registry.py for the tables."""
 
 from adjit.primitives import (  # noqa: F401
+    decompositions,
     elementwise,
     indexing,
     linalg,

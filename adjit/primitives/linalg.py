@@ -40,8 +40,6 @@ deftranspose("matmul", lambda ct, x, y: [
 
 
 def _matmul_batch(args, dims):
-    from adjit.primitives.elementwise import mul
-
     (x, y), (dx, dy), size = args, dims, batch_size(args, dims)
     xs, ys = get_aval(x).shape, get_aval(y).shape
     if dy is None and not is_symbolic(xs[1]) and xs[1] == 1:
@@ -51,13 +49,25 @@ def _matmul_batch(args, dims):
         cols = reshape(y, (size, ys[1]))
         return reshape(transpose(matmul(x, transpose(cols, (1, 0))), (1, 0)),
                        (size, xs[0], 1)), 0
-    # Otherwise out[b, i, j] = sum_k x[b, i, k] y[b, k, j], which the compiler fuses.
-    m, k = xs[-2:]
-    n = ys[-1]
-    shape = (size, m, k, n)
-    x4 = broadcast_in_dim(x, shape, (0, 1, 2) if dx is not None else (1, 2))
-    y4 = broadcast_in_dim(y, shape, (0, 2, 3) if dy is not None else (2, 3))
-    return reduce_sum(mul(x4, y4), (2,)), 0
+    return batched_matmul(x, y), 0
 
 
 batching_rules["matmul"] = _matmul_batch
+
+
+def batched_matmul(x, y):
+    """``x @ y`` over leading batch axes, which a matrix operand (rank 2) shares with the other
+    operand: ``matmul`` for two matrices, else out[..., i, j] = sum_k x[..., i, k] y[..., k, j],
+    a product and a sum the compiler fuses (a batch length may be symbolic, so the batch axes
+    cannot be folded into one matrix product)."""
+    from adjit.primitives.elementwise import mul
+
+    xs, ys = get_aval(x).shape, get_aval(y).shape
+    if len(xs) == len(ys) == 2:
+        return matmul(x, y)
+    batch = (xs if len(xs) > 2 else ys)[:-2]
+    r = len(batch)
+    shape = (*batch, xs[-2], xs[-1], ys[-1])
+    x4 = broadcast_in_dim(x, shape, (*range(r), r, r + 1) if len(xs) > 2 else (r, r + 1))
+    y4 = broadcast_in_dim(y, shape, (*range(r), r + 1, r + 2) if len(ys) > 2 else (r + 1, r + 2))
+    return reduce_sum(mul(x4, y4), (r + 1,))

@@ -1,6 +1,4 @@
-"""SciPy's names over adjit's primitives (``adjit.scipy.special``, ``adjit.scipy.stats``)."""
+"""SciPy's names over adjit's primitives (``adjit.scipy.special``, ``adjit.scipy.stats``,
+``adjit.scipy.linalg``)."""
 
-from adjit.scipy import (
-    special,  # noqa: F401
-    stats,  # noqa: F401
-)
+from adjit.scipy import linalg, special, stats  # noqa: F401

@@ -133,6 +133,26 @@ for _name in SCIPY_SPECIAL:
         f"np.{out_dtype.name}(_scipy_{_name}({', '.join(args)}, 0))")
 
 
+_TRIANGULAR_SOLVE = '''
+@numba.njit(cache=True, error_model="numpy")
+def _triangular_solve(a, b, lower, trans, unit):
+    # Substitution for op(A) X = B, op(A) = A or A^T, reading only A's triangle: forward when
+    # op(A) is lower triangular, backward when upper.
+    n, k = b.shape
+    x = np.empty((n, k), b.dtype)
+    forward = lower != trans
+    for step in range(n):
+        i = step if forward else n - 1 - step
+        lo, hi = (0, i) if forward else (i + 1, n)
+        for c in range(k):
+            acc = b[i, c]
+            for j in range(lo, hi):
+                acc -= (a[j, i] if trans else a[i, j]) * x[j, c]
+            x[i, c] = acc if unit else acc / a[i, i]
+    return x
+'''
+
+
 # Per-kernel helpers, emitted once above the kernel when a lowering calls them.
 def _revolve_helpers() -> str:
     """Revolve's schedule maker, compiled into the kernels that run a Revolve sweep: the one
@@ -149,7 +169,7 @@ def _revolve_helpers() -> str:
 # kernel built ahead of time (adjit.aot) cannot link.
 _TGAMMA = "_tgamma = numba.types.ExternalFunction('tgamma', numba.float64(numba.float64))\n"
 HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
-           "gamma": _TGAMMA,
+           "gamma": _TGAMMA, "triangular_solve": _TRIANGULAR_SOLVE,
            "gammainc_da": '@numba.njit(cache=True, error_model="numpy")\n'
                           + inspect.getsource(special.gammainc_da_scalar)}
 # Importing scipy_special registers the function's symbol before the kernel is compiled or
@@ -388,8 +408,43 @@ def _sort_rows(values: bool):
     return lower
 
 
+def _per_matrix(call):
+    """A NumPy linear-algebra call (Numba's np.linalg: LAPACK through SciPy) on each matrix of
+    a stack: loops over the leading (batch) axes, which every operand and output share.
+    ``call(*operand_texts, **params)`` is the expression of the results of one matrix."""
+    def lower(g: Generator, eqn):
+        batch = eqn.inputs[0].aval.shape[:-2]
+        outs = [g.name(v) for v in eqn.outs]
+        index = [g.fresh("b") for _ in batch]
+        if batch:
+            for v, name in zip(eqn.outs, outs):
+                g.w(f"{name} = np.empty({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
+            _loops(g, batch, index)
+
+        def at(text):
+            return f"{text}[{', '.join(index)}]" if index else text
+
+        results = [g.fresh("r") for _ in outs] if batch else outs
+        g.w(f"{', '.join(results)} = {call(*(at(g.atom(x)) for x in eqn.inputs), **eqn.params)}")
+        if batch:
+            for name, r in zip(outs, results):
+                g.w(f"{at(name)} = {r}")
+            g.w.depth -= len(batch)
+
+    return lower
+
+
 ARRAY_LOWERINGS = {
     "matmul": _matmul,
+    "solve": _per_matrix(lambda a, b: f"np.linalg.solve({a}, {b})"),
+    "slogdet": _per_matrix(lambda a: f"np.linalg.slogdet({a})"),
+    "cholesky": _per_matrix(lambda a: f"np.linalg.cholesky({a})"),
+    "eigh": _per_matrix(lambda a: f"np.linalg.eigh({a})"),
+    "svd": _per_matrix(lambda a: f"np.linalg.svd({a}, full_matrices=False)"),
+    "qr": _per_matrix(lambda a: f"np.linalg.qr({a})"),
+    "triangular_solve": _per_matrix(lambda a, b, *, lower, transpose_a, unit_diagonal:
+                                    f"_triangular_solve({a}, {b}, {lower}, {transpose_a}, "
+                                    f"{unit_diagonal})"),
     "reshape": _reshape,
     "pad": _pad,
     "concatenate": _concatenate,

@@ -571,6 +571,8 @@ DECLINED: frozenset[str] = frozenset({
     # SciPy special functions libdevice lacks (the CPU calls scipy.special.cython_special)
     "i0e", "i1e", "gammainc", "gammaincc", "gammaincinv", "gammainc_da", "betainc",
     "betaincinv",
+    # Dense linear algebra: LAPACK on the host (numba-cuda has no np.linalg).
+    "cholesky", "eigh", "qr", "slogdet", "solve", "svd", "triangular_solve",
 })
 
 
