@@ -373,3 +373,25 @@ def test_ahead_of_time_build(tmp_path):
     assert pathlib.Path(built.library).exists()
     with pytest.raises(adjit.AdjitError, match="adjit_scipy_special_gammainc"):
         aot.build({"p": (lambda x: asp.gammainc(2.0, x), (x,))}, "spec2", str(tmp_path))
+
+
+def test_multivariate_normal_against_scipy(interpreted):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 3))
+    cov, mean = a @ a.T + np.eye(3), rng.standard_normal(3)
+    xs = rng.standard_normal((2, 4, 3))
+    mvn = ast.multivariate_normal
+    np.testing.assert_allclose(mvn.logpdf(xs, mean, cov), sst.multivariate_normal.logpdf(
+        xs, mean, cov), rtol=1e-12)
+    np.testing.assert_allclose(mvn.pdf(xs[0, 0], mean, cov),
+                               sst.multivariate_normal.pdf(xs[0, 0], mean, cov), rtol=1e-12)
+    for c in (np.array([0.5, 2.0, 3.0]), 1.7):  # a diagonal, a multiple of the identity
+        np.testing.assert_allclose(mvn.logpdf(xs, mean, c),
+                                   sst.multivariate_normal.logpdf(xs, mean, c), rtol=1e-12)
+    np.testing.assert_allclose(mvn.logpdf(xs), sst.multivariate_normal.logpdf(
+        xs, np.zeros(3)), rtol=1e-12)
+    # every argument differentiated: the points, the mean, the covariance (through a factor)
+    check_grads(lambda x, m, f: mvn.logpdf(x, m, f @ f.T + anp.eye(3)), (xs[0], mean, a),
+                order=2)
+    with pytest.raises(AdjitValueError, match="cov has shape"):
+        mvn.logpdf(xs, mean, np.eye(2))

@@ -19,6 +19,7 @@ import math
 
 import adjit.numpy as anp
 from adjit.errors import AdjitValueError
+from adjit.scipy import linalg as slinalg
 from adjit.scipy import special
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -313,3 +314,38 @@ class dirichlet:
 
 
 dirichlet.pdf = staticmethod(_exp(dirichlet.logpdf))
+
+# --------------------------------------------------------------------------- multivariate_normal
+
+
+class multivariate_normal:
+    """The normal distribution in d dimensions with ``mean`` (d,) and covariance ``cov``: a
+    (d, d) symmetric positive definite matrix, a (d,) diagonal or a number times the identity.
+    As in SciPy, ``x`` holds points along its LAST axis: (d,) gives a number, (..., d) an array
+    of shape (...). The log density reads the Cholesky factor L of ``cov`` (its lower triangle):
+    -(d log 2 pi + 2 sum log diag L + |L^-1 (x - mean)|^2) / 2."""
+
+    @staticmethod
+    def logpdf(x, mean=None, cov=1.0):
+        x = anp.asarray(x)
+        d = anp.shape(x)[-1] if anp.ndim(x) else 1
+        mean = anp.zeros(d) if mean is None else anp.asarray(mean)
+        cov = anp.asarray(cov)
+        if anp.shape(mean) not in ((), (d,)):
+            raise AdjitValueError(f"adjit.scipy.stats.multivariate_normal: mean has shape "
+                                  f"{anp.shape(mean)}, the points have {d} components")
+        if anp.ndim(cov) < 2:
+            cov = anp.multiply(anp.eye(d), cov)
+        if anp.shape(cov) != (d, d):
+            raise AdjitValueError(f"adjit.scipy.stats.multivariate_normal: cov has shape "
+                                  f"{anp.shape(cov)}, expected ({d}, {d}), (d,) or a number")
+        points = anp.reshape(anp.subtract(x, mean), (-1, d))
+        chol = slinalg.cholesky(cov, lower=True)
+        z = slinalg.solve_triangular(chol, anp.transpose(points), lower=True)
+        log_det = anp.multiply(2.0, anp.sum(anp.log(anp.diagonal(chol))))
+        out = anp.multiply(-0.5, anp.add(anp.sum(anp.square(z), axis=0),
+                                         d * 2 * _LOG_SQRT_2PI + log_det))
+        return anp.reshape(out, anp.shape(x)[:-1])
+
+
+multivariate_normal.pdf = staticmethod(_exp(multivariate_normal.logpdf))
