@@ -147,7 +147,7 @@ def test_bad_inputs():
     with pytest.raises(adjit.AdjitTypeError, match="str"):
         adjit.grad(lambda x: x)("1.0")
     with pytest.raises(adjit.AdjitTypeError, match="complex"):
-        adjit.jit(lambda x: x)(np.ones(2, complex))
+        adjit.jit(lambda x: x)(np.ones(2, np.clongdouble))
     with pytest.raises(adjit.AdjitValueError, match="broadcast"):
         adjit.jit(anp.add)(np.ones(3), np.ones(4))
     with pytest.raises(adjit.AdjitTypeError, match="tuples"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from adjit.errors import AdjitTypeError
 
 _UFUNC_NAMES = {
-    "absolute": "abs", "true_divide": "divide", "conjugate": None, "fabs": "abs",
+    "absolute": "abs", "true_divide": "divide", "conjugate": "conj", "fabs": "abs",
     "bitwise_and": "logical_and", "bitwise_or": "logical_or", "invert": "logical_not",
 }
 _REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}

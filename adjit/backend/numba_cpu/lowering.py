@@ -34,8 +34,26 @@ def _integer_pow(a, *, y, **_):
     return f"({factors})" if y > 0 else f"(1 / ({factors}))"
 
 
+def _math(fn):
+    """``math.fn``, or ``cmath.fn`` in a complex kernel (Numba types both)."""
+    return lambda *args, out_dtype, **_: (
+        f"{'cmath' if out_dtype.kind == 'c' else 'math'}.{fn}({', '.join(args)})")
+
+
+def _expm1(a, *, out_dtype, **_):
+    if out_dtype.kind == "c":  # cmath has no expm1
+        return f"(cmath.exp({a}) - {const_text(1.0, out_dtype)})"
+    return f"math.expm1({a})"
+
+
+def _log1p(a, *, out_dtype, **_):
+    if out_dtype.kind == "c":  # cmath has no log1p
+        return f"cmath.log({const_text(1.0, out_dtype)} + {a})"
+    return f"math.log1p({a})"
+
+
 def _div(a, b, *, out_dtype, **_):
-    return f"({a} / {b})" if out_dtype.kind == "f" else f"({a} // {b})"
+    return f"({a} / {b})" if out_dtype.kind in "fc" else f"({a} // {b})"
 
 
 def _convert(a, *, new_dtype, **_):
@@ -55,12 +73,9 @@ SCALAR_LOWERINGS = {
     "pow": _infix("**"), "integer_pow": _integer_pow,
     "max": _extremum(">"), "min": _extremum("<"),
     "atan2": _call("math.atan2"),
-    "sin": _call("math.sin"), "cos": _call("math.cos"), "tan": _call("math.tan"),
-    "asin": _call("math.asin"), "acos": _call("math.acos"), "atan": _call("math.atan"),
-    "sinh": _call("math.sinh"), "cosh": _call("math.cosh"), "tanh": _call("math.tanh"),
-    "asinh": _call("math.asinh"), "acosh": _call("math.acosh"), "atanh": _call("math.atanh"),
-    "exp": _call("math.exp"), "expm1": _call("math.expm1"), "log": _call("math.log"),
-    "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
+    **{fn: _math(fn) for fn in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+                                "tanh", "asinh", "acosh", "atanh", "exp", "log", "sqrt")},
+    "expm1": _expm1, "log1p": _log1p, "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "logistic": lambda a, *, out_dtype, **_: (
@@ -74,6 +89,9 @@ SCALAR_LOWERINGS = {
     "select": lambda p, a, b, **_: f"({a} if {p} else {b})",
     "convert_element_type": _convert,
     "stop_gradient": lambda a, **_: a,
+    "real": lambda a, **_: f"{a}.real", "imag": lambda a, **_: f"{a}.imag",
+    "conj": lambda a, **_: f"{a}.conjugate()",
+    "complex": lambda a, b, *, out_dtype, **_: f"np.{out_dtype.name}(complex({a}, {b}))",
 }
 
 _DIGAMMA = '''
