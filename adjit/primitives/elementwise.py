@@ -299,7 +299,8 @@ defjvp("erf", lambda t, x, **_: mul(t, mul(full_like(x, 2.0 / math.sqrt(math.pi)
 
 _lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 lgamma = _binder("lgamma")
-defprim("lgamma", _real_unary_abstract("lgamma"), lambda x: _lgamma(x).astype(x.dtype), kind="elementwise")
+defprim("lgamma", _real_unary_abstract("lgamma"), lambda x: _lgamma(x).astype(x.dtype),
+        kind="elementwise")
 defbatch_elementwise("lgamma")
 defjvp("lgamma", lambda t, x, **_: mul(t, digamma(x)))
 
@@ -349,7 +350,8 @@ def _polygamma_impl(x, *, m):
     return ((-1) ** (m + 1) * math.factorial(m) * (head + tail)).astype(dtype)
 
 
-defprim("polygamma", lambda x, *, m: _real_unary_abstract("polygamma")(x), _polygamma_impl, kind="elementwise")
+defprim("polygamma", lambda x, *, m: _real_unary_abstract("polygamma")(x), _polygamma_impl,
+        kind="elementwise")
 defbatch_elementwise("polygamma")
 defjvp("polygamma", lambda t, x, *, m, **_: mul(t, polygamma(x, m=m + 1)))
 
