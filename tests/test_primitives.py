@@ -452,6 +452,19 @@ case("complex_transcendental",
 case("complex_embed", lambda x: anp.real(anp.sum((x * (1 + 2j)) ** 2)),
      [((2, 3), "any")], "convert_element_type reduce_sum")
 
+# --------------------------------------------------------------------------- FFT
+
+case("fft", lambda x, y: anp.real(anp.fft.fft(_z(x, y))) * y + anp.imag(anp.fft.ifft(_z(y, x))),
+     [((2, 5), "any"), ((2, 5), "any")], "fft")
+case("fft2_ortho", lambda x, y: anp.imag(anp.fft.ifft2(_z(x, y), norm="ortho") ** 2),
+     [((2, 4), "any"), ((2, 4), "any")], "fft")
+case("rfft", lambda x: anp.real(anp.fft.rfft(x, n=6)) + anp.imag(anp.fft.rfft(x, n=6)) ** 2,
+     [((2, 5), "any")], "fft")
+case("irfft", lambda x, y: anp.fft.irfft(_z(x, y), n=6) + anp.fft.irfft(_z(y, x), n=7)[:, 1:] ** 2,
+     [((2, 4), "any"), ((2, 4), "any")], "fft")
+case("rfftn", lambda x: anp.fft.irfftn(anp.fft.rfftn(x) * anp.fft.rfftn(x), s=(3, 4)),
+     [((3, 4), "any")], "fft")
+
 
 def forward_only(c) -> bool:
     return "rev" not in c.tols.get("modes", ("fwd", "rev"))

@@ -49,7 +49,7 @@ def array_ufunc(anp, ufunc, method, inputs, kwargs):
 def array_function(anp, func, args, kwargs):
     module = func.__module__ or ""
     qualified = f"{module}.{func.__name__}"
-    # Only numpy and numpy.linalg have counterparts: numpy.fft.fft is not adjit.numpy.fft, and
-    # numpy.emath.sqrt is not adjit.numpy.sqrt.
-    namespace = {"numpy": anp, "numpy.linalg": anp.linalg}.get(module)
+    # Only numpy, numpy.linalg and numpy.fft have counterparts: numpy.emath.sqrt is not
+    # adjit.numpy.sqrt.
+    namespace = {"numpy": anp, "numpy.linalg": anp.linalg, "numpy.fft": anp.fft}.get(module)
     return _lookup(namespace, func.__name__, qualified)(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from adjit.primitives import (  # noqa: F401
     elementwise,
+    fft,
     indexing,
     linalg,
     reductions,

@@ -546,7 +546,12 @@ defprim("imag", _part_abstract("imag"), np.imag, kind="elementwise")
 defbatch_elementwise("imag")
 deflinear("imag", lambda ct, x: [complex_p(_real_zeros(ct), neg(ct))])
 
-defprim("conj", _complex_only("conj"), np.conjugate, kind="elementwise")
+def _conj_impl(x):
+    """The complex conjugate."""
+    return np.conjugate(x)
+
+
+defprim("conj", _complex_only("conj"), _conj_impl, kind="elementwise")
 defbatch_elementwise("conj")
 deflinear("conj", lambda ct, x: [conj(ct)])
 

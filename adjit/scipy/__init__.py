@@ -1,3 +1,3 @@
-"""SciPy's names over adjit's primitives (``adjit.scipy.special``)."""
+"""SciPy's names over adjit's primitives (``adjit.scipy.special``, ``adjit.scipy.fft``)."""
 
-from adjit.scipy import special  # noqa: F401
+from adjit.scipy import fft, special  # noqa: F401

@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 
 from adjit.backend.numba_cpu.codegen import Generator, const_text
-from adjit.backend.numba_cpu.compat import contiguous
+from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
 from adjit.ir.graph import Literal
 
 # --------------------------------------------------------------------------- scalar lowerings
@@ -362,6 +362,18 @@ def _sort_rows(values: bool):
     return lower
 
 
+def _fft(g: Generator, eqn):
+    # np.fft as rocket-fft compiles it; the transformed axes are the last ones.
+    require_rocket_fft()
+    (x,) = eqn.inputs
+    fft_type, lengths = eqn.params["fft_type"], eqn.params["fft_lengths"]
+    ndim = x.aval.ndim
+    axes = tuple(range(ndim - len(lengths), ndim))
+    size = f"s={lengths}, " if fft_type == "irfft" else ""
+    g.w(f"{g.name(eqn.out)} = np.fft.{fft_type}n({contiguous(g.atom(x))}, {size}axes={axes})"
+        f".astype(np.{eqn.out.aval.dtype.name})")
+
+
 ARRAY_LOWERINGS = {
     "matmul": _matmul,
     "reshape": _reshape,
@@ -374,6 +386,7 @@ ARRAY_LOWERINGS = {
     "argmin": _arg_extremum("<"),
     "sort": _sort_rows(values=True),
     "argsort": _sort_rows(values=False),
+    "fft": _fft,
 }
 
 

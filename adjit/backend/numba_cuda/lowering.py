@@ -551,7 +551,7 @@ CONTROL_LOWERINGS = {
 
 # Primitives this target declines on purpose (a library call with no device version); meeting
 # one is the MissingRuleError of backend.targets.find_lowering, naming it and the target.
-DECLINED: frozenset[str] = frozenset()
+DECLINED: frozenset[str] = frozenset({"fft"})
 
 
 LOWERINGS = {
