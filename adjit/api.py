@@ -57,15 +57,15 @@ def check_input_dtype(aval, what: str, holomorphic: bool, complex_ok: bool = Tru
     or complex where ``complex_ok`` (grad and jacrev of a real function of complex inputs)."""
     if holomorphic and not aval.is_complex:
         raise AdjitTypeError(f"adjit: {what} with holomorphic=True needs complex inputs, but "
-                             f"{where} is {aval}")
+                             f"{where} has dtype {aval.dtype}")
     if aval.is_float or aval.is_complex and (complex_ok or holomorphic):
         return
     hint = ("pass it as float (e.g. 1.0, or x.astype(float)) or leave it out of argnums"
             if not aval.is_complex else "for a holomorphic function pass holomorphic=True; "
             "for others of complex inputs use adjit.jvp")
     raise AdjitTypeError(f"adjit: {what} needs floating-point inputs"
-                         f"{' (or complex ones)' if complex_ok else ''}, but {where} is "
-                         f"{aval}; {hint}")
+                         f"{' (or complex ones)' if complex_ok else ''}, but {where} has "
+                         f"dtype {aval.dtype}; {hint}")
 
 
 def check_output_dtype(aval, what: str, holomorphic: bool):

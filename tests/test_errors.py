@@ -81,7 +81,7 @@ def test_math_function_on_tracer():
 
 
 @pytest.mark.parametrize("fun, name", [
-    (lambda x: anp.sum(np.fft.fft(x).real), "numpy.fft.fft"),
+    (lambda x: anp.sum(np.fft.hfft(x)), "numpy.fft.hfft"),
     (lambda x: anp.sum(np.linalg.inv(x)), "numpy.linalg.inv"),
     (lambda x: np.unique(x)[0], "numpy.unique"),
     (lambda x: np.add.accumulate(x)[0], "numpy.add.accumulate"),

@@ -74,6 +74,17 @@ def test_values_compiled():
         _check(value, fn(np.fft), name, 1e-12)
 
 
+def test_plain_numpy_code_traces(interpreted, jax_np):
+    # np.fft.* and np.real/np.conj on traced arrays run adjit's (the NumPy protocols).
+    def loss(m, x):
+        return m.sum(m.abs(m.fft.rfft(x)) ** 2) + m.real(m.sum(m.conj(m.fft.fft(x))))
+
+    np.testing.assert_allclose(adjit.grad(lambda x: loss(np, x))(X),
+                               adjit.grad(lambda x: loss(anp, x))(X), rtol=1e-12)
+    np.testing.assert_allclose(adjit.grad(lambda x: loss(np, x))(X),
+                               jax_np[0].grad(lambda x: loss(jax_np[1], x))(X), rtol=1e-12)
+
+
 def test_single_precision_is_kept(interpreted):
     x = X.astype(np.float32)
     assert anp.fft.rfft(x).dtype == np.complex64
