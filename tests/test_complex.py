@@ -233,3 +233,12 @@ def test_errors_follow_jax(interpreted):
         adjit.jacfwd(anp.sin)(Z)
     with pytest.raises(adjit.AdjitTypeError, match="jacrev needs a real-valued output"):
         adjit.jacrev(anp.sin)(Z)
+
+
+def test_python_complex_scalars():
+    # A Python complex is a complex128 input, compiled like a float is.
+    assert adjit.jit(lambda z: z * z + 1.0)(1 + 2j) == -2 + 4j
+    g = adjit.grad(lambda z: anp.sin(z) * z, holomorphic=True)(0.5 + 0.25j)
+    z = 0.5 + 0.25j
+    np.testing.assert_allclose(g, np.cos(z) * z + np.sin(z), rtol=1e-12)
+    np.testing.assert_allclose(adjit.grad(lambda z: anp.abs(z) ** 2)(3.0 + 4.0j), 6.0 - 8.0j)
