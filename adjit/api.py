@@ -51,7 +51,38 @@ def normalize_argnums(argnums, nargs: int, what: str):
     return single, tuple(i % nargs for i in nums)
 
 
-def _diff_mask(args, argnums, what: str):
+def check_input_dtype(aval, what: str, holomorphic: bool, complex_ok: bool = True,
+                      where: str = "an input"):
+    """JAX's rules for a differentiated input: complex with ``holomorphic=True``; else float,
+    or complex where ``complex_ok`` (grad and jacrev of a real function of complex inputs)."""
+    if holomorphic and not aval.is_complex:
+        raise AdjitTypeError(f"adjit: {what} with holomorphic=True needs complex inputs, but "
+                             f"{where} has dtype {aval.dtype}")
+    if aval.is_float or aval.is_complex and (complex_ok or holomorphic):
+        return
+    hint = ("pass it as float (e.g. 1.0, or x.astype(float)) or leave it out of argnums"
+            if not aval.is_complex else "for a holomorphic function pass holomorphic=True; "
+            "for others of complex inputs use adjit.jvp")
+    raise AdjitTypeError(f"adjit: {what} needs floating-point inputs"
+                         f"{' (or complex ones)' if complex_ok else ''}, but {where} has "
+                         f"dtype {aval.dtype}; {hint}")
+
+
+def check_output_dtype(aval, what: str, holomorphic: bool):
+    """JAX's rules for the output of grad and jacrev: complex with ``holomorphic=True``; else
+    real (the gradient of a complex output is not one array unless f is holomorphic)."""
+    if holomorphic and not aval.is_complex:
+        raise AdjitTypeError(f"adjit: {what} with holomorphic=True needs a complex output, got "
+                             f"{aval}")
+    if not holomorphic and aval.is_complex:
+        raise AdjitTypeError(
+            f"adjit: {what} needs a real-valued output, got {aval}; for a holomorphic function "
+            "pass holomorphic=True, for other functions with complex outputs use adjit.vjp")
+    if not aval.is_inexact:
+        raise AdjitTypeError(f"adjit: {what} needs floating-point outputs, got {aval}")
+
+
+def _diff_mask(args, argnums, what: str, holomorphic: bool = False):
     """Which flat leaves are differentiated; None and integer inputs there are an error."""
     mask = []
     for i, arg in enumerate(args):
@@ -62,11 +93,8 @@ def _diff_mask(args, argnums, what: str):
         arg_leaves = tree.leaves(arg)
         for leaf in arg_leaves:
             differentiated = i in argnums
-            if differentiated and not get_aval(leaf).is_float:
-                raise AdjitTypeError(
-                    f"adjit: {what} needs floating-point inputs, but argument {i} has dtype "
-                    f"{get_aval(leaf).dtype}; pass it as float (e.g. 1.0, or x.astype(float)) "
-                    "or leave it out of argnums")
+            if differentiated:
+                check_input_dtype(get_aval(leaf), what, holomorphic, where=f"argument {i}")
             mask.append(differentiated)
     return mask
 
@@ -74,10 +102,10 @@ def _diff_mask(args, argnums, what: str):
 # --------------------------------------------------------------------------- transformations
 
 
-def _value_and_grad_body(fun, argnums, has_aux, what):
+def _value_and_grad_body(fun, argnums, has_aux, what, holomorphic):
     def body(*args):
         single, nums = normalize_argnums(argnums, len(args), what)
-        diff = _diff_mask(args, nums, what)
+        diff = _diff_mask(args, nums, what, holomorphic)
 
         def scalar_fun(*a):
             out = fun(*a)
@@ -93,10 +121,11 @@ def _value_and_grad_body(fun, argnums, has_aux, what):
                     f"adjit: {what} needs a function returning a scalar, but it returned "
                     f"{type(out).__name__}; use adjit.vjp or jacrev for other outputs")
             aval = get_aval(out)
-            if aval.shape != () or not aval.is_float:
+            if aval.shape != () or not aval.is_inexact:
                 raise AdjitTypeError(
                     f"adjit: {what} needs a function returning a float scalar, but it returned "
                     f"an array {aval}; use adjit.vjp or jacrev for non-scalar outputs")
+            check_output_dtype(aval, what, holomorphic)
             return (out, aux)
 
         graph, consts, out_tree, leaves = _trace_flat(scalar_fun, args, what)
@@ -121,29 +150,37 @@ def _transform_decorator(make):
     """Lets a transformation be used as ``t(f)``, ``@t`` and ``@t(argnums=1)``."""
 
     @functools.wraps(make)
-    def wrapper(fun=None, argnums=0, has_aux=False, *, target: str = "cpu"):
+    def wrapper(fun=None, argnums=0, has_aux=False, *, holomorphic: bool = False,
+                target: str = "cpu"):
         check_target_name(target)
         if fun is None:
-            return lambda f: wrapper(f, argnums, has_aux, target=target)
+            return lambda f: wrapper(f, argnums, has_aux, holomorphic=holomorphic,
+                                     target=target)
         if not callable(fun):
             raise AdjitTypeError(f"adjit: {make.__name__} expects a function, got "
                                  f"{type(fun).__name__}")
-        return make(fun, argnums, has_aux, target)
+        return make(fun, argnums, has_aux, holomorphic, target)
 
     return wrapper
 
 
 @_transform_decorator
-def value_and_grad(fun, argnums=0, has_aux=False, target="cpu"):
-    """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this."""
-    body = _value_and_grad_body(fun, argnums, has_aux, "value_and_grad")
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu"):
+    """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this.
+    Complex inputs follow :func:`grad`."""
+    body = _value_and_grad_body(fun, argnums, has_aux, "value_and_grad", holomorphic)
     return entry_function(Staged(body, "value_and_grad", fun, target=target), fun)
 
 
 @_transform_decorator
-def grad(fun, argnums=0, has_aux=False, target="cpu"):
-    """The gradient of a scalar function: ``grad(f)(x)`` is df/dx, shaped like x."""
-    body = _value_and_grad_body(fun, argnums, has_aux, "grad")
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu"):
+    """The gradient of a scalar function: ``grad(f)(x)`` is df/dx, shaped like x.
+
+    Complex numbers follow JAX: for a real-valued f of a complex z = x + iy the result is
+    ``conj(df/dx + i df/dy)`` (so descend along its conjugate); a complex-valued f needs
+    ``holomorphic=True`` (complex inputs and output), and then the result is f'(z).
+    """
+    body = _value_and_grad_body(fun, argnums, has_aux, "grad", holomorphic)
 
     def grad_body(*args):
         value, g = body(*args)
@@ -171,7 +208,7 @@ def _jvp_body(fun):
         tangents_in = []
         for p, t in zip(leaves, t_leaves):
             pa, ta = get_aval(p), get_aval(t)
-            if not pa.is_float:
+            if not pa.is_inexact:
                 tangents_in.append(Zero(pa))
                 continue
             if pa != ta and not (ta.shape == pa.shape or Tracer in (type(p), type(t))):
@@ -204,7 +241,7 @@ def _vjp_body(fun, has_aux):
             return out if not has_aux else out[0]
 
         graph, consts, out_tree, leaves = _trace_flat(fun_main, primals, "vjp")
-        diff = [get_aval(x).is_float for x in leaves]
+        diff = [get_aval(x).is_inexact for x in leaves]
         ct_leaves, ct_tree = tree.flatten(cts)
         if ct_tree != out_tree:
             raise AdjitValueError("adjit: the cotangent passed to a vjp function must have the "
@@ -216,7 +253,7 @@ def _vjp_body(fun, has_aux):
             if get_aval(c).shape != oa.shape and Tracer not in (type(c), type(o)):
                 raise AdjitValueError(f"adjit: cotangent {get_aval(c)} does not match output "
                                       f"{oa}")
-            ct_in.append(ew.convert_element_type(c, oa.dtype) if oa.is_float else Zero(oa))
+            ct_in.append(ew.convert_element_type(c, oa.dtype) if oa.is_inexact else Zero(oa))
         grads = iter(backward(ct_in))
         flat = [instantiate(next(grads)) if d else np.zeros(np.shape(x), get_aval(x).dtype)
                 for x, d in zip(leaves, diff)]

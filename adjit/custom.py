@@ -275,7 +275,7 @@ def _transposed_bwd(fn: CallInfo, res, t_args, out_avals):
         bwd_graph, bwd_consts = trace_to_graph(lambda *cts: fn.bwd(r, list(cts)), out_avals)
         _, backward = vjp_eval(bwd_graph, bwd_consts, [zeros_like_aval(a) for a in out_avals],
                                [True] * len(out_avals))
-        ct_in = [t if get_aval(t).is_float else Zero(get_aval(t)) for t in ts]
+        ct_in = [t if get_aval(t).is_inexact else Zero(get_aval(t)) for t in ts]
         return [instantiate(t) for t in backward(ct_in)]
 
     try:
@@ -310,7 +310,7 @@ def _custom_vjp_lin_transpose(cts, *args, body, fn):
     if any(is_linear(r) for r in res):
         raise AdjitError(f"adjit: the residuals of {fn} depend on tangents")
     ct_args = fn.bwd(list(res), [instantiate(c) for c in cts])
-    return [None] * (nc + nr) + [c if get_aval(c).is_float else None for c in ct_args]
+    return [None] * (nc + nr) + [c if get_aval(c).is_inexact else None for c in ct_args]
 
 
 def _custom_vjp_lin_batch(args, dims, *, body, fn):

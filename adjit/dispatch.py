@@ -44,7 +44,7 @@ from adjit.trace import (
 _RETRIES = 3
 
 
-_NUMBERS = (float, int, bool)
+_NUMBERS = (float, int, bool, complex)
 
 
 def signature(leaf):
@@ -287,9 +287,9 @@ class Staged:
             named.append(("input", [a for a in args if a is not user]))
         for what, arg in named:
             for leaf in tree.leaves(arg):
-                if isinstance(leaf, (np.ndarray, float, int, bool, np.generic)) \
+                if isinstance(leaf, (np.ndarray, float, int, bool, complex, np.generic)) \
                         or is_device_array(leaf):
-                    if not isinstance(leaf, (float, int, bool)):
+                    if not isinstance(leaf, (float, int, bool, complex)):
                         get_aval(leaf)  # complex and object dtypes
                     continue
                 raise AdjitTypeError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adjit import tree
-from adjit.api import jvp, normalize_argnums, vjp, vmap
+from adjit.api import check_input_dtype, check_output_dtype, jvp, normalize_argnums, vjp, vmap
 from adjit.backend import check_target_name
 from adjit.dispatch import Staged, entry_function
 from adjit.errors import AdjitTypeError
@@ -42,37 +42,36 @@ def _map_basis(fn, basis, rank: int):
     return fn(basis)
 
 
-def _check_float(x, what: str):
-    aval = get_aval(x)
-    if not aval.is_float:
-        raise AdjitTypeError(f"adjit: {what} needs floating-point inputs, got {aval}")
-    return aval
-
-
 def _with_arg(fun, args, i):
     return lambda x: fun(*args[:i], x, *args[i + 1:])
 
 
-def _per_argnum(fun, argnums, what, jac_of_arg):
+def _per_argnum(fun, argnums, what, jac_of_arg, holomorphic):
     def body(*args):
         single, nums = normalize_argnums(argnums, len(args), what)
-        jacs = tuple(jac_of_arg(_with_arg(fun, args, i), args[i]) for i in nums)
+        jacs = tuple(jac_of_arg(_with_arg(fun, args, i), args[i], holomorphic) for i in nums)
         return jacs[0] if single else jacs
 
     return body
 
 
-def _jacfwd_of_arg(f, x):
-    """The Jacobian of ``f`` at ``x``: one JVP per input element, vmapped."""
+def _jacfwd_of_arg(f, x, holomorphic):
+    """The Jacobian of ``f`` at ``x``: one JVP per input element, vmapped. As in JAX, complex
+    inputs need ``holomorphic=True`` (one complex JVP per element is the Jacobian only then)."""
     x_leaves, x_tree = tree.flatten(x)
     per_in = []  # for each input leaf, the output tree of its Jacobian blocks
     for k, leaf in enumerate(x_leaves):
-        aval = _check_float(leaf, "jacfwd")
+        aval = get_aval(leaf)
+        check_input_dtype(aval, "jacfwd", holomorphic, complex_ok=False)
 
         def push(t, k=k):
             ts = [t if j == k else st.zeros_like_aval(get_aval(other))
                   for j, other in enumerate(x_leaves)]
-            return jvp(f, (x,), (tree.unflatten(x_tree, ts),))[1]
+            out = jvp(f, (x,), (tree.unflatten(x_tree, ts),))[1]
+            if holomorphic:
+                for o in tree.leaves(out):
+                    check_output_dtype(get_aval(o), "jacfwd", holomorphic)
+            return out
 
         cols = _map_basis(push, _identity(aval), aval.ndim)  # (*in, *out) per output leaf
         per_in.append(tree.tree_map(
@@ -86,15 +85,18 @@ def _jacfwd_of_arg(f, x):
         for o in range(out_tree.num_leaves)])
 
 
-def _jacrev_of_arg(f, x):
-    """The Jacobian of ``f`` at ``x``: one VJP per output element, vmapped."""
+def _jacrev_of_arg(f, x, holomorphic):
+    """The Jacobian of ``f`` at ``x``: one VJP per output element, vmapped. As in JAX,
+    complex outputs need ``holomorphic=True``; a real function of complex inputs follows
+    grad's convention."""
     for leaf in tree.leaves(x):
-        _check_float(leaf, "jacrev")
+        check_input_dtype(get_aval(leaf), "jacrev", holomorphic)
     out, f_vjp = vjp(f, x)
     out_leaves, out_tree = tree.flatten(out)
     rows = []
     for k, y in enumerate(out_leaves):
-        aval = _check_float(y, "jacrev (of its outputs)")
+        aval = get_aval(y)
+        check_output_dtype(aval, "jacrev", holomorphic)
 
         def pull(ct, k=k):
             cts = [ct if j == k else st.zeros_like_aval(get_aval(o))
@@ -109,13 +111,14 @@ def _jacrev_of_arg(f, x):
 def _jacobian_transform(name: str, jac_of_arg, doc: str):
     """A public transformation ``t(fun, argnums=0, *, target="cpu")``, also a decorator."""
 
-    def transform(fun: Callable = None, argnums=0, *, target: str = "cpu"):
+    def transform(fun: Callable = None, argnums=0, *, holomorphic: bool = False,
+                  target: str = "cpu"):
         check_target_name(target)
         if fun is None:
-            return lambda f: transform(f, argnums, target=target)
+            return lambda f: transform(f, argnums, holomorphic=holomorphic, target=target)
         if not callable(fun):
             raise AdjitTypeError(f"adjit: {name} expects a function, got {type(fun).__name__}")
-        body = _per_argnum(fun, argnums, name, jac_of_arg)
+        body = _per_argnum(fun, argnums, name, jac_of_arg, holomorphic)
         return entry_function(Staged(body, name, fun, target=target), fun)
 
     transform.__name__ = transform.__qualname__ = name
@@ -129,10 +132,12 @@ jacrev = _jacobian_transform("jacrev", _jacrev_of_arg,
                              "The Jacobian by reverse mode: one VJP per output element, vmapped.")
 
 
-def hessian(fun: Callable = None, argnums=0, *, target: str = "cpu"):
+def hessian(fun: Callable = None, argnums=0, *, holomorphic: bool = False,
+            target: str = "cpu"):
     """The Hessian: ``jacfwd(jacrev(f))``, forward over reverse (one graph, compiled for
     ``target``; the inner jacrev runs inside jacfwd's trace)."""
     check_target_name(target)
     if fun is None:
-        return lambda f: hessian(f, argnums, target=target)
-    return jacfwd(jacrev(fun, argnums, target=target), argnums, target=target)
+        return lambda f: hessian(f, argnums, holomorphic=holomorphic, target=target)
+    return jacfwd(jacrev(fun, argnums, holomorphic=holomorphic, target=target), argnums,
+                  holomorphic=holomorphic, target=target)

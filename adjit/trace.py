@@ -24,7 +24,8 @@ from adjit.ir.graph import Dim, Eqn, Graph, Literal, ShapedArray, Var
 from adjit.ir.rules import abstract_rules, impl_rules, multiple_results, rule
 
 _ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
-_SUPPORTED_DTYPES = {np.dtype(t) for t in ("float64", "float32", "int64", "int32", "bool")}
+_SUPPORTED_DTYPES = {np.dtype(t) for t in ("float64", "float32", "int64", "int32", "bool",
+                                           "complex128", "complex64")}
 
 
 # --------------------------------------------------------------------------- user source lines
@@ -66,6 +67,8 @@ def get_aval(x) -> ShapedArray:
         return ShapedArray((), np.int64)
     if isinstance(x, float):
         return ShapedArray((), np.float64)
+    if isinstance(x, complex):
+        return ShapedArray((), np.complex128)
     if isinstance(x, (np.ndarray, np.generic)):
         return ShapedArray(np.shape(x), canonical_dtype(x.dtype))
     if is_device_array(x):
@@ -89,7 +92,8 @@ def canonical_dtype(dtype) -> np.dtype:
     if dtype in _SUPPORTED_DTYPES:
         return dtype
     if dtype.kind == "c":
-        raise AdjitTypeError(f"adjit: complex arrays ({dtype}) are not supported")
+        raise AdjitTypeError(f"adjit: complex arrays of dtype {dtype} are not supported "
+                             "(complex64 and complex128 are)")
     if dtype.kind in "iu":
         return np.dtype(np.int64)
     if dtype.kind == "f":

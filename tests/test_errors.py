@@ -81,7 +81,7 @@ def test_math_function_on_tracer():
 
 
 @pytest.mark.parametrize("fun, name", [
-    (lambda x: anp.sum(np.fft.fft(x).real), "numpy.fft.fft"),
+    (lambda x: anp.sum(np.fft.hfft(x)), "numpy.fft.hfft"),
     (lambda x: anp.sum(np.linalg.eig(x)[0]), "numpy.linalg.eig"),
     (lambda x: np.unique(x)[0], "numpy.unique"),
     (lambda x: np.add.accumulate(x)[0], "numpy.add.accumulate"),
@@ -147,7 +147,7 @@ def test_bad_inputs():
     with pytest.raises(adjit.AdjitTypeError, match="str"):
         adjit.grad(lambda x: x)("1.0")
     with pytest.raises(adjit.AdjitTypeError, match="complex"):
-        adjit.jit(lambda x: x)(np.ones(2, complex))
+        adjit.jit(lambda x: x)(np.ones(2, np.clongdouble))
     with pytest.raises(adjit.AdjitValueError, match="broadcast"):
         adjit.jit(anp.add)(np.ones(3), np.ones(4))
     with pytest.raises(adjit.AdjitTypeError, match="tuples"):

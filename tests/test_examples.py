@@ -14,7 +14,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py", "numba_interop.py",
-            "aot/build_and_run.py", "ode_fit.py", "gp_marginal_likelihood.py")
+            "aot/build_and_run.py", "ode_fit.py", "gp_marginal_likelihood.py",
+            "spectrum_fit.py")
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -119,3 +120,12 @@ def test_gp_marginal_likelihood(outputs):
     noise = _floats(_line(out, "fitted length scale"))[-1]
     assert 0.005 < noise < 0.02  # the data's noise variance is 0.01
     assert _floats(_line(out, "gradient vs finite differences"))[-1] < 1e-6
+
+
+def test_spectrum_fit_recovers_the_signal(outputs):
+    out = outputs["spectrum_fit.py"]
+    assert _floats(_line(out, "gradient vs finite differences"))[0] < 1e-6
+    final, floor = _floats(_line(out, "final loss").replace("(noise floor", " = "))[:2]
+    assert final < 1.05 * floor < _floats(_line(out, "initial loss"))[0]
+    freqs = _floats(_line(out, "frequencies =").split("(true")[0].replace("[", "").replace("]", ""))
+    np.testing.assert_allclose(freqs, [20.0, 45.0, 90.0], atol=0.02)

@@ -58,7 +58,7 @@ def test_numpy_functions_differentiate(fun, monkeypatch):
 
 
 @pytest.mark.parametrize("fun, name", [
-    (lambda x: np.sum(np.fft.fft(x).real), "numpy.fft.fft"),
+    (lambda x: np.sum(np.fft.hfft(x)), "numpy.fft.hfft"),
     (lambda x: np.sum(np.linalg.eig(x)[0]), "numpy.linalg.eig"),
     (lambda x: np.sum(np.linalg.lstsq(x, x)[0]), "numpy.linalg.lstsq"),
     (lambda x: np.sum(np.unique(x)), "numpy.unique"),

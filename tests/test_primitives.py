@@ -503,6 +503,42 @@ case("svd-tall", _svd, [((4, 3), "any")], "svd")
 case("qr", _qr, [((4, 3), "any")], "qr triangular_solve")
 
 
+# --------------------------------------------------------------------------- complex numbers
+# Real inputs and outputs around complex intermediates, so check_grads applies; the complex
+# conventions of grad are checked against JAX in tests/test_complex.py.
+
+
+def _z(x, y):
+    return ew.complex_p(x, y)
+
+
+case("complex_parts", lambda x, y: anp.real(_z(x, y) * _z(y, x)) + anp.imag(_z(x, y) ** 3),
+     [((3,), "any"), ((3,), "any")], "complex real imag mul integer_pow")
+case("complex_conj", lambda x, y: anp.imag(anp.conj(_z(x, y)) * _z(y, x) / _z(x, 0.5 * y)),
+     [((3,), "nonzero"), ((3,), "nonzero")], "conj div")
+case("complex_abs", lambda x, y: anp.abs(_z(x, y)) + anp.angle(_z(x, y)),
+     [((2, 3), "nonzero"), ((2, 3), "nonzero")], "abs atan2")
+case("complex_transcendental",
+     lambda x, y: anp.real(anp.sin(_z(x, y)) * anp.exp(_z(y, x)) + anp.log(_z(x, y))
+                           + anp.sqrt(_z(x, y)) * anp.tanh(_z(x, y))),
+     [((3,), "pos"), ((3,), "unit")], "sin exp log sqrt tanh")
+case("complex_embed", lambda x: anp.real(anp.sum((x * (1 + 2j)) ** 2)),
+     [((2, 3), "any")], "convert_element_type reduce_sum")
+
+# --------------------------------------------------------------------------- FFT
+
+case("fft", lambda x, y: anp.real(anp.fft.fft(_z(x, y))) * y + anp.imag(anp.fft.ifft(_z(y, x))),
+     [((2, 5), "any"), ((2, 5), "any")], "fft")
+case("fft2_ortho", lambda x, y: anp.imag(anp.fft.ifft2(_z(x, y), norm="ortho") ** 2),
+     [((2, 4), "any"), ((2, 4), "any")], "fft")
+case("rfft", lambda x: anp.real(anp.fft.rfft(x, n=6)) + anp.imag(anp.fft.rfft(x, n=6)) ** 2,
+     [((2, 5), "any")], "fft")
+case("irfft", lambda x, y: anp.fft.irfft(_z(x, y), n=6) + anp.fft.irfft(_z(y, x), n=7)[:, 1:] ** 2,
+     [((2, 4), "any"), ((2, 4), "any")], "fft")
+case("rfftn", lambda x: anp.fft.irfftn(anp.fft.rfftn(x) * anp.fft.rfftn(x), s=(3, 4)),
+     [((3, 4), "any")], "fft")
+
+
 def forward_only(c) -> bool:
     return "rev" not in c.tols.get("modes", ("fwd", "rev"))
 

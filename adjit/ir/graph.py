@@ -197,6 +197,8 @@ _DTYPE_NAMES = {
     np.dtype("int64"): "i64",
     np.dtype("int32"): "i32",
     np.dtype("bool"): "bool",
+    np.dtype("complex128"): "c128",
+    np.dtype("complex64"): "c64",
 }
 
 
@@ -237,6 +239,15 @@ class ShapedArray:
     @property
     def is_float(self) -> bool:
         return self.dtype.kind == "f"
+
+    @property
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    @property
+    def is_inexact(self) -> bool:
+        """Float or complex: the dtypes that carry derivatives."""
+        return self.dtype.kind in "fc"
 
 
 def same_shape(a, b) -> bool:

@@ -9,7 +9,7 @@ traced arrays.
 
 import sys
 
-from adjit.numpy import linalg, operators  # noqa: F401
+from adjit.numpy import fft, linalg, operators  # noqa: F401
 from adjit.numpy.contraction import einsum  # noqa: F401
 from adjit.numpy.core import *  # noqa: F401,F403
 from adjit.numpy.core import _float_dtype, _result_dtype  # noqa: F401  (adjit.scipy uses them)

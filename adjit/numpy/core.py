@@ -4,7 +4,7 @@ protocols) build on this one; the package ``adjit.numpy`` gathers them all.
 
 Every function works on traced arrays (staging primitives) and on concrete arrays (running the
 reference implementations). Python scalars are weakly typed, as in JAX: ``x * 2.0`` keeps a
-float32 ``x`` float32.
+float32 ``x`` float32, and ``x * 1j`` makes it complex64.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from adjit.trace import Tracer, canonical_dtype, get_aval, note_numpy_scalar
 
 pi, e, inf, nan, newaxis = np.pi, np.e, np.inf, np.nan, None
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
+complex64, complex128 = np.complex64, np.complex128
 ndarray = np.ndarray
 
 # --------------------------------------------------------------------------- conversion
 
 
 def _is_weak(x) -> bool:
-    return isinstance(x, (int, float, bool, Dim)) and not isinstance(x, np.generic)
+    return isinstance(x, (int, float, complex, bool, Dim)) and not isinstance(x, np.generic)
 
 
 def asarray(x, dtype=None):
@@ -80,6 +81,9 @@ def _result_dtype(*args) -> np.dtype:
     if dtype is None:
         dtype = np.result_type(*[np.asarray(0 if isinstance(w, Dim) else w).dtype
                                  for w in weak])
+    elif any(isinstance(w, complex) for w in weak) and dtype.kind != "c":
+        # A weak complex keeps the precision of a float array (float32 * 1j is complex64).
+        dtype = ew.complex_dtype(dtype if dtype.kind == "f" else np.float64)
     elif any(isinstance(w, float) for w in weak) and dtype.kind in "biu":
         dtype = np.dtype(np.float64)
     elif any(isinstance(w, (int, Dim)) and not isinstance(w, bool) for w in weak) and \
@@ -142,8 +146,9 @@ def _prepare(*args, dtype=None):
 
 
 def _float_dtype(*args):
+    """The promoted dtype if it is float or complex, else float64."""
     dtype = _result_dtype(*args)
-    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+    return dtype if dtype.kind in "fc" else np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------- elementwise
@@ -186,6 +191,39 @@ true_divide = divide = _binary(ew.div, float_only=True)
 equal, not_equal = _binary(ew.eq), _binary(ew.ne)
 less, less_equal = _binary(ew.lt), _binary(ew.le)
 greater, greater_equal = _binary(ew.gt), _binary(ew.ge)
+
+
+# --------------------------------------------------------------------------- complex parts
+
+
+def real(x):
+    x = asarray(x)
+    return ew.real(x) if get_aval(x).is_complex else x
+
+
+def imag(x):
+    x = asarray(x)
+    return ew.imag(x) if get_aval(x).is_complex else zeros_like(x)
+
+
+def conj(x):
+    x = asarray(x)
+    return ew.conj(x) if get_aval(x).is_complex else x
+
+
+conjugate = conj
+
+
+def angle(z, deg=False):
+    z = asarray(z)
+    if not get_aval(z).is_complex:
+        z = astype(z, _float_dtype(z))
+    out = arctan2(imag(z), real(z))
+    return multiply(out, 180.0 / np.pi) if deg else out
+
+
+def iscomplexobj(x):
+    return get_aval(asarray(x)).is_complex
 
 
 def round(x, decimals=0):
@@ -355,8 +393,12 @@ def var(a, axis=None, keepdims=False, ddof=0):
     shape = get_aval(x).shape
     axes = _axes(axis, len(shape))
     centered = subtract(x, mean(x, axes, keepdims=True))
-    n = _count(shape, axes, get_aval(x).dtype)
-    return divide(sum(square(centered), axes, keepdims), subtract(n, float(ddof)))
+    if get_aval(x).is_complex:  # NumPy's: the mean of |x - mean|^2, a real number
+        squares = real(multiply(centered, conj(centered)))
+    else:
+        squares = square(centered)
+    n = _count(shape, axes, get_aval(squares).dtype)
+    return divide(sum(squares, axes, keepdims), subtract(n, float(ddof)))
 
 
 def std(a, axis=None, keepdims=False, ddof=0):
@@ -387,6 +429,8 @@ def logsumexp(a, axis=None, keepdims=False):
 
 def isfinite(x):
     x = asarray(x)
+    if get_aval(x).is_complex:
+        return logical_and(isfinite(real(x)), isfinite(imag(x)))
     if get_aval(x).dtype.kind != "f":
         return full_like(x, True, dtype=np.bool_)
     return less(abs(x), inf)
@@ -482,7 +526,8 @@ def outer(a, b):
 
 
 def vdot(a, b):
-    return sum(multiply(ravel(a), ravel(b)))
+    """NumPy's vdot conjugates its first argument."""
+    return sum(multiply(conj(ravel(a)), ravel(b)))
 
 
 

@@ -53,6 +53,9 @@ def install(anp):
     Tracer.squeeze = lambda self, axis=None: anp.squeeze(self, axis)
     Tracer.ravel = Tracer.flatten = lambda self: anp.ravel(self)
     Tracer.clip = lambda self, lo=None, hi=None: anp.clip(self, lo, hi)
+    Tracer.real = property(lambda self: anp.real(self))
+    Tracer.imag = property(lambda self: anp.imag(self))
+    Tracer.conj = Tracer.conjugate = lambda self: anp.conj(self)
     Tracer.__array_ufunc__ = lambda self, ufunc, method, *inputs, **kwargs: (
         protocol.array_ufunc(anp, ufunc, method, inputs, kwargs))
     Tracer.__array_function__ = lambda self, func, types, args, kwargs: (

@@ -13,7 +13,7 @@ import sys
 from adjit.errors import AdjitTypeError
 
 _UFUNC_NAMES = {
-    "absolute": "abs", "true_divide": "divide", "conjugate": None, "fabs": "abs",
+    "absolute": "abs", "true_divide": "divide", "conjugate": "conj", "fabs": "abs",
     "bitwise_and": "logical_and", "bitwise_or": "logical_or", "invert": "logical_not",
 }
 _REDUCE = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
@@ -59,7 +59,7 @@ def array_ufunc(anp, ufunc, method, inputs, kwargs):
 def array_function(anp, func, args, kwargs):
     module = func.__module__ or ""
     qualified = f"{module}.{func.__name__}"
-    # Only numpy and numpy.linalg have counterparts: numpy.fft.fft is not adjit.numpy.fft, and
-    # numpy.emath.sqrt is not adjit.numpy.sqrt.
-    namespace = {"numpy": anp, "numpy.linalg": anp.linalg}.get(module)
+    # Only numpy, numpy.linalg and numpy.fft have counterparts: numpy.emath.sqrt is not
+    # adjit.numpy.sqrt.
+    namespace = {"numpy": anp, "numpy.linalg": anp.linalg, "numpy.fft": anp.fft}.get(module)
     return _lookup(namespace, func.__name__, qualified)(*args, **kwargs)

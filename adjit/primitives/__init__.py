@@ -3,6 +3,7 @@
 from adjit.primitives import (  # noqa: F401
     decompositions,
     elementwise,
+    fft,
     indexing,
     linalg,
     reductions,

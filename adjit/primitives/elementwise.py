@@ -18,6 +18,7 @@ from adjit.primitives.registry import (
     defprim,
     deftranspose,
     is_linear,
+    real_only,
 )
 from adjit.primitives.structural import bind, broadcast_in_dim, instantiate
 from adjit.trace import get_aval
@@ -42,9 +43,20 @@ def _unary_abstract(x, **_):
 
 
 def _float_unary_abstract(x, **_):
-    if not x.is_float:
-        raise AdjitTypeError(f"expected a floating-point array, got {x}")
+    # Float or complex: the functions NumPy defines on complex numbers too.
+    if not x.is_inexact:
+        raise AdjitTypeError(f"expected a floating-point or complex array, got {x}")
     return x
+
+
+def _real_unary_abstract(what):
+    def abstract(x, **_):
+        real_only(what, x)
+        if not x.is_float:
+            raise AdjitTypeError(f"expected a floating-point array, got {x}")
+        return x
+
+    return abstract
 
 
 def _binary_abstract(x, y, **_):
@@ -53,9 +65,36 @@ def _binary_abstract(x, y, **_):
     return x
 
 
+def _real_binary_abstract(what):
+    def abstract(x, y, **_):
+        real_only(what, x)
+        return _binary_abstract(x, y)
+
+    return abstract
+
+
 def _compare_abstract(x, y, **_):
     _binary_abstract(x, y)
     return ShapedArray(x.shape, np.bool_)
+
+
+def _order_abstract(what):
+    def abstract(x, y, **_):
+        real_only(what, x)
+        return _compare_abstract(x, y)
+
+    return abstract
+
+
+def real_dtype(dtype) -> np.dtype:
+    """float32 for complex64, float64 for complex128; a real dtype as it is."""
+    dtype = np.dtype(dtype)
+    return np.finfo(dtype).dtype if dtype.kind == "c" else dtype
+
+
+def complex_dtype(dtype) -> np.dtype:
+    """complex64 for float32, complex128 for float64; a complex dtype as it is."""
+    return np.result_type(dtype, np.complex64)
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -85,7 +124,7 @@ deftranspose("mul", lambda ct, x, y: [mul(ct, y) if is_linear(x) else None,
                                       mul(x, ct) if is_linear(y) else None])
 
 div = _binder("div")
-defprim("div", _binary_abstract, lambda x, y: np.divide(x, y) if x.dtype.kind == "f"
+defprim("div", _binary_abstract, lambda x, y: np.divide(x, y) if x.dtype.kind in "fc"
         else np.floor_divide(x, y), kind="elementwise")
 defbatch_elementwise("div")
 defjvp("div", lambda t, x, y, **_: div(t, y),
@@ -93,7 +132,7 @@ defjvp("div", lambda t, x, y, **_: div(t, y),
 deftranspose("div", lambda ct, x, y: [div(ct, y), None])
 
 max_p = _binder("max")
-defprim("max", _binary_abstract, np.maximum, kind="elementwise")
+defprim("max", _real_binary_abstract("maximum"), np.maximum, kind="elementwise")
 defbatch_elementwise("max")
 
 
@@ -116,7 +155,7 @@ def _minmax_jvp(name, wins):
 defjvp_full("max", _minmax_jvp("max", lambda x, y: gt(x, y)))
 
 min_p = _binder("min")
-defprim("min", _binary_abstract, np.minimum, kind="elementwise")
+defprim("min", _real_binary_abstract("minimum"), np.minimum, kind="elementwise")
 defbatch_elementwise("min")
 defjvp_full("min", _minmax_jvp("min", lambda x, y: lt(x, y)))
 
@@ -144,7 +183,7 @@ defjvp("integer_pow", lambda t, x, *, y, **_:
        mul(t, mul(full_like(x, float(y)), integer_pow(x, y=y - 1) if y != 2 else x)))
 
 atan2 = _binder("atan2")
-defprim("atan2", _binary_abstract, np.arctan2, kind="elementwise")
+defprim("atan2", _real_binary_abstract("arctan2"), np.arctan2, kind="elementwise")
 defbatch_elementwise("atan2")
 defjvp("atan2",
        lambda t, y, x, **_: mul(t, div(x, add(mul(x, x), mul(y, y)))),
@@ -172,7 +211,7 @@ defbatch_elementwise("sqrt")
 defjvp("sqrt", lambda t, x, out, **_: div(t, mul(full_like(x, 2.0), out)))
 
 cbrt = _binder("cbrt")
-defprim("cbrt", _float_unary_abstract, np.cbrt, kind="elementwise")
+defprim("cbrt", _real_unary_abstract("cbrt"), np.cbrt, kind="elementwise")
 defbatch_elementwise("cbrt")
 defjvp("cbrt", lambda t, x, out, **_: div(t, mul(full_like(x, 3.0), mul(out, out))))
 
@@ -255,21 +294,22 @@ def _logistic_impl(x):
         return (1 / (1 + np.exp(-x))).astype(x.dtype)
 
 
-defprim("logistic", _float_unary_abstract, _logistic_impl, kind="elementwise")
+defprim("logistic", _real_unary_abstract("logistic"), _logistic_impl, kind="elementwise")
 defbatch_elementwise("logistic")
 # logistic' = logistic(x) logistic(-x): 1 - logistic(x) would round to 0 in the upper tail.
 defjvp("logistic", lambda t, x, out, **_: mul(t, mul(out, logistic(neg(x)))))
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 erf = _binder("erf")
-defprim("erf", _float_unary_abstract, lambda x: _erf(x).astype(x.dtype), kind="elementwise")
+defprim("erf", _real_unary_abstract("erf"), lambda x: _erf(x).astype(x.dtype), kind="elementwise")
 defbatch_elementwise("erf")
 defjvp("erf", lambda t, x, **_: mul(t, mul(full_like(x, 2.0 / math.sqrt(math.pi)),
                                           exp(neg(mul(x, x))))))
 
 _lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 lgamma = _binder("lgamma")
-defprim("lgamma", _float_unary_abstract, lambda x: _lgamma(x).astype(x.dtype), kind="elementwise")
+defprim("lgamma", _real_unary_abstract("lgamma"), lambda x: _lgamma(x).astype(x.dtype),
+        kind="elementwise")
 defbatch_elementwise("lgamma")
 defjvp("lgamma", lambda t, x, **_: mul(t, digamma(x)))
 
@@ -290,7 +330,7 @@ def _digamma_impl(x):
     return series + shift
 
 
-defprim("digamma", _float_unary_abstract, lambda x: _digamma_impl(x).astype(x.dtype),
+defprim("digamma", _real_unary_abstract("digamma"), lambda x: _digamma_impl(x).astype(x.dtype),
         kind="elementwise")
 defbatch_elementwise("digamma")
 defjvp("digamma", lambda t, x, **_: mul(t, polygamma(x, m=1)))
@@ -319,7 +359,8 @@ def _polygamma_impl(x, *, m):
     return ((-1) ** (m + 1) * math.factorial(m) * (head + tail)).astype(dtype)
 
 
-defprim("polygamma", lambda x, *, m: _float_unary_abstract(x), _polygamma_impl, kind="elementwise")
+defprim("polygamma", lambda x, *, m: _real_unary_abstract("polygamma")(x), _polygamma_impl,
+        kind="elementwise")
 defbatch_elementwise("polygamma")
 defjvp("polygamma", lambda t, x, *, m, **_: mul(t, polygamma(x, m=m + 1)))
 
@@ -327,25 +368,43 @@ defjvp("polygamma", lambda t, x, *, m, **_: mul(t, polygamma(x, m=m + 1)))
 
 abs_p = _binder("abs")
 sign = _binder("sign")
-defprim("abs", _unary_abstract, np.abs, kind="elementwise")
+
+
+def _abs_jvp(t, x, out, **_):
+    if not get_aval(x).is_complex:
+        return mul(t, sign(x))
+    # d|x| = Re(t conj(x) / |x|), as JAX has it; 0 at x == 0 (|x| replaced by 1 there).
+    safe = select(eq(out, full_like(out, 0.0)), full_like(out, 1.0), out)
+    return real(mul(t, div(conj(x), convert_element_type(safe, get_aval(x).dtype))))
+
+
+defprim("abs", lambda x: x.update(dtype=real_dtype(x.dtype)), np.abs, kind="elementwise")
 defbatch_elementwise("abs")
-defjvp("abs", lambda t, x, **_: mul(t, sign(x)))
-defprim("sign", _unary_abstract, np.sign, kind="elementwise")
+defjvp("abs", _abs_jvp)
+
+
+def _sign_abstract(x):
+    # NumPy's sign of a complex number is x / |x|, not piecewise constant: reach it that way.
+    real_only("sign", x)
+    return x
+
+
+defprim("sign", _sign_abstract, np.sign, kind="elementwise")
 defbatch_elementwise("sign")
 defnondiff("sign")
 
 floor = _binder("floor")
-defprim("floor", _float_unary_abstract, np.floor, kind="elementwise")
+defprim("floor", _real_unary_abstract("floor"), np.floor, kind="elementwise")
 defbatch_elementwise("floor")
 defnondiff("floor")
 
 ceil = _binder("ceil")
-defprim("ceil", _float_unary_abstract, np.ceil, kind="elementwise")
+defprim("ceil", _real_unary_abstract("ceil"), np.ceil, kind="elementwise")
 defbatch_elementwise("ceil")
 defnondiff("ceil")
 
 round_p = _binder("round")
-defprim("round", _float_unary_abstract, np.round, kind="elementwise")
+defprim("round", _real_unary_abstract("round"), np.round, kind="elementwise")
 defbatch_elementwise("round")
 defnondiff("round")
 
@@ -354,7 +413,8 @@ defnondiff("round")
 eq, ne, lt, le, gt, ge = (_binder(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
 for _name, _fn in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
                    ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)]:
-    defprim(_name, _compare_abstract, _fn, kind="elementwise")
+    defprim(_name, _compare_abstract if _name in ("eq", "ne") else _order_abstract(_fn.__name__),
+            _fn, kind="elementwise")
     defbatch_elementwise(_name)
     defnondiff(_name)
 
@@ -417,22 +477,106 @@ def convert_element_type(x, new_dtype):
     return convert_p(x, new_dtype=new_dtype)
 
 
+def _convert_abstract(x, *, new_dtype):
+    if x.is_complex and new_dtype.kind != "c":
+        # NumPy drops the imaginary part with a warning; a program means real() or abs().
+        raise AdjitTypeError(f"adjit: cannot convert a complex array {x} to {new_dtype}; "
+                             "take real() or abs() of it")
+    return x.update(dtype=new_dtype)
+
+
+def _convert_transpose(ct, x, *, new_dtype):
+    # A real array made complex: the transpose of that embedding takes the real part (JAX's).
+    if new_dtype.kind == "c" and x.aval.dtype.kind != "c":
+        return [convert_element_type(real(ct), x.aval.dtype)]
+    return [convert_element_type(ct, x.aval.dtype)]
+
+
 def _convert_jvp(primals, tangents, *, new_dtype):
     from adjit.primitives.registry import Zero
 
     (x,), (t,) = primals, tangents
     out = convert_p(x, new_dtype=new_dtype)
-    if isinstance(t, Zero) or new_dtype.kind != "f":
+    if isinstance(t, Zero) or new_dtype.kind not in "fc":
         return out, Zero(get_aval(out))
     return out, convert_p(t, new_dtype=new_dtype)
 
 
-defprim("convert_element_type", lambda x, *, new_dtype: x.update(dtype=new_dtype),
+defprim("convert_element_type", _convert_abstract,
         lambda x, *, new_dtype: x.astype(new_dtype), kind="elementwise")
 defbatch_elementwise("convert_element_type")
 defjvp_full("convert_element_type", _convert_jvp)
-deftranspose("convert_element_type",
-             lambda ct, x, *, new_dtype: [convert_element_type(ct, x.aval.dtype)])
+deftranspose("convert_element_type", _convert_transpose)
+
+# --------------------------------------------------------------------------- complex parts
+# real, imag, conj and complex are linear over the reals, not over the complex numbers; their
+# transposes are JAX's, which with a real cotangent 1 make grad of a real function of z the
+# conjugate of df/dRe(z) + i df/dIm(z) (see adjit.api.grad).
+
+
+def _complex_only(what):
+    def abstract(x, **_):
+        if not x.is_complex:
+            raise AdjitTypeError(f"adjit: the {what} primitive takes a complex array, got {x}")
+        return x
+
+    return abstract
+
+
+def _part_abstract(what):
+    def abstract(x, **_):
+        return _complex_only(what)(x).update(dtype=real_dtype(x.dtype))
+
+    return abstract
+
+
+def _complex_abstract(x, y):
+    real_only("complex", x)
+    if not x.is_float:
+        raise AdjitTypeError(f"adjit: complex takes floating-point parts, got {x}")
+    return _binary_abstract(x, y).update(dtype=complex_dtype(x.dtype))
+
+
+real = _binder("real")
+imag = _binder("imag")
+conj = _binder("conj")
+complex_p = _binder("complex")
+
+
+def _real_zeros(ct):
+    return full_like(ct, 0.0)
+
+
+defprim("real", _part_abstract("real"), np.real, kind="elementwise")
+defbatch_elementwise("real")
+deflinear("real", lambda ct, x: [complex_p(ct, _real_zeros(ct))])
+
+defprim("imag", _part_abstract("imag"), np.imag, kind="elementwise")
+defbatch_elementwise("imag")
+deflinear("imag", lambda ct, x: [complex_p(_real_zeros(ct), neg(ct))])
+
+def _conj_impl(x):
+    """The complex conjugate."""
+    return np.conjugate(x)
+
+
+defprim("conj", _complex_only("conj"), _conj_impl, kind="elementwise")
+defbatch_elementwise("conj")
+deflinear("conj", lambda ct, x: [conj(ct)])
+
+
+def _complex_impl(x, y):
+    """``x + i y`` from two real arrays."""
+    # Not x + 1j * y, which makes an infinite y's real part nan.
+    out = np.empty(np.shape(x), complex_dtype(np.asarray(x).dtype))
+    out.real, out.imag = x, y
+    return out
+
+
+defprim("complex", _complex_abstract, _complex_impl, kind="elementwise")
+defbatch_elementwise("complex")
+deflinear("complex", lambda ct, x, y: [real(ct) if is_linear(x) else None,
+                                       neg(imag(ct)) if is_linear(y) else None])
 
 # --------------------------------------------------------------------------- stop_gradient
 # The identity with a zero derivative.

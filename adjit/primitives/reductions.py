@@ -15,6 +15,7 @@ from adjit.primitives.registry import (
     deflinear,
     defnondiff,
     defprim,
+    real_only,
 )
 from adjit.primitives.structural import (
     _reduce_abstract,
@@ -73,6 +74,7 @@ def _nonempty(what, x, axes):
 
 def _extremum_abstract(what):
     def abstract(x, *, axes):
+        real_only(what, x)
         _nonempty(what, x, axes)
         return _reduce_abstract(x, axes=axes)
 
@@ -104,6 +106,7 @@ defbatch_params("reduce_prod", _shift_axes)
 
 
 def _arg_abstract(x, *, axis):
+    real_only("argmax/argmin", x)
     _nonempty("argmax/argmin", x, (axis,))
     return ShapedArray([d for i, d in enumerate(x.shape) if i != axis], np.int64)
 

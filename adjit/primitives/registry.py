@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from adjit.errors import AdjitTypeError
 from adjit.ir.graph import ShapedArray
 from adjit.ir.rules import (  # noqa: F401  (the tables, for the primitive modules)
     KINDS,
@@ -47,6 +48,15 @@ def defprim(name: str, abstract: Callable, impl: Callable, kind: str = "array",
     prim_kinds[name] = kind
     if multiple:
         multiple_results.add(name)
+
+
+def real_only(what: str, *avals: ShapedArray) -> None:
+    """Ordering, and functions NumPy defines on the real line only, reject complex arrays
+    (NumPy's lexicographic order of complex numbers is rarely what a program means)."""
+    if any(a.is_complex for a in avals):
+        raise AdjitTypeError(
+            f"adjit: {what} is not defined for complex arrays ({', '.join(map(str, avals))}); "
+            "apply it to real(), imag() or abs() of the array")
 
 
 # --------------------------------------------------------------------------- symbolic zeros

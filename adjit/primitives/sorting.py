@@ -14,6 +14,7 @@ from adjit.primitives.registry import (
     defjvp_full,
     defnondiff,
     defprim,
+    real_only,
 )
 from adjit.primitives.structural import bind, broadcast_in_dim, iota, reshape
 from adjit.trace import get_aval
@@ -51,6 +52,7 @@ def take_along_axis(x, idx, axis):
 
 
 def _sort_abstract(x, *, axis):
+    real_only("sort", x)
     if x.ndim == 0 or not 0 <= axis < x.ndim:
         raise AdjitValueError(f"sort: axis {axis} does not fit {x}")
     return x

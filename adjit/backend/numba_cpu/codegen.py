@@ -43,16 +43,20 @@ def const_text(value, dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return str(bool(value))
+    if dtype.kind == "c":
+        value = complex(value)
+        return f"np.{dtype.name}(complex({_float_text(value.real)}, {_float_text(value.imag)}))"
     if dtype.kind != "f":
         return f"np.{dtype.name}({int(value)})"
-    value = float(value)
+    return f"np.{dtype.name}({_float_text(float(value))})"
+
+
+def _float_text(value: float) -> str:
     if np.isnan(value):
-        text = "np.nan"
-    elif np.isinf(value):
-        text = "np.inf" if value > 0 else "-np.inf"
-    else:
-        text = repr(value)
-    return f"np.{dtype.name}({text})"
+        return "np.nan"
+    if np.isinf(value):
+        return "np.inf" if value > 0 else "-np.inf"
+    return repr(value)
 
 
 def dim_text(d) -> str:
@@ -187,6 +191,7 @@ class Generator:
         body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
         const_lines = [f"    {name} = {text}" for text, name in self.consts.items()]
         header = [
+            "import cmath",
             "import math",
             "",
             "import numba",

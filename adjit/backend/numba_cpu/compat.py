@@ -11,6 +11,9 @@ Calling a kernel (used by ``runner.py``):
 
 Generated source (used by ``lowering.py``):
 
+* Numba compiles ``np.fft`` only with the rocket-fft package installed (an optional extra):
+  :func:`require_rocket_fft` makes its absence an adjit error when an FFT is lowered, not a
+  Numba typing error in the generated kernel.
 * Numba's ``ndarray.reshape`` types only on contiguous arrays, and its ``np.dot`` warns
   (``NumbaPerformanceWarning``) on others: :func:`contiguous` wraps such an operand in
   ``np.ascontiguousarray``, which returns a contiguous array as it is.
@@ -62,6 +65,20 @@ def entry_point(dispatcher, arg_types: tuple):
     """The compiled function of ``dispatcher`` for exactly ``arg_types`` (Numba types), which
     skips Numba's type dispatch; the caller must call it only with arguments of those types."""
     return dispatcher.overloads[arg_types].entry_point
+
+
+def require_rocket_fft() -> None:
+    """rocket-fft registers ``np.fft`` with Numba (through Numba's extension entry point);
+    imported here so the overloads exist before the kernel is typed."""
+    try:
+        import rocket_fft  # noqa: F401
+    except ImportError:
+        from adjit.errors import AdjitError
+
+        raise AdjitError(
+            "adjit: compiling an FFT needs the rocket-fft package (pip install 'adjit[fft]'); "
+            "without it FFTs run only in the reference interpreter "
+            "(adjit.config.update('jit', False))") from None
 
 
 def contiguous(expr: str) -> str:

@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 
 from adjit.backend.numba_cpu.codegen import Generator, const_text
-from adjit.backend.numba_cpu.compat import contiguous
+from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
 from adjit.ir.graph import Literal
 from adjit.primitives import special
 
@@ -35,8 +35,26 @@ def _integer_pow(a, *, y, **_):
     return f"({factors})" if y > 0 else f"(1 / ({factors}))"
 
 
+def _math(fn):
+    """``math.fn``, or ``cmath.fn`` in a complex kernel (Numba types both)."""
+    return lambda *args, out_dtype, **_: (
+        f"{'cmath' if out_dtype.kind == 'c' else 'math'}.{fn}({', '.join(args)})")
+
+
+def _expm1(a, *, out_dtype, **_):
+    if out_dtype.kind == "c":  # cmath has no expm1
+        return f"(cmath.exp({a}) - {const_text(1.0, out_dtype)})"
+    return f"math.expm1({a})"
+
+
+def _log1p(a, *, out_dtype, **_):
+    if out_dtype.kind == "c":  # cmath has no log1p
+        return f"cmath.log({const_text(1.0, out_dtype)} + {a})"
+    return f"math.log1p({a})"
+
+
 def _div(a, b, *, out_dtype, **_):
-    return f"({a} / {b})" if out_dtype.kind == "f" else f"({a} // {b})"
+    return f"({a} / {b})" if out_dtype.kind in "fc" else f"({a} // {b})"
 
 
 def _convert(a, *, new_dtype, **_):
@@ -56,12 +74,9 @@ SCALAR_LOWERINGS = {
     "pow": _infix("**"), "integer_pow": _integer_pow,
     "max": _extremum(">"), "min": _extremum("<"),
     "atan2": _call("math.atan2"),
-    "sin": _call("math.sin"), "cos": _call("math.cos"), "tan": _call("math.tan"),
-    "asin": _call("math.asin"), "acos": _call("math.acos"), "atan": _call("math.atan"),
-    "sinh": _call("math.sinh"), "cosh": _call("math.cosh"), "tanh": _call("math.tanh"),
-    "asinh": _call("math.asinh"), "acosh": _call("math.acosh"), "atanh": _call("math.atanh"),
-    "exp": _call("math.exp"), "expm1": _call("math.expm1"), "log": _call("math.log"),
-    "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
+    **{fn: _math(fn) for fn in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+                                "tanh", "asinh", "acosh", "atanh", "exp", "log", "sqrt")},
+    "expm1": _expm1, "log1p": _log1p, "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "gamma": lambda a, *, out_dtype, **_: f"np.{out_dtype.name}(_tgamma({a}))",
@@ -80,6 +95,9 @@ SCALAR_LOWERINGS = {
     "select": lambda p, a, b, **_: f"({a} if {p} else {b})",
     "convert_element_type": _convert,
     "stop_gradient": lambda a, **_: a,
+    "real": lambda a, **_: f"{a}.real", "imag": lambda a, **_: f"{a}.imag",
+    "conj": lambda a, **_: f"{a}.conjugate()",
+    "complex": lambda a, b, *, out_dtype, **_: f"np.{out_dtype.name}(complex({a}, {b}))",
 }
 
 _DIGAMMA = '''
@@ -432,6 +450,16 @@ def _per_matrix(call):
             g.w.depth -= len(batch)
 
     return lower
+def _fft(g: Generator, eqn):
+    # np.fft as rocket-fft compiles it; the transformed axes are the last ones.
+    require_rocket_fft()
+    (x,) = eqn.inputs
+    fft_type, lengths = eqn.params["fft_type"], eqn.params["fft_lengths"]
+    ndim = x.aval.ndim
+    axes = tuple(range(ndim - len(lengths), ndim))
+    size = f"s={lengths}, " if fft_type == "irfft" else ""
+    g.w(f"{g.name(eqn.out)} = np.fft.{fft_type}n({contiguous(g.atom(x))}, {size}axes={axes})"
+        f".astype(np.{eqn.out.aval.dtype.name})")
 
 
 ARRAY_LOWERINGS = {
@@ -455,6 +483,7 @@ ARRAY_LOWERINGS = {
     "argmin": _arg_extremum("<"),
     "sort": _sort_rows(values=True),
     "argsort": _sort_rows(values=False),
+    "fft": _fft,
 }
 
 

@@ -279,8 +279,8 @@ class Generator:
             kinds.append(self.kind(v))
             outs.append(self.atom(v))
         self.h(f"return ({', '.join(outs)},)")
-        header = ["import math", "", "import numba", "import numpy as np", "from numba import cuda",
-                  ""]
+        header = ["import cmath", "import math", "", "import numba", "import numpy as np",
+                  "from numba import cuda", ""]
         for prim in sorted(self.helpers):
             header += [self.lowerings["helpers"][prim].strip(), "", ""]
         body = [*self.kernels, ""]

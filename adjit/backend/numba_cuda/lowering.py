@@ -573,6 +573,8 @@ DECLINED: frozenset[str] = frozenset({
     "betaincinv",
     # Dense linear algebra: LAPACK on the host (numba-cuda has no np.linalg).
     "cholesky", "eigh", "qr", "slogdet", "solve", "svd", "triangular_solve",
+    # The FFT: rocket-fft teaches Numba np.fft on the host only.
+    "fft",
 })
 
 
