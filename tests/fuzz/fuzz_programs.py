@@ -340,7 +340,8 @@ REDUCE = ("sum", "mean", "max", "min", "prod", "var", "logsumexp", "method_sum")
 
 STRUCT = ("slice_tail", "slice_head", "reverse", "step2", "index0", "index_last", "newaxis",
           "gather", "transpose", "reshape_flat", "expand_dims", "squeeze", "concatenate",
-          "stack", "cumsum", "broadcast_to", "clip")
+          "stack", "cumsum", "broadcast_to", "clip", "roll", "flip", "tril", "triu", "repeat",
+          "tile", "trace", "diagonal")
 
 
 def _unary(b: _Builder):
@@ -537,6 +538,25 @@ def _struct(b: _Builder):
     elif name == "clip":
         b.emit(f"anp.clip({v.name}, -0.5, 0.75)", s, max(min(lo, 0.75), -0.5),
                min(max(hi, -0.5), 0.75), f"min(_gap({v.name}, -0.5), _gap({v.name}, 0.75))")
+    elif name in ("roll", "flip") and r:
+        ax = b.draw(st.integers(0, r - 1))
+        shift = f"{b.draw(st.integers(-3, 3))}, " if name == "roll" else ""
+        b.emit(f"anp.{name}({v.name}, {shift}axis={ax})", s, lo, hi)
+    elif name in ("tril", "triu") and r >= 2:
+        k = b.draw(st.integers(-1, 1))
+        b.emit(f"anp.{name}({v.name}, k={k})", s, min(lo, 0.0), max(hi, 0.0))
+    elif name == "repeat" and r:
+        ax, n = b.draw(st.integers(0, r - 1)), b.draw(st.integers(1, 2))
+        b.emit(f"anp.repeat({v.name}, {n}, axis={ax})", s[:ax] + (s[ax] * n,) + s[ax + 1:],
+               lo, hi)
+    elif name == "tile" and r < 3:
+        b.emit(f"anp.tile({v.name}, (2,) + (1,) * {r})", (2, *s), lo, hi)
+    elif name in ("trace", "diagonal") and r >= 2:
+        n = min(s[0], s[1])
+        if name == "trace":
+            b.emit(f"anp.trace({v.name})", s[2:], n * min(lo, 0.0), n * max(hi, 0.0))
+        else:
+            b.emit(f"anp.diagonal({v.name})", (*s[2:], n), lo, hi)
     else:
         _unary(b)
 
