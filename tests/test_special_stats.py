@@ -200,7 +200,9 @@ FIRST_ORDER = {  # derivatives in the shape parameter of the incomplete gamma fu
 @pytest.mark.parametrize("name", list(FIRST_ORDER))
 def test_first_order_grads(interpreted, name):
     fn, args = FIRST_ORDER[name]
-    check_grads(fn, args, order=1, modes=("fwd", "rev"))
+    # x = 1e-3 in gammaincc's case: a step of 1e-5 is 1% of it, where the function curves
+    # sharply (x^(a-1)): the difference quotient errs by 2e-5 there, a step of 1e-7 by 1e-9.
+    check_grads(fn, args, order=1, modes=("fwd", "rev"), eps=1e-7 if name == "gammaincc" else None)
 
 
 def test_gammainc_derivative_in_a_against_finite_differences():
