@@ -374,25 +374,40 @@ def _scan_partial_eval(eqn: Eqn, unknown_ins):
     return known_eqn, unknown_eqn
 
 
+# Elementwise steps cheaper to run again in the backward loop than to stack per step and read
+# back (no transcendental function among them).
+_CHEAP = frozenset({"add", "sub", "mul", "neg", "div", "integer_pow", "select",
+                    "convert_element_type", "max", "min", "eq", "ne", "lt", "le", "gt", "ge",
+                    "broadcast_in_dim"})
+
+
 def _recompute_invariant(known: Graph, lin: Graph, n_res: int, const_ids):
-    """Residuals the known body computes from the loop's constants alone (a broadcast
-    constant, a function of the weights) are the same at every step: the unknown body
-    computes them itself from those constants instead of reading a stacked copy."""
+    """Residuals the unknown body can compute itself instead of reading a stacked copy: those
+    the known body computes from the loop's constants alone (a broadcast constant, a function
+    of the weights: the same at every step), and those a few cheap elementwise steps make from
+    other residuals (a sigmoid's 1 / (1 + e) from e, a tanh's 1 - t^2 from t)."""
     invariant = set(const_ids)
+    res_vars = list(known.outvars[len(known.outvars) - n_res:])
+    residual = {v.id for v in res_vars}
+    cheap = set()
     for e in known.eqns:
         if all(isinstance(a, Literal) or a.id in invariant for a in e.inputs):
             invariant.update(v.id for v in e.outs)
-    res_vars = list(known.outvars[len(known.outvars) - n_res:])
+        elif e.prim in _CHEAP and all(isinstance(a, Literal) or a.id in invariant
+                                      or a.id in residual or a.id in cheap for a in e.inputs):
+            cheap.update(v.id for v in e.outs)
     lin_res = list(lin.invars[:n_res])
     moved = {v.id: w for v, w in zip(res_vars, lin_res)
-             if v.id in invariant and v.id not in const_ids}
+             if (v.id in invariant or v.id in cheap) and v.id not in const_ids}
     if not moved:
         return known, lin, n_res
+    kept_ids = residual - set(moved)
     needed, copied = set(moved), []
     for e in reversed(known.eqns):
         if any(v.id in needed for v in e.outs):
             copied.append(e)
-            needed.update(a.id for a in e.inputs if not isinstance(a, Literal))
+            needed.update(a.id for a in e.inputs
+                          if not isinstance(a, Literal) and a.id not in kept_ids)
     kept = [(v, w) for v, w in zip(res_vars, lin_res) if v.id not in moved]
     env = {v.id: w for v, w in kept}
     env.update(moved)
