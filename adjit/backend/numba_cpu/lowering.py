@@ -12,6 +12,7 @@ import inspect
 
 import numpy as np
 
+from adjit.backend.numba_cpu import vecmath
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous
 from adjit.ir.graph import Literal
@@ -44,6 +45,27 @@ def _convert(a, *, new_dtype, **_):
     return f"np.{new_dtype.name}({a})"
 
 
+def _vectorizable(prim):
+    """The helper of ``vecmath`` (float64; float32 through float64, rounded once), so that
+    the loop vectorizes; libm for other types."""
+    fn = vecmath.FUNCTIONS[prim]
+
+    def lower(a, *, out_dtype, **_):
+        if out_dtype == np.float64:
+            return f"{fn}({a})"
+        if out_dtype == np.float32:
+            return f"np.float32({fn}(np.float64({a})))"
+        return f"math.{prim}({a})"
+
+    return lower
+
+
+def _logistic(a, *, out_dtype, **_):
+    half = const_text(0.5, out_dtype)
+    tanh = _vectorizable("tanh")(f"{half} * {a}", out_dtype=out_dtype)
+    return f"({half} * ({tanh} + {const_text(1.0, out_dtype)}))"
+
+
 def _extremum(cmp):
     # NaN wins, as in np.maximum: `a != a` is true only for NaN.
     return lambda a, b, **_: f"({a} if ({a} {cmp} {b} or {a} != {a}) else {b})"
@@ -55,17 +77,15 @@ SCALAR_LOWERINGS = {
     "pow": _infix("**"), "integer_pow": _integer_pow,
     "max": _extremum(">"), "min": _extremum("<"),
     "atan2": _call("math.atan2"),
-    "sin": _call("math.sin"), "cos": _call("math.cos"), "tan": _call("math.tan"),
+    "sin": _vectorizable("sin"), "cos": _vectorizable("cos"), "tan": _call("math.tan"),
     "asin": _call("math.asin"), "acos": _call("math.acos"), "atan": _call("math.atan"),
-    "sinh": _call("math.sinh"), "cosh": _call("math.cosh"), "tanh": _call("math.tanh"),
+    "sinh": _call("math.sinh"), "cosh": _call("math.cosh"), "tanh": _vectorizable("tanh"),
     "asinh": _call("math.asinh"), "acosh": _call("math.acosh"), "atanh": _call("math.atanh"),
-    "exp": _call("math.exp"), "expm1": _call("math.expm1"), "log": _call("math.log"),
-    "log1p": _call("math.log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
+    "exp": _vectorizable("exp"), "expm1": _vectorizable("expm1"), "log": _vectorizable("log"),
+    "log1p": _vectorizable("log1p"), "sqrt": _call("math.sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
-    "logistic": lambda a, *, out_dtype, **_: (
-        f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
-        f"{const_text(1.0, out_dtype)}))"),
+    "logistic": _logistic,
     "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
     "ceil": _call("np.ceil"), "round": _call("np.rint"),
     "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
@@ -129,7 +149,34 @@ def _revolve_helpers() -> str:
     return "\n\n".join(parts)
 
 
-HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers()}
+HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
+           **vecmath.HELPERS}
+# The other helpers a primitive's lowering or helper calls: emitted with it.
+HELPER_NEEDS = {**vecmath.NEEDS, "logistic": ("tanh",)}
+
+
+def _beyond(limit):
+    return lambda a, *, out_dtype, **_: (
+        f"abs({a}) > {limit!r}" if out_dtype in (np.float64, np.float32) else None)
+
+
+def _exact(*_, **__):
+    return None
+
+
+# The libm lowering of each primitive whose lowering above is a vecmath helper: prim -> (the
+# condition on an element, as text, under which the helper is not exact, or None where it
+# is; the libm lowering). The generator uses them for a loop nest that LLVM will not
+# vectorize (one element at a time libm is as fast), and runs a nest again with them when
+# an element met a condition: a rare second pass, so that the common one vectorizes.
+LIBM_LOWERINGS = {
+    "sin": (_beyond(vecmath.SINCOS_LIMIT), _call("math.sin")),
+    "cos": (_beyond(vecmath.SINCOS_LIMIT), _call("math.cos")),
+    **{prim: (_exact, _call(f"math.{prim}")) for prim in ("exp", "expm1", "log", "log1p", "tanh")},
+    "logistic": (_exact, lambda a, *, out_dtype, **_: (
+        f"({const_text(0.5, out_dtype)} * (math.tanh({const_text(0.5, out_dtype)} * {a}) + "
+        f"{const_text(1.0, out_dtype)}))")),
+}
 
 
 # --------------------------------------------------------------------------- gathers
@@ -591,4 +638,6 @@ LOWERINGS = {
     "array": ARRAY_LOWERINGS,
     "control": CONTROL_LOWERINGS,
     "helpers": HELPERS,
+    "helper_needs": HELPER_NEEDS,
+    "libm": LIBM_LOWERINGS,
 }
