@@ -16,7 +16,11 @@ lowering tables (``adjit/backend/numba_cpu/lowering.py``), keyed by primitive na
 * ``"control"``: ``lower(gen, eqn)`` for an equation carrying graphs (a branch, a loop): it
   writes the control flow and places each graph's code with ``gen.inline_graph``;
 * ``"helpers"``: the source of a function emitted once above the kernel when a primitive with an
-  entry is lowered.
+  entry is lowered; ``"helper_needs"``: the other helpers one calls;
+* ``"libm"``: for elementwise lowerings that are vectorizable helpers, ``(outside(*element_texts,
+  out_dtype=) -> condition text or None, libm lowering)``: the libm lowering is used for scalar
+  code (a rank-0 nest, a nest LLVM will not vectorize), and a nest runs again with it when an
+  element met the condition (sin and cos beyond their exact reduction).
 
 Views are the fusion pass's index maps and need no table.
 """
