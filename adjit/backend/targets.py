@@ -51,12 +51,17 @@ class Target:
 def find_lowering(lowerings: dict[str, dict], kind: str, prim: str, target: str,
                   helpers: set):
     """The entry for ``prim`` in a target's ``kind`` table, its per-kernel helper (if any)
-    added to ``helpers``; a primitive with none is a MissingRuleError naming both."""
+    added to ``helpers`` with those it needs (the optional table ``helper_needs``); a
+    primitive with none is a MissingRuleError naming both."""
     lower = lowerings[kind].get(prim)
     if lower is None:
         raise MissingRuleError(f"adjit: primitive '{prim}' has no {target} lowering ({kind})")
-    if prim in lowerings["helpers"]:
-        helpers.add(prim)
+    pending = [prim]
+    while pending:
+        name = pending.pop()
+        if name in lowerings["helpers"]:
+            helpers.add(name)
+        pending += [n for n in lowerings.get("helper_needs", {}).get(name, ()) if n not in helpers]
     return lower
 
 

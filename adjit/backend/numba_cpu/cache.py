@@ -133,6 +133,10 @@ def cache_tag() -> str:
         f"cpu={cpu}",
         f"features={llvm.get_host_cpu_features().flatten()}",
         f"numba_cpu={numba.config.CPU_NAME}:{numba.config.CPU_FEATURES}",
+        # Kernels import their transcendental functions from vecmath.py and inline them: a
+        # cached kernel holds that code, which its own source text does not show.
+        "vecmath=" + hashlib.sha256(
+            pathlib.Path(__file__).with_name("vecmath.py").read_bytes()).hexdigest(),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     py = f"py{sys.version_info[0]}{sys.version_info[1]}"

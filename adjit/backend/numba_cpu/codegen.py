@@ -16,7 +16,11 @@ lowering tables (``adjit/backend/numba_cpu/lowering.py``), keyed by primitive na
 * ``"control"``: ``lower(gen, eqn)`` for an equation carrying graphs (a branch, a loop): it
   writes the control flow and places each graph's code with ``gen.inline_graph``;
 * ``"helpers"``: the source of a function emitted once above the kernel when a primitive with an
-  entry is lowered.
+  entry is lowered; ``"helper_needs"``: the other helpers one calls;
+* ``"libm"``: for elementwise lowerings that are vectorizable helpers, ``(outside(*element_texts,
+  out_dtype=) -> condition text or None, libm lowering)``: the libm lowering is used for scalar
+  code (a rank-0 nest, a nest LLVM will not vectorize), and a nest runs again with it when an
+  element met the condition (sin and cos beyond their exact reduction).
 
 Views are the fusion pass's index maps and need no table.
 """
@@ -128,6 +132,11 @@ class Generator:
         self.hoisted: list[str] | None = None
         self.escaping: set[int] = set()
         self.in_loop = False
+        # Within a loop nest using vectorizable helpers (the "libm" table): the flag its
+        # first pass sets where an element is outside a helper's domain, and whether this
+        # pass uses the libm lowerings.
+        self.outside: str | None = None
+        self.exact = False
 
     # ---------------------------------------------------------------- naming
 
@@ -249,24 +258,53 @@ class Generator:
     def loop_nest(self, nest: LoopNest):
         w = self.w
         rank = len(nest.shape)
-        index = [f"i{k}" for k in range(rank)]
-        local: dict[int, str] = {}
         # Allocations: values needed after the loop, and reduction accumulators.
+        resets = []
         for eqn in nest.eqns:
             out = eqn.out
             if is_reduction(eqn.prim):
                 init, _ = self.lowering("reduction", eqn.prim)
                 init = self.const(_reduce_init(init, out.aval.dtype), out.aval.dtype)
                 if out.aval.shape == ():
-                    w(f"{self.name(out)} = {init}")
+                    resets.append(f"{self.name(out)} = {init}")
                 else:
-                    w(f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
+                    resets.append(
+                        f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
+                w(resets[-1])
             elif rank and self.schedule.needed_after(out, nest):
                 if out.id in self.destinations:
                     w(f"{self.name(out)} = {self.destinations[out.id]}")
                     self.written.add(out.id)
                 else:
                     self.alloc(out)
+        libm = self.lowerings.get("libm", {})
+        uses = [eqn for eqn in nest.eqns if eqn.prim in libm]
+        if uses and (not rank or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT):
+            self.exact = True  # scalar code: libm's is as fast, and exact everywhere
+            self.loops(nest)
+            self.exact = False
+            return
+        if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype) for eqn in uses):
+            self.outside = self.fresh("outside")
+            w(f"{self.outside} = False")
+        self.loops(nest)
+        if self.outside is not None:
+            w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
+            w.depth += 1
+            for line in resets:
+                w(line)
+            self.exact = True
+            self.loops(nest)
+            self.exact = False
+            w.depth -= 1
+            self.outside = None
+
+    def loops(self, nest: LoopNest):
+        """The loops of a nest and the computation of its elements."""
+        w = self.w
+        rank = len(nest.shape)
+        index = [f"i{k}" for k in range(rank)]
+        local: dict[int, str] = {}
         loops = 0
         for k, d in enumerate(nest.shape):
             if not isinstance(d, Dim) and d == 1:
@@ -318,8 +356,15 @@ class Generator:
             return read(eqn.inputs[0], view_index(eqn, index))
         if prim in self.lowerings["gather"]:
             return self.lowering("gather", prim)(self, eqn, read, index)
-        lower = self.lowering("elementwise", prim)
         args = [read(a) for a in eqn.inputs]
+        libm = self.lowerings.get("libm", {}).get(prim)
+        if libm is not None and self.exact:
+            return libm[1](*args, out_dtype=eqn.out.aval.dtype, **params)
+        lower = self.lowering("elementwise", prim)
+        if libm is not None and self.outside is not None:
+            outside = libm[0](*args, out_dtype=eqn.out.aval.dtype)
+            if outside is not None:
+                self.w(f"{self.outside} |= {outside}")
         return lower(*args, out_dtype=eqn.out.aval.dtype, **params)
 
     def reduce_into(self, eqn, value: str, index):
@@ -337,6 +382,28 @@ class Generator:
     def array_eqn(self, eqn):
         table = "control" if kind_of(eqn.prim) == "control" else "array"
         self.lowering(table, eqn.prim)(self, eqn)
+
+
+# LLVM vectorizes a loop whose arrays may overlap only after checking at run time that they
+# do not, and gives up beyond 8 such checks (its -runtime-memory-check-threshold).
+_LLVM_CHECK_LIMIT = 8
+
+
+def _overlap_checks(schedule: Schedule, nest: LoopNest) -> int:
+    """How many pairs of arrays LLVM would check for overlap to vectorize the nest: each array
+    it writes against each other array it writes or reads (views read their source)."""
+    local = {eqn.out.id for eqn in nest.eqns}
+    written = {eqn.out.id for eqn in nest.eqns if eqn.out.aval.shape and (
+        is_reduction(eqn.prim) or schedule.needed_after(eqn.out, nest))}
+    read = set()
+    for eqn in nest.eqns:
+        for a in eqn.inputs:
+            while not isinstance(a, Literal) and a.id in schedule.views:
+                a = schedule.views[a.id].inputs[0]
+            if not isinstance(a, Literal) and a.aval.shape and a.id not in local:
+                read.add(a.id)
+    n_written, n_read = len(written), len(read - written)
+    return n_written * (n_written - 1) // 2 + n_written * n_read
 
 
 def _escaping(schedule: Schedule) -> set[int]:

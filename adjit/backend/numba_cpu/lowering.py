@@ -12,6 +12,7 @@ import inspect
 
 import numpy as np
 
+from adjit.backend.numba_cpu import vecmath
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
 from adjit.ir.graph import Literal
@@ -63,6 +64,28 @@ def _convert(a, *, new_dtype, **_):
     return f"np.{new_dtype.name}({a})"
 
 
+def _vectorizable(prim):
+    """The helper of ``vecmath`` (float64; float32 through float64, rounded once), so that
+    the loop vectorizes; libm for other types."""
+    fn = vecmath.FUNCTIONS[prim]
+
+    def lower(a, *, out_dtype, **_):
+        if out_dtype == np.float64:
+            return f"{fn}({a})"
+        if out_dtype == np.float32:
+            return f"np.float32({fn}(np.float64({a})))"
+        return {"expm1": _expm1, "log1p": _log1p}.get(prim, _math(prim))(a, out_dtype=out_dtype)
+
+    return lower
+
+
+def _logistic(a, *, out_dtype, **_):
+    # 1 / (1 + e^-x) keeps its relative accuracy in the lower tail (0.5 (tanh(x/2) + 1)
+    # cancels there); e^-x overflowing to inf gives the right 0.
+    one = const_text(1.0, out_dtype)
+    return f"({one} / ({one} + {_vectorizable('exp')(f'(-{a})', out_dtype=out_dtype)}))"
+
+
 def _extremum(cmp):
     # NaN wins, as in np.maximum: `a != a` is true only for NaN.
     return lambda a, b, **_: f"({a} if ({a} {cmp} {b} or {a} != {a}) else {b})"
@@ -74,9 +97,12 @@ SCALAR_LOWERINGS = {
     "pow": _infix("**"), "integer_pow": _integer_pow,
     "max": _extremum(">"), "min": _extremum("<"),
     "atan2": _call("math.atan2"),
-    **{fn: _math(fn) for fn in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
-                                "tanh", "asinh", "acosh", "atanh", "exp", "log", "sqrt")},
-    "expm1": _expm1, "log1p": _log1p, "cbrt": _call("np.cbrt"),
+    "sin": _vectorizable("sin"), "cos": _vectorizable("cos"), "tan": _math("tan"),
+    "asin": _math("asin"), "acos": _math("acos"), "atan": _math("atan"),
+    "sinh": _math("sinh"), "cosh": _math("cosh"), "tanh": _vectorizable("tanh"),
+    "asinh": _math("asinh"), "acosh": _math("acosh"), "atanh": _math("atanh"),
+    "exp": _vectorizable("exp"), "expm1": _vectorizable("expm1"), "log": _vectorizable("log"),
+    "log1p": _vectorizable("log1p"), "sqrt": _math("sqrt"), "cbrt": _call("np.cbrt"),
     "erf": _call("math.erf"), "lgamma": _call("math.lgamma"), "digamma": _call("_digamma"),
     "polygamma": lambda a, *, m, **_: f"_polygamma({a}, {int(m)})",
     "gamma": lambda a, *, out_dtype, **_: f"np.{out_dtype.name}(_tgamma({a}))",
@@ -85,8 +111,7 @@ SCALAR_LOWERINGS = {
         f"np.{out_dtype.name}(gammainc_da_scalar(np.float64({a}), np.float64({x}), "
         f"np.float64({psi})))"),
     "erfc": _call("math.erfc"),
-    "logistic": lambda a, *, out_dtype, **_: (
-        f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))"),
+    "logistic": _logistic,
     "abs": _call("abs"), "sign": _call("np.sign"), "floor": _call("np.floor"),
     "ceil": _call("np.ceil"), "round": _call("np.rint"),
     "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
@@ -187,7 +212,7 @@ def _revolve_helpers() -> str:
 # kernel built ahead of time (adjit.aot) cannot link.
 _TGAMMA = "_tgamma = numba.types.ExternalFunction('tgamma', numba.float64(numba.float64))\n"
 HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_helpers(),
-           "gamma": _TGAMMA, "triangular_solve": _TRIANGULAR_SOLVE,
+           "gamma": _TGAMMA, "triangular_solve": _TRIANGULAR_SOLVE, **vecmath.HELPERS,
            "gammainc_da": '@numba.njit(cache=True, error_model="numpy")\n'
                           + inspect.getsource(special.gammainc_da_scalar)}
 # Importing scipy_special registers the function's symbol before the kernel is compiled or
@@ -195,6 +220,33 @@ HELPERS = {"digamma": _DIGAMMA, "polygamma": _POLYGAMMA, "revolve": _revolve_hel
 HELPERS.update({name: "from adjit.backend.numba_cpu.scipy_special import external\n"
                       f"_scipy_{name} = external({name!r}, {n})\n"
                 for name, n in SCIPY_SPECIAL.items()})
+# The other helpers a primitive's lowering or helper calls: emitted with it.
+HELPER_NEEDS = {"logistic": ("exp",)}
+
+
+def _beyond(limit):
+    return lambda a, *, out_dtype, **_: (
+        f"abs({a}) > {limit!r}" if out_dtype in (np.float64, np.float32) else None)
+
+
+def _exact(*_, **__):
+    return None
+
+
+# The libm lowering of each primitive whose lowering above is a vecmath helper: prim -> (the
+# condition on an element, as text, under which the helper is not exact, or None where it
+# is; the libm lowering). The generator uses them for a loop nest that LLVM will not
+# vectorize (one element at a time libm is as fast), and runs a nest again with them when
+# an element met a condition: a rare second pass, so that the common one vectorizes.
+LIBM_LOWERINGS = {
+    "sin": (_beyond(vecmath.SINCOS_LIMIT), _math("sin")),
+    "cos": (_beyond(vecmath.SINCOS_LIMIT), _math("cos")),
+    **{prim: (_exact, _math(prim)) for prim in ("exp", "log", "tanh")},
+    "expm1": (_exact, _expm1),
+    "log1p": (_exact, _log1p),
+    "logistic": (_exact, lambda a, *, out_dtype, **_: (
+        f"({const_text(1.0, out_dtype)} / ({const_text(1.0, out_dtype)} + math.exp(-{a})))")),
+}
 
 
 # --------------------------------------------------------------------------- gathers
@@ -713,4 +765,6 @@ LOWERINGS = {
     "array": ARRAY_LOWERINGS,
     "control": CONTROL_LOWERINGS,
     "helpers": HELPERS,
+    "helper_needs": HELPER_NEEDS,
+    "libm": LIBM_LOWERINGS,
 }
