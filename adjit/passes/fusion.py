@@ -93,6 +93,8 @@ class Schedule:
     graph: Graph
     items: list
     views: dict = field(default_factory=dict)   # var id -> the view equation that defines it
+    # Views a matrix product reads without their being computed (see blas_view).
+    blas_views: set = field(default_factory=set)
     _readers: dict | None = field(default=None, repr=False)  # var id -> the items reading it
 
     def needed_after(self, var, nest) -> bool:
@@ -106,6 +108,8 @@ class Schedule:
                     used = _sources([a for e in item.eqns for a in e.inputs], self.views)
                 else:
                     used = {a.id for a in item.inputs if not isinstance(a, Literal)}
+                    used |= _sources([a for a in item.inputs if not isinstance(a, Literal)
+                                      and a.id in self.blas_views], self.views)
                 for var_id in used:
                     self._readers.setdefault(var_id, set()).add(id(item))
             for v in self.graph.outvars:
@@ -146,11 +150,24 @@ def _can_join(eqn: Eqn, nest: LoopNest, views) -> bool:
     return True
 
 
+def blas_view(view: Eqn, views) -> bool:
+    """A view a matrix product reads as it is, not computed: the transpose of a matrix (BLAS
+    reads it through its transpose flag) or a vector made a column or a row (a
+    matrix-vector product), of a value that is itself computed."""
+    (x,) = view.inputs
+    if isinstance(x, Literal) or x.id in views:
+        return False
+    if view.prim == "transpose":
+        return x.aval.ndim == 2 and tuple(view.params["permutation"]) == (1, 0)
+    return view.prim == "reshape" and x.aval.ndim == 1 and view.out.aval.ndim == 2
+
+
 def fuse(graph: Graph) -> Schedule:
     items: list = []
     open_nests: list[LoopNest] = []
     views: dict = {}
     materialized: set = set()
+    blas_views: set = set()
 
     def close(nest):
         open_nests.remove(nest)
@@ -179,7 +196,10 @@ def fuse(graph: Graph) -> Schedule:
             continue
         fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
         if not fusible:
-            materialize(eqn.inputs)
+            direct = [a for a in eqn.inputs if eqn.prim == "matmul" and not isinstance(a, Literal)
+                      and a.id in views and blas_view(views[a.id], views)]
+            blas_views.update(a.id for a in direct)
+            materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))
             items.append(eqn)
             continue
@@ -197,4 +217,4 @@ def fuse(graph: Graph) -> Schedule:
         (target.reduced if is_reduction(eqn.prim) else target.defined).add(eqn.out.id)
     materialize(graph.outvars)
     items.extend(open_nests)
-    return Schedule(graph, items, views)
+    return Schedule(graph, items, views, blas_views)
