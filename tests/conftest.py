@@ -5,3 +5,25 @@ import tempfile
 
 os.environ.setdefault("ADJIT_CHECK_GRAPHS", "1")
 os.environ.setdefault("ADJIT_CACHE_DIR", tempfile.mkdtemp(prefix="adjit-test-cache-"))
+
+import pytest  # noqa: E402  (the environment above is set before anything imports adjit)
+
+
+@pytest.fixture
+def interpreted(monkeypatch):
+    """Run the reference interpreter instead of compiling: tests of rules build hundreds of
+    small graphs, and compiling each would take seconds; compiled kernels are compared with
+    the interpreter in their own tests."""
+    from adjit.config import config
+
+    monkeypatch.setattr(config, "jit", False)
+
+
+@pytest.fixture(scope="module")
+def jax_np():
+    """JAX in float64 and jax.numpy, for cross-checks; the test is skipped without JAX."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    return jax, jnp

@@ -10,17 +10,10 @@ from test_primitives import CASES
 import adjit
 import adjit.numpy as anp
 from adjit import tree
-from adjit.config import config
 from adjit.primitives import indexing as ix
 from adjit.primitives.registry import abstract_rules, batching_rules
 
 BATCH = 3
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    # As in test_primitives: hundreds of small graphs, run by the reference interpreter.
-    monkeypatch.setattr(config, "jit", False)
 
 
 def _stack(examples):

@@ -9,25 +9,10 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
-from adjit.config import config
 
 Z = np.array([1.0 + 2.0j, -0.5 + 0.3j, 2.0 - 1.0j, 0.4 - 0.7j])
 W = np.array([0.3 - 1.1j, 1.5 + 0.2j, -0.8 - 0.6j, 0.9 + 0.9j])
 M = np.array([[1.0 + 1.0j, 2.0 - 0.5j, 0.3j], [-1.0 + 0.2j, 0.5, 1.0 - 1.0j]])
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    monkeypatch.setattr(config, "jit", False)
-
-
-@pytest.fixture(scope="module")
-def jax_np():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    return jax, jnp
 
 
 # --------------------------------------------------------------------------- values

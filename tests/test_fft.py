@@ -20,20 +20,6 @@ Z = X + 1j * RNG.standard_normal((3, 6))
 X3 = RNG.standard_normal((2, 3, 5))
 
 
-@pytest.fixture
-def interpreted(monkeypatch):
-    monkeypatch.setattr(config, "jit", False)
-
-
-@pytest.fixture(scope="module")
-def jax_np():
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    return jax, jnp
-
-
 # (name, function of a numpy-like fft namespace): every function, with n/s, axes and norms.
 VALUES = [
     ("fft", lambda f: f.fft(Z)), ("fft_n_axis", lambda f: f.fft(Z, n=4, axis=0)),

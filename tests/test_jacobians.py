@@ -7,14 +7,6 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
-from adjit.config import config
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    # Compiling each of these graphs costs seconds; the transforms are what is tested here, and
-    # the compiled path by the Hessian tests below.
-    monkeypatch.setattr(config, "jit", False)
 
 
 def _fd_jacobian(f, x, eps=1e-6):

@@ -9,18 +9,12 @@ import pytest
 import adjit
 import adjit.numpy as anp
 from adjit import tree
-from adjit.config import config
 from adjit.dispatch import call_cache
 from adjit.testing import numerical_grad as _fd
 
 RNG = np.random.default_rng(0)
 W, B = RNG.standard_normal((2, 3)), RNG.standard_normal(2)
 XS, YS = RNG.standard_normal((5, 3)), RNG.standard_normal((5, 2))
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    monkeypatch.setattr(config, "jit", False)
 
 
 def loss(params, batch):

@@ -10,16 +10,10 @@ import scipy.special as ss
 import adjit
 import adjit.numpy as anp
 import adjit.scipy.special as asp
-from adjit.config import config
 
 RNG = np.random.default_rng(0)
 A, B, C = RNG.standard_normal((3, 4)), RNG.standard_normal((4, 5)), RNG.standard_normal((3, 3))
 D, V = RNG.standard_normal((2, 3, 4)), RNG.standard_normal(4)
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    monkeypatch.setattr(config, "jit", False)
 
 
 EINSUMS = [

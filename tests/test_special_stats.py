@@ -130,13 +130,6 @@ def test_stats_broadcast_and_tails():
 # --------------------------------------------------------------------------- derivatives
 
 
-@pytest.fixture
-def interpreted(monkeypatch):
-    # Rules checked by the reference interpreter: compiling each derivative graph would take
-    # minutes (the compiled kernels are compared with the interpreter below).
-    monkeypatch.setattr(config, "jit", False)
-
-
 _x = np.array([-1.3, -0.2, 0.6, 2.1])
 _p = np.array([0.05, 0.3, 0.6, 0.97])
 _pos = np.array([0.4, 1.1, 2.5, 6.0])
