@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12"
 
 
 def parse_args(argv):
@@ -149,6 +149,7 @@ def main(argv=None) -> int:
 
     report = Report()
     try:
+        import compile_latency
         import loops
         import numba
         import rows
@@ -188,6 +189,8 @@ def main(argv=None) -> int:
             loops.row10_lstm(ctx)
         if "11" in rows_wanted:
             loops.row11_memory(ctx)
+        if "12" in rows_wanted:
+            compile_latency.row12_compile_latency(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)

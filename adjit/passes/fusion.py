@@ -162,7 +162,10 @@ def blas_view(view: Eqn, views) -> bool:
     return view.prim == "reshape" and x.aval.ndim == 1 and view.out.aval.ndim == 2
 
 
-def fuse(graph: Graph) -> Schedule:
+def fuse(graph: Graph, blas: bool = False) -> Schedule:
+    """The schedule of ``graph``. With ``blas`` (a target whose matrix products call BLAS),
+    a matrix product reads a transposed matrix or a vector made a matrix as it is
+    (``blas_view``) rather than computed into an array."""
     items: list = []
     open_nests: list[LoopNest] = []
     views: dict = {}
@@ -196,8 +199,9 @@ def fuse(graph: Graph) -> Schedule:
             continue
         fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
         if not fusible:
-            direct = [a for a in eqn.inputs if eqn.prim == "matmul" and not isinstance(a, Literal)
-                      and a.id in views and blas_view(views[a.id], views)]
+            direct = [a for a in eqn.inputs if blas and eqn.prim == "matmul"
+                      and not isinstance(a, Literal) and a.id in views
+                      and blas_view(views[a.id], views)]
             blas_views.update(a.id for a in direct)
             materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))

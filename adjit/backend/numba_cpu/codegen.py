@@ -233,7 +233,7 @@ class Generator:
         kernel's. An output in ``destinations`` that a loop nest computes is written there (an
         existing array) rather than into a new one; its id is added to ``written``. Within a
         loop, the graph's arrays that do not outlive a step are allocated once (``alloc``)."""
-        schedule = fuse(graph)
+        schedule = fuse(graph, blas=True)
         sub = Generator(schedule, self.lowerings)
         sub.names, sub.consts, sub.w, sub.helpers = self.names, self.consts, self.w, self.helpers
         sub.counter = self.counter

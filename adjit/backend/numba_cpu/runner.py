@@ -25,7 +25,7 @@ class CompiledGraph:
         self.trail: list = []
         self.graph = graph
         self.optimized = optimize(graph, self.trail)
-        self.schedule = fuse(self.optimized)
+        self.schedule = fuse(self.optimized, blas=True)
         self.source = generate(self.schedule, lowerings)
         self.reason = reason
         self.kernel = None

@@ -33,6 +33,7 @@ import numpy as np
 from adjit.backend.numba_cpu.codegen import const_text
 from adjit.backend.numba_cpu.lowering import (
     GATHER_LOWERINGS,
+    LIBM_LOWERINGS,
     REDUCE_LOWERINGS,
     SCALAR_LOWERINGS,
     SCIPY_SPECIAL,
@@ -71,6 +72,9 @@ SCALAR_LOWERINGS_CUDA = {
     # their derivatives call.
     **{name: lower for name, lower in SCALAR_LOWERINGS.items()
        if name not in SCIPY_SPECIAL and name != "gammainc_da"},
+    # The device has its own math library (libdevice): the CPU's vectorizable helpers are
+    # not for it.
+    **{name: libm for name, (_, libm) in LIBM_LOWERINGS.items()},
     "gamma": lambda a, **_: f"math.gamma({a})",
     "erfcx": _libdevice("erfcx"),
     "erfinv": _libdevice("erfinv"),
