@@ -200,5 +200,4 @@ def row12_compile_latency(ctx) -> None:
             "k = 100", totals["terms1000"], totals["terms100"], "≤ 10x (linear)",
             lambda r, a, o: r <= 10.0, f"k = 10: {totals.get('terms10', 0.0):.2f} s"))
         log(f"  growth k=100 -> 1000: {growth:.1f}x")
-    ctx.report.detail("Row 12: first-call compile latency by stage (fresh process each)",
-                      "\n".join(table))
+    ctx.report.detail("12", "\n".join(table))

@@ -118,9 +118,10 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
         "3a": "Row 3a: compile latency in a warm process (one first call per new function)",
         "3b": "Row 3b: fresh process with a warm disk cache",
         "4": "Row 4: ten array lengths",
+        "12": "Row 12: first-call compile latency by stage (a fresh process each)",
     }
     out.append("## Details")
-    for key in ("3a", "3b", "4"):
+    for key in ("3a", "3b", "4", "12"):
         if key in report.details:
             out += ["", f"### {titles[key]}", ""]
             for block in report.details[key]:

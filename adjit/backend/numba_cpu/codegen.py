@@ -279,7 +279,8 @@ class Generator:
                     self.alloc(out)
         libm = self.lowerings.get("libm", {})
         uses = [eqn for eqn in nest.eqns if eqn.prim in libm]
-        if uses and (not rank or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT):
+        if uses and (not rank or len(uses) > _MAX_INLINED
+                     or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT):
             self.exact = True  # scalar code: libm's is as fast, and exact everywhere
             self.loops(nest)
             self.exact = False
@@ -383,6 +384,11 @@ class Generator:
         table = "control" if kind_of(eqn.prim) == "control" else "array"
         self.lowering(table, eqn.prim)(self, eqn)
 
+
+# Each vectorizable helper is inlined where it is called: a nest calling many of them grows
+# into a loop body LLVM optimizes in superlinear time (1000 sines: 115 s against 3 s with
+# libm), and one that big is memory-bound anyway. Beyond this many calls a nest uses libm.
+_MAX_INLINED = 8
 
 # LLVM vectorizes a loop whose arrays may overlap only after checking at run time that they
 # do not, and gives up beyond 8 such checks (its -runtime-memory-check-threshold).
