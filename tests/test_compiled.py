@@ -245,3 +245,20 @@ def test_zero_d_inputs():
     vg = adjit.value_and_grad(lambda x: anp.sum(x * x))
     v, g = vg(np.array(3.0))
     assert (float(v), float(g)) == (9.0, 6.0)
+
+
+def test_matrix_products_read_transposes_and_vectors_as_they_are(monkeypatch):
+    """X.T feeding a product is BLAS's transposed view, a vector made a column a vector (gemv):
+    no copy of X. The same column is also a left operand (an outer product), where it must be
+    computed as a matrix: each product decides for itself."""
+    def lsq(w, x, y):
+        return anp.sum((x @ w - y) ** 2)
+
+    rng = np.random.default_rng(4)
+    w, x, y = rng.standard_normal(3), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    info = adjit.inspect(adjit.grad(lsq, argnums=(0, 1)), w, x, y)
+    assert ").T, " in info.source
+    compiled = adjit.grad(lsq, argnums=(0, 1))(w, x, y)
+    monkeypatch.setattr(config, "jit", False)
+    for got, want in zip(compiled, adjit.grad(lsq, argnums=(0, 1))(w, x, y)):
+        np.testing.assert_allclose(got, want, rtol=1e-13)

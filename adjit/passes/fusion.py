@@ -150,16 +150,19 @@ def _can_join(eqn: Eqn, nest: LoopNest, views) -> bool:
     return True
 
 
-def blas_view(view: Eqn, views) -> bool:
-    """A view a matrix product reads as it is, not computed: the transpose of a matrix (BLAS
-    reads it through its transpose flag) or a vector made a column or a row (a
-    matrix-vector product), of a value that is itself computed."""
+def blas_view(view: Eqn, views, side: int) -> bool:
+    """A view the ``side`` operand (0 left, 1 right) of a matrix product reads as it is, not
+    computed: the transpose of a matrix (BLAS reads it through its transpose flag), or a vector
+    made a row on the left or a column on the right (a matrix-vector product); of a value that
+    is itself computed."""
     (x,) = view.inputs
     if isinstance(x, Literal) or x.id in views:
         return False
     if view.prim == "transpose":
         return x.aval.ndim == 2 and tuple(view.params["permutation"]) == (1, 0)
-    return view.prim == "reshape" and x.aval.ndim == 1 and view.out.aval.ndim == 2
+    unit = view.out.aval.shape[side] if view.out.aval.ndim == 2 else None
+    return (view.prim == "reshape" and x.aval.ndim == 1 and not isinstance(unit, Dim)
+            and unit == 1)
 
 
 def fuse(graph: Graph, blas: bool = False) -> Schedule:
@@ -199,9 +202,9 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             continue
         fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
         if not fusible:
-            direct = [a for a in eqn.inputs if blas and eqn.prim == "matmul"
+            direct = [a for side, a in enumerate(eqn.inputs) if blas and eqn.prim == "matmul"
                       and not isinstance(a, Literal) and a.id in views
-                      and blas_view(views[a.id], views)]
+                      and blas_view(views[a.id], views, side)]
             blas_views.update(a.id for a in direct)
             materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))

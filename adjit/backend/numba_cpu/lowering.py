@@ -15,7 +15,8 @@ import numpy as np
 from adjit.backend.numba_cpu import vecmath
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
-from adjit.ir.graph import Literal, is_symbolic
+from adjit.ir.graph import Literal
+from adjit.passes.fusion import blas_view
 from adjit.primitives import special
 
 # --------------------------------------------------------------------------- scalar lowerings
@@ -295,37 +296,36 @@ REDUCE_LOWERINGS = {
 # --------------------------------------------------------------------------- array lowerings
 
 
-def _is_one(d) -> bool:
-    return not is_symbolic(d) and d == 1
-
-
 def _matmul(g: Generator, eqn):
     """np.dot: BLAS. A transposed matrix is passed as the transposed view of its source (BLAS
-    reads it with its transpose flag, no copy); a vector made a column or a row makes a
-    matrix-vector product (gemv), its result given the product's shape (a view)."""
+    reads it with its transpose flag, no copy); a vector made a row on the left or a column on
+    the right makes a matrix-vector product (gemv), copied into the product's shape (a loop:
+    a reshape would call Numba's runtime, which an ahead-of-time library lacks)."""
     texts, vectors = [], []
+    views = g.schedule.views
     for side, x in enumerate(eqn.inputs):
-        view = g.schedule.views.get(x.id) if x.id in g.schedule.blas_views else None
-        source = contiguous(g.atom(view.inputs[0])) if view is not None else None
-        # a row on the left, a column on the right: a vector of the product
-        vector = view is not None and view.prim == "reshape" and _is_one(x.aval.shape[side])
+        # (the same view may be read as it is by one product and computed for another)
+        view = views[x.id] if x.id in g.schedule.blas_views and blas_view(
+            views[x.id], views, side) else None
         if view is None:
             texts.append(contiguous(g.atom(x)))
-        elif view.prim == "transpose":
-            texts.append(f"{source}.T")
-        elif vector:
-            texts.append(source)
-        else:  # a column times a row: the vector as a matrix (a view)
-            texts.append(f"{source}.reshape({g.shape(x.aval.shape)})")
-        vectors.append(vector)
+        else:
+            source = contiguous(g.atom(view.inputs[0]))
+            texts.append(f"{source}.T" if view.prim == "transpose" else source)
+        vectors.append(view is not None and view.prim == "reshape")
     out = g.name(eqn.out)
     product = f"np.dot({texts[0]}, {texts[1]})"
-    if vectors[0] and vectors[1]:  # a row times a column: (1, 1)
-        g.w(f"{out} = np.full((1, 1), {product})")
-    elif any(vectors):
-        g.w(f"{out} = {product}.reshape({g.shape(eqn.out.aval.shape)})")
-    else:
+    if not any(vectors):
         g.w(f"{out} = {product}")
+        return
+    g.alloc(eqn.out)
+    if all(vectors):  # a row times a column
+        g.w(f"{out}[0, 0] = {product}")
+        return
+    flat, j = g.fresh("gemv"), g.fresh("j")
+    g.w(f"{flat} = {product}")
+    g.w(f"for {j} in range({flat}.shape[0]):")
+    g.w(f"    {out}[{f'0, {j}' if vectors[0] else f'{j}, 0'}] = {flat}[{j}]")
 
 
 def _reshape(g: Generator, eqn):
