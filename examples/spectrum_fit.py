@@ -8,6 +8,7 @@ conj(dL/dRe c + i dL/dIm c), so the steepest-descent step on c is along -conj(gr
 gradient is checked against central finite differences (in the real and imaginary direction
 of each amplitude) before the fit.
 
+    pip install '.[fft]'   # rocket-fft: compiled FFTs (an optional extra)
     python examples/spectrum_fit.py
 """
 
