@@ -875,8 +875,9 @@ def _transpose_revolve_sweep(cts, steps, *args, forward, adjoint, length, revers
         kc, carry, _, ct_carry, _, acc = _revolve_parts(values, counts)
 
         def adjoint_step(j, state):
+            ct, acc = state
             c = fori_loop(0, n - 1 - j, lambda i, c: step_forward(kc, c, []), carry)
-            ct, _, acc = step_adjoint(kc, c, [], *state[:1], [], state[1])
+            ct, _, acc = step_adjoint(kc, c, [], ct, [], acc)
             return ct, acc
 
         ct0, acc = fori_loop(0, n, adjoint_step, (ct_carry, acc))
