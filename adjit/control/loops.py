@@ -804,8 +804,11 @@ def _revolve_unknowns(forward, adjoint, counts, unknown):
         return partial_eval_graph(adjoint, u_kc + u_carry + u_kx + flags[:n_ctc] + u_cty
                                   + flags[n_ctc:])[2]
 
-    flags = _fixpoint(lambda f: (lambda o: o[:n_ctc] + o[n_ctc + n_lx:])(adjoint_out(f)),
-                      u_ctc + u_acc)
+    def carried_out(flags):  # the outputs carried to the next step: cotangents, accumulators
+        out = adjoint_out(flags)
+        return out[:n_ctc] + out[n_ctc + n_lx:]
+
+    flags = _fixpoint(carried_out, u_ctc + u_acc)
     u_ctc, u_acc = flags[:n_ctc], flags[n_ctc:]
     u_ctx = adjoint_out(flags)[n_ctc:n_ctc + n_lx]
     return u_kc + u_carry + u_kx + u_ctc + u_cty + u_acc, u_ctc + u_ctx + u_acc

@@ -129,7 +129,7 @@ class Generator:
         # Inside a loop's body: the allocations of arrays that live within one step, written
         # once at the top of the kernel instead of every step (shapes are the kernel's, the
         # same for every step); ``escaping`` are the values that must stay fresh per step.
-        self.hoisted: list[str] | None = None
+        self.hoisted: list[str] = []
         self.escaping: set[int] = set()
         self.in_loop = False
         # Within a loop nest using vectorizable helpers (the "libm" table): the flag its
@@ -155,7 +155,7 @@ class Generator:
         """``var = np.empty(...)`` (or zeros): once at the top of the kernel where it is an
         array of a loop's body that does not outlive its step, else here."""
         text = f"np.empty({self.shape(var.aval.shape)}, np.{var.aval.dtype.name})"
-        if self.hoisted is None or var.id in self.escaping:
+        if not self.in_loop or var.id in self.escaping:
             self.w(f"{self.name(var)} = {text.replace('empty', 'zeros') if zeros else text}")
             return
         self.hoisted.append(f"{self.name(var)} = {text}")
@@ -192,7 +192,6 @@ class Generator:
                              if isinstance(d, Dim) and d.name == symbol)
             body(f"{symbol} = {self.name(var)}.shape[{axis}]")
         top = len(body.lines)
-        self.hoisted = []
         self.emit_items()
         body.lines[top:top] = ["    " + line for line in self.hoisted]
         outs = [self.atom(v) for v in g.outvars]
