@@ -151,29 +151,31 @@ def _transform_decorator(make):
 
     @functools.wraps(make)
     def wrapper(fun=None, argnums=0, has_aux=False, *, holomorphic: bool = False,
-                target: str = "cpu"):
+                target: str = "cpu", parallel: bool = False):
         check_target_name(target)
         if fun is None:
             return lambda f: wrapper(f, argnums, has_aux, holomorphic=holomorphic,
-                                     target=target)
+                                     target=target, parallel=parallel)
         if not callable(fun):
             raise AdjitTypeError(f"adjit: {make.__name__} expects a function, got "
                                  f"{type(fun).__name__}")
-        return make(fun, argnums, has_aux, holomorphic, target)
+        return make(fun, argnums, has_aux, holomorphic, target, parallel)
 
     return wrapper
 
 
 @_transform_decorator
-def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu"):
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu",
+                   parallel=False):
     """``f -> (x -> (f(x), df/dx))``; with has_aux, f returns (value, aux) and so does this.
     Complex inputs follow :func:`grad`."""
     body = _value_and_grad_body(fun, argnums, has_aux, "value_and_grad", holomorphic)
-    return entry_function(Staged(body, "value_and_grad", fun, target=target), fun)
+    return entry_function(Staged(body, "value_and_grad", fun, target=target,
+                                         parallel=parallel), fun)
 
 
 @_transform_decorator
-def grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu"):
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu", parallel=False):
     """The gradient of a scalar function: ``grad(f)(x)`` is df/dx, shaped like x.
 
     Complex numbers follow JAX: for a real-valued f of a complex z = x + iy the result is
@@ -186,17 +188,19 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False, target="cpu"):
         value, g = body(*args)
         return (g, value[1]) if has_aux else g
 
-    return entry_function(Staged(grad_body, "grad", fun, target=target), fun)
+    return entry_function(Staged(grad_body, "grad", fun, target=target, parallel=parallel), fun)
 
 
-def jit(fun: Callable = None, *, target: str = "cpu") -> Callable:
-    """Compile ``fun`` for ``target``: traced once per input signature, then run as a kernel."""
+def jit(fun: Callable = None, *, target: str = "cpu", parallel: bool = False) -> Callable:
+    """Compile ``fun`` for ``target``: traced once per input signature, then run as a kernel.
+    ``parallel=True`` (CPU): large calls share each loop over arrays among threads."""
     check_target_name(target)
     if fun is None:
-        return lambda f: jit(f, target=target)
+        return lambda f: jit(f, target=target, parallel=parallel)
     if not callable(fun):
         raise AdjitTypeError(f"adjit: jit expects a function, got {type(fun).__name__}")
-    return entry_function(Staged(lambda *args: fun(*args), "jit", fun, target=target), fun)
+    return entry_function(Staged(lambda *args: fun(*args), "jit", fun, target=target,
+                                 parallel=parallel), fun)
 
 
 def _jvp_body(fun):
@@ -221,7 +225,7 @@ def _jvp_body(fun):
     return body
 
 
-def jvp(fun: Callable, primals, tangents, *, target: str = "cpu"):
+def jvp(fun: Callable, primals, tangents, *, target: str = "cpu", parallel: bool = False):
     """Forward mode: ``(fun(*primals), J(primals) @ tangents)``."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise AdjitTypeError("adjit: jvp takes primals and tangents as tuples: "
@@ -229,8 +233,9 @@ def jvp(fun: Callable, primals, tangents, *, target: str = "cpu"):
     if len(primals) != len(tangents):
         raise AdjitValueError(f"adjit: jvp got {len(primals)} primals and {len(tangents)} "
                               "tangents")
-    staged = cached_staged(fun, ("jvp", target), lambda: Staged(
-        _jvp_body(fun), "jvp", fun, target=target, user_args=lambda args: args[0]))
+    staged = cached_staged(fun, ("jvp", target, parallel), lambda: Staged(
+        _jvp_body(fun), "jvp", fun, target=target, parallel=parallel,
+        user_args=lambda args: args[0]))
     return staged(tuple(primals), tuple(tangents))
 
 
@@ -266,13 +271,15 @@ def _vjp_body(fun, has_aux):
     return body
 
 
-def vjp(fun: Callable, *primals, has_aux: bool = False, target: str = "cpu"):
+def vjp(fun: Callable, *primals, has_aux: bool = False, target: str = "cpu",
+        parallel: bool = False):
     """Reverse mode: ``(fun(*primals), f_vjp)`` with ``f_vjp(ct)`` the cotangents of primals."""
-    forward = cached_staged(fun, ("vjp", has_aux, target), lambda: Staged(
-        lambda *a: fun(*a), "vjp", fun, target=target))
+    forward = cached_staged(fun, ("vjp", has_aux, target, parallel), lambda: Staged(
+        lambda *a: fun(*a), "vjp", fun, target=target, parallel=parallel))
     out = forward(*primals)
-    backward = cached_staged(fun, ("vjp.backward", has_aux, target), lambda: Staged(
-        _vjp_body(fun, has_aux), "vjp", fun, target=target, user_args=lambda args: args[0]))
+    backward = cached_staged(fun, ("vjp.backward", has_aux, target, parallel), lambda: Staged(
+        _vjp_body(fun, has_aux), "vjp", fun, target=target, parallel=parallel,
+        user_args=lambda args: args[0]))
 
     def f_vjp(ct):
         return backward(tuple(primals), ct)
@@ -283,19 +290,19 @@ def vjp(fun: Callable, *primals, has_aux: bool = False, target: str = "cpu"):
     return out, f_vjp
 
 
-def linearize(fun: Callable, *primals, target: str = "cpu"):
+def linearize(fun: Callable, *primals, target: str = "cpu", parallel: bool = False):
     """``(fun(*primals), f_jvp)`` with ``f_jvp(*tangents)`` the JVP at ``primals``, a linear map.
 
     ``f_jvp`` is one staged function of the tangents (compiled once per tangent signature, and
     one graph inside other transforms); it recomputes the coefficients it needs from the
     primals, fused with the tangent arithmetic, rather than storing them.
     """
-    forward = cached_staged(fun, ("linearize", target), lambda: Staged(
-        lambda *a: fun(*a), "linearize", fun, target=target))
+    forward = cached_staged(fun, ("linearize", target, parallel), lambda: Staged(
+        lambda *a: fun(*a), "linearize", fun, target=target, parallel=parallel))
     out = forward(*primals)
     jvp_body = _jvp_body(fun)
-    linear = cached_staged(fun, ("linearize.tangents", target), lambda: Staged(
-        lambda p, t: jvp_body(p, t)[1], "linearize", fun, target=target,
+    linear = cached_staged(fun, ("linearize.tangents", target, parallel), lambda: Staged(
+        lambda p, t: jvp_body(p, t)[1], "linearize", fun, target=target, parallel=parallel,
         user_args=lambda args: args[0]))
 
     def f_jvp(*tangents):
@@ -327,7 +334,8 @@ def make_graph(fun: Callable) -> Callable:
     return build
 
 
-def vmap(fun: Callable = None, in_axes=0, out_axes=0, *, target: str = "cpu"):
+def vmap(fun: Callable = None, in_axes=0, out_axes=0, *, target: str = "cpu",
+         parallel: bool = False):
     """Vectorize ``fun`` over an axis of its inputs: ``vmap(f)(xs)[i] == f(xs[i])``.
 
     ``in_axes`` picks the mapped axis of each argument (None: the same value for every
@@ -335,8 +343,9 @@ def vmap(fun: Callable = None, in_axes=0, out_axes=0, *, target: str = "cpu"):
     """
     check_target_name(target)
     if fun is None:
-        return lambda f: vmap(f, in_axes, out_axes, target=target)
+        return lambda f: vmap(f, in_axes, out_axes, target=target, parallel=parallel)
     if not callable(fun):
         raise AdjitTypeError(f"adjit: vmap expects a function, got {type(fun).__name__}")
     return entry_function(
-        Staged(vmap_body(fun, in_axes, out_axes), "vmap", fun, target=target), fun)
+        Staged(vmap_body(fun, in_axes, out_axes), "vmap", fun, target=target,
+               parallel=parallel), fun)

@@ -12,18 +12,25 @@
     ``~/.cache/adjit``; ``%LOCALAPPDATA%\\adjit\\Cache`` on Windows). None (set, or no such
     folder): compiled kernels are kept in memory only.
 
+``num_threads`` (``ADJIT_NUM_THREADS``): how many threads a ``parallel=True`` kernel runs on;
+    unset (None), all of Numba's (``NUMBA_NUM_THREADS``, the number of cores), which is also the
+    most it can use. Read on each call of a parallel kernel, so it can change between calls.
+
 A flag's variable is true unless empty, ``0``, ``false``, ``no`` or ``off``.
 
 ``config.update(name, value)`` (or ``config.name = value``) sets an option for this process;
 until then an option reads its variable each time it is read, so a variable set after
 ``import adjit`` still takes effect. Options are read only on cold paths (tracing, optimizing,
-compiling), never per call. ``config.reset(name)`` returns an option to its variable.
+compiling), never per call (but ``num_threads``, read by each large parallel call).
+``config.reset(name)`` returns an option to its variable.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+
+from adjit.errors import AdjitValueError
 
 
 def _flag(raw: str | None) -> bool:
@@ -45,6 +52,19 @@ def _default_cache_dir() -> pathlib.Path | None:
         return pathlib.Path.home() / ".cache" / "adjit"
     except RuntimeError:  # no home folder
         return None
+
+
+def _threads(value) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise AdjitValueError(f"adjit: num_threads (ADJIT_NUM_THREADS) must be a positive whole "
+                         f"number, got {value!r}")
+    return n
 
 
 _UNSET = object()
@@ -78,6 +98,7 @@ class Config:
     dump_ir = _Option("ADJIT_DUMP_IR", _flag)
     log_compiles = _Option("ADJIT_LOG_COMPILES", _flag)
     cache_dir = _Option("ADJIT_CACHE_DIR", lambda raw: _path(raw) or _default_cache_dir(), _path)
+    num_threads = _Option("ADJIT_NUM_THREADS", _threads, _threads)
 
     def __init__(self):
         self._values: dict = {}

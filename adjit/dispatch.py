@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from adjit import tree
-from adjit.backend import check_target_name, compile_graph
+from adjit.backend import check_parallel, check_target_name, compile_graph
 from adjit.config import config
 from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.freevalues import FreeValues
@@ -177,11 +177,12 @@ class Staged:
     arguments among the body's (jvp's body takes (primals, tangents)), for error messages."""
 
     def __init__(self, body: Callable, name: str, fun: Callable, *, target: str = "cpu",
-                 user_args: Callable | None = None):
+                 parallel: bool = False, user_args: Callable | None = None):
         self.body = body
         self.name = name
         self.fun = fun
         self.target = check_target_name(target)
+        self.parallel = check_parallel(parallel, self.target)
         self.user_args = user_args or (lambda args: args)
         self._cache: dict = {}
         self._fast: dict = {}     # the same entries, keyed by plain argument signatures
@@ -333,7 +334,8 @@ class Staged:
         # from a free array: then none is an input and each stays compared by content.
         baked_scalars = numpy_scalars_made() != scalars_before
         inputs, keys = ([], set()) if baked_scalars else _free_inputs(consts, free)
-        run = compile_graph(graph, target=self.target, jit=config.jit, reason=reason)
+        run = compile_graph(graph, target=self.target, jit=config.jit, reason=reason,
+                            parallel=self.parallel)
         return Executable(graph, consts, out_tree_box[-1], run, inputs, keys)
 
 

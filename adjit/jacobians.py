@@ -109,17 +109,19 @@ def _jacrev_of_arg(f, x, holomorphic):
 
 
 def _jacobian_transform(name: str, jac_of_arg, doc: str):
-    """A public transformation ``t(fun, argnums=0, *, target="cpu")``, also a decorator."""
+    """A public transformation ``t(fun, argnums=0, *, target="cpu", parallel=False)``, also a
+    decorator."""
 
     def transform(fun: Callable = None, argnums=0, *, holomorphic: bool = False,
-                  target: str = "cpu"):
+                  target: str = "cpu", parallel: bool = False):
         check_target_name(target)
         if fun is None:
-            return lambda f: transform(f, argnums, holomorphic=holomorphic, target=target)
+            return lambda f: transform(f, argnums, holomorphic=holomorphic, target=target,
+                                       parallel=parallel)
         if not callable(fun):
             raise AdjitTypeError(f"adjit: {name} expects a function, got {type(fun).__name__}")
         body = _per_argnum(fun, argnums, name, jac_of_arg, holomorphic)
-        return entry_function(Staged(body, name, fun, target=target), fun)
+        return entry_function(Staged(body, name, fun, target=target, parallel=parallel), fun)
 
     transform.__name__ = transform.__qualname__ = name
     transform.__doc__ = doc
@@ -133,11 +135,12 @@ jacrev = _jacobian_transform("jacrev", _jacrev_of_arg,
 
 
 def hessian(fun: Callable = None, argnums=0, *, holomorphic: bool = False,
-            target: str = "cpu"):
+            target: str = "cpu", parallel: bool = False):
     """The Hessian: ``jacfwd(jacrev(f))``, forward over reverse (one graph, compiled for
     ``target``; the inner jacrev runs inside jacfwd's trace)."""
     check_target_name(target)
     if fun is None:
-        return lambda f: hessian(f, argnums, holomorphic=holomorphic, target=target)
+        return lambda f: hessian(f, argnums, holomorphic=holomorphic, target=target,
+                                 parallel=parallel)
     return jacfwd(jacrev(fun, argnums, holomorphic=holomorphic, target=target), argnums,
-                  holomorphic=holomorphic, target=target)
+                  holomorphic=holomorphic, target=target, parallel=parallel)

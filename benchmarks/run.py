@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12,13"
 
 
 def parse_args(argv):
@@ -119,9 +119,10 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
         "3b": "Row 3b: fresh process with a warm disk cache",
         "4": "Row 4: ten array lengths",
         "12": "Row 12: first-call compile latency by stage (a fresh process each)",
+        "13": "Row 13: `parallel=True` on one and two threads (a fresh process each)",
     }
     out.append("## Details")
-    for key in ("3a", "3b", "4", "12"):
+    for key in ("3a", "3b", "4", "12", "13"):
         if key in report.details:
             out += ["", f"### {titles[key]}", ""]
             for block in report.details[key]:
@@ -153,6 +154,7 @@ def main(argv=None) -> int:
         import compile_latency
         import loops
         import numba
+        import parallel
         import rows
 
         import adjit
@@ -192,6 +194,8 @@ def main(argv=None) -> int:
             loops.row11_memory(ctx)
         if "12" in rows_wanted:
             compile_latency.row12_compile_latency(ctx)
+        if "13" in rows_wanted:
+            parallel.row13_parallel(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)

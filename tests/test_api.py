@@ -255,9 +255,11 @@ def test_options_never_share_a_staged_function():
     adjit.vjp(f, 1.0)[1](1.0)
     adjit.linearize(f, 1.0)[1](1.0)
     adjit.vjp(lambda x: (f(x), x), 1.0, has_aux=True)
+    adjit.jvp(f, (1.0,), (1.0,), parallel=True)
     keys = set(call_cache[f])
-    assert keys == {("jvp", "cpu"), ("vjp", False, "cpu"), ("vjp.backward", False, "cpu"),
-                    ("linearize", "cpu"), ("linearize.tangents", "cpu")}
+    assert keys == {("jvp", "cpu", False), ("vjp", False, "cpu", False),
+                    ("vjp.backward", False, "cpu", False), ("linearize", "cpu", False),
+                    ("linearize.tangents", "cpu", False), ("jvp", "cpu", True)}
     assert len({id(s) for s in call_cache[f].values()}) == len(keys)
 
 

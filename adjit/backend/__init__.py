@@ -6,6 +6,7 @@ Each target is a folder (``numba_cpu/``) registered by name in :mod:`adjit.backe
 from adjit.backend.targets import (  # noqa: F401
     TARGETS,
     Target,
+    check_parallel,
     check_target_name,
     compile_graph,
     get_target,

@@ -95,11 +95,26 @@ def get_target(name) -> Target:
         return _loaded[name]
 
 
+def check_parallel(parallel, target: str) -> bool:
+    """``parallel`` if it is a bool the target accepts: threads share a kernel's loops on the
+    CPU; a GPU kernel is parallel by itself."""
+    if not isinstance(parallel, bool):
+        raise AdjitTypeError(f"adjit: parallel= takes True or False, got "
+                             f"{type(parallel).__name__} {parallel!r}")
+    if parallel and target != "cpu":
+        raise AdjitValueError(f"adjit: parallel=True is an option of the 'cpu' target (threads "
+                              f"sharing its loops); target {target!r} runs in parallel anyway")
+    return parallel
+
+
 def compile_graph(graph: Graph, *, target: str = "cpu", jit: bool = True,
-                  reason: str = "first call"):
+                  reason: str = "first call", parallel: bool = False):
     """A runner for ``graph`` on ``target``; with ``jit`` False, the reference interpreter
-    (the target name is still checked, so a misspelt one fails the same way either way)."""
+    (the target name is still checked, so a misspelt one fails the same way either way).
+    ``parallel`` is passed to targets that take it (the CPU's threads)."""
     if jit:
+        if parallel:
+            return get_target(target).compile(graph, reason, parallel=True)
         return get_target(target).compile(graph, reason)
     check_target_name(target)
     from adjit.ir.interpret import interpret

@@ -17,8 +17,8 @@ class NumbaCPU(Target):
     name = "cpu"
     lowerings = LOWERINGS
 
-    def compile(self, graph, reason="first call") -> CompiledGraph:
-        return CompiledGraph(graph, reason, self.lowerings)
+    def compile(self, graph, reason="first call", parallel=False) -> CompiledGraph:
+        return CompiledGraph(graph, reason, self.lowerings, parallel)
 
     def cache_tag(self) -> str:
         """The disk cache's version-tag folder: Python, Numba, llvmlite, adjit, the CPU."""

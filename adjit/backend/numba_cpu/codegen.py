@@ -104,17 +104,20 @@ class KernelSource:
         self.scalar_outputs = scalar_outputs
 
 
-def generate(schedule: Schedule, lowerings: dict[str, dict]) -> KernelSource:
-    """The kernel of ``schedule``, each primitive lowered by the tables in ``lowerings``."""
-    return Generator(schedule, lowerings).run()
+def generate(schedule: Schedule, lowerings: dict[str, dict],
+             parallel: bool = False) -> KernelSource:
+    """The kernel of ``schedule``, each primitive lowered by the tables in ``lowerings``; with
+    ``parallel``, its loop nests share their outer axis among threads (``Generator.chunked``)."""
+    return Generator(schedule, lowerings, parallel).run()
 
 
 class Generator:
     """Writes one kernel; array lowerings call its naming and writing methods (``name``,
     ``atom``, ``const``, ``dim``, ``shape``, ``fresh``, and ``w(line)`` with ``w.depth``)."""
 
-    def __init__(self, schedule: Schedule, lowerings: dict[str, dict]):
+    def __init__(self, schedule: Schedule, lowerings: dict[str, dict], parallel: bool = False):
         self.schedule = schedule
+        self.parallel = parallel
         self.lowerings = lowerings
         self.graph: Graph = schedule.graph
         self.names: dict[int, str] = {}
@@ -137,6 +140,9 @@ class Generator:
         # pass uses the libm lowerings.
         self.outside: str | None = None
         self.exact = False
+        # In a nest split among threads: what a reduction over the split axis accumulates
+        # into instead of its result (a thread's own scalar, or its row of partial results).
+        self.accumulators: dict[int, str] = {}
 
     # ---------------------------------------------------------------- naming
 
@@ -184,7 +190,9 @@ class Generator:
 
     def run(self) -> KernelSource:
         g = self.graph
-        params = [self.name(v) for v in (*g.constvars, *g.invars)]
+        # A parallel kernel is told how many threads to use: calling numba.get_num_threads()
+        # would make it uncacheable ("dynamic globals").
+        params = ["threads"] * self.parallel + [self.name(v) for v in (*g.constvars, *g.invars)]
         body = self.w
         for symbol in g.symbols():
             var, axis = next((v, i) for v in (*g.constvars, *g.invars)
@@ -210,7 +218,8 @@ class Generator:
             header += self.lowerings["helpers"][prim].splitlines() + [""]
         header += [
             "",
-            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True)",
+            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True"
+            + (", parallel=True)" if self.parallel else ")"),
             f"def kernel({', '.join(params)}):",
         ]
         text = "\n".join(header + const_lines + body.lines) + "\n"
@@ -287,7 +296,11 @@ class Generator:
         if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype) for eqn in uses):
             self.outside = self.fresh("outside")
             w(f"{self.outside} = False")
-        self.loops(nest)
+        split = _split_axis(nest) if self.parallel else None
+        if split is None:
+            self.loops(nest)
+        else:
+            self.chunked(nest, split)
         if self.outside is not None:
             w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
             w.depth += 1
@@ -299,8 +312,69 @@ class Generator:
             w.depth -= 1
             self.outside = None
 
-    def loops(self, nest: LoopNest):
-        """The loops of a nest and the computation of its elements."""
+    def chunked(self, nest: LoopNest, axis: int):
+        """A nest whose ``axis`` is split into one contiguous chunk per thread (``prange``).
+        A reduction over that axis accumulates per chunk (a scalar of the thread's own, or its
+        row of an array of partial results), combined in chunk order after the loop: never two
+        threads adding into one element, and the result depends on the thread count only."""
+        w = self.w
+        length = self.dim(nest.shape[axis])
+        size = " * ".join(self.dim(d) for d in nest.shape)
+        chunks, chunk, lo = self.fresh("chunks"), self.fresh("chunk"), self.fresh("lo")
+        w(f"{chunks} = max(1, min(threads, {length}, ({size}) // {GRAIN}))")
+        partials, privates = [], []
+        for eqn in nest.reductions:
+            if axis not in eqn.params["axes"]:
+                continue  # each thread accumulates into the elements of its own chunk
+            out = eqn.out
+            init, _ = self.lowering("reduction", eqn.prim)
+            init = self.const(_reduce_init(init, out.aval.dtype), out.aval.dtype)
+            partial = self.fresh("partial")
+            w(f"{partial} = np.full({self.shape((chunks, *out.aval.shape))}, "
+              f"{init})")
+            partials.append((eqn, partial))
+            if out.aval.shape == ():
+                private = self.fresh("acc")
+                privates.append((private, init, f"{partial}[{chunk}]"))
+                self.accumulators[out.id] = private
+            else:
+                self.accumulators[out.id] = f"{partial}[{chunk}, "
+        outside = self.outside
+        if outside is not None:
+            flags, self.outside = self.fresh("outsides"), self.fresh("outside")
+            w(f"{flags} = np.zeros({chunks}, np.bool_)")
+            privates.append((self.outside, "False", f"{flags}[{chunk}]"))
+        w(f"for {chunk} in numba.prange({chunks}):")
+        w.depth += 1
+        w(f"{lo} = {chunk} * {length} // {chunks}")
+        for private, init, _ in privates:
+            w(f"{private} = {init}")
+        self.loops(nest, (axis, lo, f"({chunk} + 1) * {length} // {chunks} - {lo}"))
+        for private, _, row in privates:
+            w(f"{row} = {private}")
+        w.depth -= 1
+        self.accumulators.clear()
+        for eqn, partial in partials:
+            out = eqn.out
+            _, update = self.lowering("reduction", eqn.prim)
+            w(f"for {chunk} in range({chunks}):")
+            w.depth += 1
+            index = [self.fresh("k") for _ in out.aval.shape]
+            for k, d in zip(index, out.aval.shape):
+                w(f"for {k} in range({self.dim(d)}):")
+                w.depth += 1
+            at = "".join(f", {k}" for k in index)
+            for line in update(self.name(out) + (f"[{', '.join(index)}]" if index else ""),
+                               f"{partial}[{chunk}{at}]"):
+                w(line)
+            w.depth -= 1 + len(index)
+        if outside is not None:
+            w(f"{outside} = {flags}.any()")
+            self.outside = outside
+
+    def loops(self, nest: LoopNest, split: tuple | None = None):
+        """The loops of a nest and the computation of its elements; ``split``, (axis, first
+        index, count), runs that axis over one chunk of its indices."""
         w = self.w
         rank = len(nest.shape)
         index = [f"i{k}" for k in range(rank)]
@@ -309,6 +383,16 @@ class Generator:
         for k, d in enumerate(nest.shape):
             if not isinstance(d, Dim) and d == 1:
                 w(f"{index[k]} = 0")  # a length-1 axis needs no loop
+                continue
+            if split is not None and split[0] == k:
+                step = self.fresh("j")
+                w(f"for {step} in range({split[2]}):")
+                w(f"    {index[k]} = {split[1]} + {step}")
+                # Never false; it tells LLVM the index counts from the start, so a read at it
+                # needs no negative-index wraparound and the loop vectorizes (it would not).
+                w(f"    if {index[k]} >= 0:")
+                w.depth += 2
+                loops += 2
                 continue
             w(f"for {index[k]} in range({self.dim(d)}):")
             w.depth += 1
@@ -373,6 +457,9 @@ class Generator:
         axes = eqn.params["axes"]
         kept = [i for k, i in enumerate(index) if k not in axes]
         acc = self.name(out) if not kept else f"{self.name(out)}[{', '.join(kept)}]"
+        partial = self.accumulators.get(out.id)
+        if partial is not None:  # a thread's own accumulator (see chunked)
+            acc = partial + ", ".join(kept) + "]" if partial.endswith(", ") else partial
         _, update = self.lowering("reduction", eqn.prim)
         for line in update(acc, value):
             w(line)
@@ -409,6 +496,16 @@ def _overlap_checks(schedule: Schedule, nest: LoopNest) -> int:
                 read.add(a.id)
     n_written, n_read = len(written), len(read - written)
     return n_written * (n_written - 1) // 2 + n_written * n_read
+
+
+# A thread takes at least this many elements of a nest: below it the start-up of a parallel
+# loop (microseconds) costs more than the thread saves.
+GRAIN = 1 << 14
+
+
+def _split_axis(nest: LoopNest) -> int | None:
+    """The axis a parallel kernel splits among threads: the nest's first loop."""
+    return next((k for k, d in enumerate(nest.shape) if isinstance(d, Dim) or d != 1), None)
 
 
 def _escaping(schedule: Schedule) -> set[int]:

@@ -3,6 +3,11 @@
 ``CompiledGraph`` is built once per traced signature. It compiles on its first call, for the
 dtypes, ranks and layouts it is called with (the dispatcher keys on those), and afterwards
 calls the kernel directly.
+
+With ``parallel``, a second kernel shares each loop nest's outer axis among threads; a call
+whose arrays hold fewer than ``PARALLEL_MIN_ELEMENTS`` elements in all runs the serial kernel
+(starting threads would cost more than they save), and the parallel one is compiled on the
+first call that reaches it.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from adjit.backend.numba_cpu import compat
 from adjit.backend.numba_cpu.cache import load_kernel
 from adjit.backend.numba_cpu.codegen import generate
 from adjit.backend.numba_cpu.lowering import LOWERINGS
+from adjit.config import config
 from adjit.ir.graph import Graph
 from adjit.passes import optimize
 from adjit.passes.fusion import fuse
 
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
 
 class CompiledGraph:
     def __init__(self, graph: Graph, reason: str = "first call",
-                 lowerings: dict[str, dict] = LOWERINGS):
+                 lowerings: dict[str, dict] = LOWERINGS, parallel: bool = False):
         self.trail: list = []
         self.graph = graph
         self.optimized = optimize(graph, self.trail)
@@ -31,6 +39,10 @@ class CompiledGraph:
         self.kernel = None
         self._out_dtypes = [v.aval.dtype for v in self.optimized.outvars]
         self._single = len(self._out_dtypes) == 1
+        # A graph without loop nests over arrays has nothing to share among threads.
+        self.parallel = None
+        if parallel and self.schedule.loop_count:
+            self.parallel = _Parallel(generate(self.schedule, lowerings, parallel=True).text)
 
     def compile_for(self, inputs):
         arg_types = self.arg_types = tuple(numba.typeof(x) for x in inputs)
@@ -40,10 +52,34 @@ class CompiledGraph:
         self.kernel = compat.entry_point(self.dispatcher, arg_types)
 
     def __call__(self, inputs):
-        if self.kernel is None:
-            self.compile_for(inputs)
-        outs = self.kernel(*inputs)
+        if self.parallel is not None and sum(
+                x.size for x in inputs if type(x) is np.ndarray) >= PARALLEL_MIN_ELEMENTS:
+            outs = self.parallel(inputs, self.reason)
+        else:
+            if self.kernel is None:
+                self.compile_for(inputs)
+            outs = self.kernel(*inputs)
         if self._single:
             outs = (outs,)
         # Numba returns scalars as Python floats; keep the graph's dtype (float32 stays float32).
         return [np.asarray(o, dt) for o, dt in zip(outs, self._out_dtypes)]
+
+
+class _Parallel:
+    """The parallel kernel, compiled on its first call; it runs on ``config.num_threads``
+    threads (at most Numba's pool, ``NUMBA_NUM_THREADS``), its first argument."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.kernel = None
+
+    def __call__(self, inputs, reason: str):
+        threads = min(config.num_threads or _POOL, _POOL)
+        if self.kernel is None:
+            arg_types = tuple(numba.typeof(x) for x in (threads, *inputs))
+            self.kernel = compat.entry_point(
+                load_kernel(self.text, arg_types, reason + " (parallel)"), arg_types)
+        return self.kernel(threads, *inputs)
+
+
+_POOL = numba.config.NUMBA_NUM_THREADS
