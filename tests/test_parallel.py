@@ -44,6 +44,7 @@ def loss(X, w):
             + anp.sum(anp.min(X, axis=1) ** 2) + anp.mean(anp.sin(X) * X))
 
 
+@pytest.mark.slow
 def test_value_and_grad_of_reductions_over_each_axis():
     (v, (gx, gw)), (pv, (pgx, pgw)) = both(adjit.value_and_grad, loss, X, W, argnums=(0, 1))
     np.testing.assert_allclose(pv, v, rtol=1e-12)
@@ -99,9 +100,20 @@ def test_gather_and_its_scatter_add_transpose():
     def f(x):
         return anp.sum(anp.take(x, idx) ** 2)
 
-    g = adjit.grad(f, parallel=True)(V[:9])
+    grad = adjit.grad(f, parallel=True)
+    g = grad(V[:9])
     expected = np.zeros(9)
     np.add.at(expected, idx, 2 * V[:9][idx])
+    np.testing.assert_allclose(g, expected, rtol=1e-13)
+    (exe,) = [e for entries in grad.staged._cache.values() for e in entries]
+    assert "copies" in exe.run.parallel.text  # each thread adds into its own copy
+
+    def rows(x):  # gathered along axis 1 of a matrix: the updates' first axis is split
+        return anp.sum(anp.take(x, idx[:7], axis=1) * W[:7])
+
+    g = adjit.grad(rows, parallel=True)(X[:, :9])
+    expected = np.zeros((37, 9))
+    np.add.at(expected.T, idx[:7], np.broadcast_to(W[:7], (37, 7)).T)
     np.testing.assert_allclose(g, expected, rtol=1e-13)
 
 

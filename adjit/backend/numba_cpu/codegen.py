@@ -319,9 +319,8 @@ class Generator:
         threads adding into one element, and the result depends on the thread count only."""
         w = self.w
         length = self.dim(nest.shape[axis])
-        size = " * ".join(self.dim(d) for d in nest.shape)
-        chunks, chunk, lo = self.fresh("chunks"), self.fresh("chunk"), self.fresh("lo")
-        w(f"{chunks} = max(1, min(threads, {length}, ({size}) // {GRAIN}))")
+        chunks = self.chunk_count(nest.shape[axis], nest.shape)
+        chunk, lo = self.fresh("chunk"), self.fresh("lo")
         partials, privates = [], []
         for eqn in nest.reductions:
             if axis not in eqn.params["axes"]:
@@ -371,6 +370,15 @@ class Generator:
         if outside is not None:
             w(f"{outside} = {flags}.any()")
             self.outside = outside
+
+    def chunk_count(self, length, shape) -> str:
+        """The name of how many threads share a loop of ``length`` over ``shape``'s elements:
+        as many as there are (``threads``, the parallel kernel's first argument), with at least
+        ``GRAIN`` elements each."""
+        chunks = self.fresh("chunks")
+        size = " * ".join(self.dim(d) for d in shape)
+        self.w(f"{chunks} = max(1, min(threads, {self.dim(length)}, ({size}) // {GRAIN}))")
+        return chunks
 
     def loops(self, nest: LoopNest, split: tuple | None = None):
         """The loops of a nest and the computation of its elements; ``split``, (axis, first

@@ -385,6 +385,9 @@ def _loops(g: Generator, shape, names):
 
 
 def _scatter_add(g: Generator, eqn):
+    """Adds each update into the row its index names. In a parallel kernel the updates' first
+    axis is split among threads, each adding into a copy of its own (two threads adding into
+    one element would race), and the copies are summed after."""
     x, idx, upd = eqn.inputs
     axis = eqn.params["axis"]
     out = g.name(eqn.out)
@@ -392,14 +395,29 @@ def _scatter_add(g: Generator, eqn):
     shape = upd.aval.shape
     index = [f"j{k}" for k in range(len(shape))]
     k = len(idx.aval.shape)
-    _loops(g, shape, index)
+    target, depth = f"{out}[", len(shape)
+    if g.parallel and shape:
+        chunks = g.chunk_count(shape[0], shape)
+        chunk, copies = g.fresh("chunk"), g.fresh("copies")
+        g.w(f"{copies} = np.zeros(({chunks},) + {out}.shape, {out}.dtype)")
+        g.w(f"for {chunk} in numba.prange({chunks}):")
+        g.w(f"    for {index[0]} in range({chunk} * {g.dim(shape[0])} // {chunks}, "
+            f"({chunk} + 1) * {g.dim(shape[0])} // {chunks}):")
+        g.w.depth += 2
+        _loops(g, shape[1:], index[1:])
+        target, depth = f"{copies}[{chunk}, ", depth + 1
+    else:
+        _loops(g, shape, index)
     n = f"{out}.shape[{axis}]"
     i_expr = f"{g.atom(idx)}[{', '.join(index[axis:axis + k])}]" if k else g.atom(idx)
     g.w(f"p = {i_expr}")
     g.w(f"p = min(max(p + ({n} if p < 0 else 0), 0), {n} - 1)")
-    g.w(f"{out}[{', '.join([*index[:axis], 'p', *index[axis + k:]])}] += "
-        f"{g.atom(upd)}[{', '.join(index)}]")
-    g.w.depth -= len(shape)
+    at = ", ".join([*index[:axis], "p", *index[axis + k:]])
+    g.w(f"{target}{at}] += {g.atom(upd)}[{', '.join(index)}]")
+    g.w.depth -= depth
+    if depth > len(shape):
+        g.w(f"for {chunk} in range({chunks}):")
+        g.w(f"    {out} += {copies}[{chunk}]")
 
 
 def _along_axis(g: Generator, eqn, axis, emit):
