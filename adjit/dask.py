@@ -72,7 +72,7 @@ class Kernel:
     whether to compile (``config.jit`` on the client when it was traced). ``digest`` (the
     sha256 of the blob) names the graph in each worker's cache."""
 
-    __slots__ = ("blob", "consts", "target", "jit", "digest")
+    __slots__ = ("blob", "consts", "target", "jit", "digest", "_token")
 
     def __init__(self, blob: bytes, consts, target: str, jit: bool):
         self.blob = blob
@@ -80,15 +80,19 @@ class Kernel:
         self.target = target
         self.jit = jit
         self.digest = hashlib.sha256(blob).hexdigest()
+        self._token = None
 
     def __reduce__(self):
         return Kernel, (self.blob, self.consts, self.target, self.jit)
 
     def __dask_tokenize__(self):
-        from dask.base import tokenize
+        # Asked for every task naming the kernel: the constants (arrays) are hashed once.
+        if self._token is None:
+            from dask.base import tokenize
 
-        return ("adjit.dask.Kernel", self.digest, self.target, self.jit,
-                tokenize(*self.consts))
+            self._token = ("adjit.dask.Kernel", self.digest, self.target, self.jit,
+                           tokenize(*self.consts))
+        return self._token
 
 
 # One process's runners (a worker's, or the client's with the local schedulers):

@@ -112,6 +112,22 @@ def test_value_and_grad_takes_a_tree_of_data_and_a_deeper_tree_of_sums(client, d
     np.testing.assert_allclose(g["w"], grads["w"], rtol=1e-12)
 
 
+def test_closed_over_values_travel_with_the_kernel_and_changes_are_seen(interpreted, client,
+                                                                         data):
+    # An array the loss reads from its closure is a constant of the graph, shipped with it;
+    # a number is a literal of the graph: rebound, the next call traces again. (The workers
+    # interpret: config.jit is off on the client.)
+    Xd, yd = data
+    scale, shift = np.array([1.0, 2.0, 0.5]), 0.0
+    vg = adask.value_and_grad(lambda p, X, y: loss(p, X * scale + shift, y))
+    for _ in range(2):
+        value, grads, _ = reference(PARAMS, X * scale + shift, Y)
+        v, g = vg(PARAMS, Xd, yd)
+        np.testing.assert_allclose(v, value, rtol=1e-12)
+        np.testing.assert_allclose(g["w"], grads["w"], rtol=1e-12)
+        scale[:], shift = [0.5, 1.0, 3.0], 0.25
+
+
 def test_map_blocks_of_a_vmap_of_grad_gives_per_row_gradients(client, data):
     Xd, yd = data
     _, grads, expected = reference(PARAMS, X, Y)
