@@ -258,10 +258,35 @@ def _fill(template, positions, blocks) -> list:
 # --------------------------------------------------------------------------- map_blocks
 
 
-def _map_block(*blocks, kernels, template, positions):
-    """One block's outputs (a tuple when there are several), on a worker."""
-    outs = run_kernel(kernels[blocks[0].shape[0]], _fill(template, positions, blocks))
+def _block_outputs(*blocks, kernels, template, positions) -> list:
+    """One block's outputs, on a worker: the kernel traced for its length, on its leaves."""
+    blocks = [_only(b) for b in blocks]
+    return run_kernel(kernels[blocks[0].shape[0]], _fill(template, positions, blocks))
+
+
+def _only(block):
+    """The block itself: ``blockwise`` hands an array's one chunk along each of its other axes
+    (indices of its own, not the output's) as a list of one (concatenating would copy it)."""
+    while isinstance(block, list):
+        (block,) = block
+    return block
+
+
+def _map_block(*blocks, **how):
+    outs = _block_outputs(*blocks, **how)
     return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _layer(da, fun, blocks: _Blocks, kernels: dict, name: str, out_index, **how):
+    """One ``blockwise`` layer calling ``fun`` on each block's arrays (the kernels, the other
+    leaves and where the blocks go among them as keywords)."""
+    pairs = []
+    for k, a in enumerate(blocks.arrays):
+        # Axis 0 is the rows, shared; each array's other axes (one chunk) are its own indices.
+        pairs += [a, ("rows", *(f"{k}.{axis}" for axis in range(1, a.ndim)))]
+    return da.blockwise(fun, out_index, *pairs, token=f"adjit-{name}", concatenate=False,
+                        align_arrays=False, kernels=kernels, template=blocks.template,
+                        positions=blocks.positions, **how)
 
 
 def _pick(block, k):
@@ -326,19 +351,14 @@ def map_blocks(fun: Callable, *args, target: str = "cpu"):
         out = this
         kernels[rows] = trace.kernel
     out_tree, specs = out
-    pairs = []
-    for k, a in enumerate(blocks.arrays):
-        # Axis 0 is the rows, shared; each array's other axes (one chunk) are its own indices.
-        pairs += [a, ("rows", *(f"{k}.{axis}" for axis in range(1, a.ndim)))]
-    common = dict(token=f"adjit-{name}", concatenate=True, align_arrays=False)
-    packed = da.blockwise(
-        _map_block, ("rows",) if len(specs) > 1 else _out_index(specs[0][0]), *pairs,
-        **_new_axes(specs[0] if len(specs) == 1 else ((), np.dtype(object))), **common,
-        kernels=kernels, template=blocks.template, positions=blocks.positions)
     if len(specs) == 1:
-        return tree.unflatten(out_tree, [packed])
-    outs = [da.blockwise(_pick, _out_index(tail), packed, ("rows",), **_new_axes((tail, dtype)),
-                         **common, k=k)
+        return tree.unflatten(out_tree, [_layer(da, _map_block, blocks, kernels, name,
+                                                _out_index(specs[0][0]), **_new_axes(specs[0]))])
+    # Several outputs: a layer of the blocks' tuples, and one picking each output.
+    packed = _layer(da, _map_block, blocks, kernels, name, ("rows",),
+                    **_new_axes(((), np.dtype(object))))
+    outs = [da.blockwise(_pick, _out_index(tail), packed, ("rows",), token=f"adjit-{name}",
+                         **_new_axes((tail, dtype)), k=k)
             for k, (tail, dtype) in enumerate(specs)]
     return tree.unflatten(out_tree, outs)
 
@@ -354,11 +374,6 @@ def _new_axes(spec) -> dict:
 
 
 # --------------------------------------------------------------------------- value_and_grad
-
-
-def _block_partial(kernel: Kernel, template, positions, *blocks) -> list:
-    """One block's value and gradient leaves, on a worker."""
-    return run_kernel(kernel, _fill(template, positions, blocks))
 
 
 def _add_partials(*parts) -> list:
@@ -402,11 +417,12 @@ def value_and_grad(loss: Callable, *, split_every: int = 8, target: str = "cpu")
         blocks = _Blocks(leaves, "value_and_grad", da)
         by_rows = {rows: traces.get(in_tree, blocks.examples(rows))
                    for rows in set(blocks.rows)}
-        columns = [a.to_delayed().ravel() for a in blocks.arrays]
-        partial = dask.delayed(_block_partial, pure=True)
-        parts = [partial(by_rows[rows].kernel, blocks.template, blocks.positions,
-                         *(column[i] for column in columns))
-                 for i, rows in enumerate(blocks.rows)]
+        # Each block's value and gradient leaves (a list per block, where the block is) ...
+        partials = _layer(da, _block_outputs, blocks,
+                          {rows: t.kernel for rows, t in by_rows.items()}, "value_and_grad",
+                          ("rows",), dtype=object, meta=np.empty((0,), object))
+        # ... summed in a tree.
+        parts = list(partials.to_delayed())
         add = dask.delayed(_add_partials, pure=True)
         while len(parts) > 1:
             parts = [add(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]

@@ -3,7 +3,7 @@
 single-process kernel (``adjit.value_and_grad`` on the whole NumPy arrays).
 
 The loss is logistic regression's negative log-likelihood over N rows of D = 4 features
-(float64), in blocks of 250,000 rows persisted on the workers, so a call moves only the
+(float64), in blocks of 500,000 rows persisted on the workers, so a call moves only the
 parameters and the per-block gradients. Each time is the minimum over repeated calls after a
 warm-up call (compilation excluded); every result is checked against the single-process one
 (rtol 1e-10) before timing. Run:
@@ -29,7 +29,7 @@ import adjit  # noqa: E402
 import adjit.dask  # noqa: E402
 import adjit.numpy as anp  # noqa: E402
 
-D, CHUNK = 4, 250_000
+D, CHUNK = 4, 500_000
 
 
 def loss(p, X, y):
