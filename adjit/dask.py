@@ -293,11 +293,12 @@ def _pick(block, k):
     return block[k]
 
 
-def _row_outputs(trace: _Trace, leaves, rows: int, position: int, name: str):
-    """The trailing shapes and dtypes of the outputs of a block of ``rows`` rows, after
-    checking that each has the block's rows as its first axis and only there."""
+def _row_outputs(trace: _Trace, leaves, position: int, name: str):
+    """The trailing shapes and dtypes of the outputs of a block (its leaves, the first
+    blocked one at ``position``), after checking that each has the block's rows as its first
+    axis and only there."""
     graph = trace.graph
-    row = graph.invars[position].aval.shape[0]  # a symbol, or ``rows`` where the trace fixed it
+    row = graph.invars[position].aval.shape[0]  # a symbol, or the length the trace fixed
     lengths = bind_symbols(graph, [*trace.kernel.consts, *leaves])
     specs = []
     for k, v in enumerate(graph.outvars):
@@ -342,7 +343,7 @@ def map_blocks(fun: Callable, *args, target: str = "cpu"):
     for rows in sorted(set(blocks.rows)):
         examples = blocks.examples(rows)
         trace = traces.get(in_tree, examples)
-        this = (trace.out_tree, _row_outputs(trace, examples, rows, blocks.positions[0], name))
+        this = (trace.out_tree, _row_outputs(trace, examples, blocks.positions[0], name))
         if out is not None and this != out:
             raise AdjitValueError(
                 f"adjit.dask.map_blocks: {name} gives outputs of other trailing shapes or "
