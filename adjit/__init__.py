@@ -2,6 +2,7 @@
 
 from adjit import (
     aot,  # noqa: F401  (ahead-of-time libraries: adjit.aot.build)
+    dask,  # noqa: F401  (Dask arrays: adjit.dask; imports dask only when used)
     numpy,  # noqa: F401  (installs the Python operators of traced arrays)
     primitives,  # noqa: F401  (registers every primitive)
     scipy,  # noqa: F401  (scipy.special's ufuncs on traced arrays dispatch to it)

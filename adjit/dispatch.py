@@ -59,6 +59,18 @@ def signature(leaf):
     return t
 
 
+def graph_fits(graph: Graph, inputs) -> bool:
+    """Whether ``graph`` serves inputs of these shapes (its constants' values, then its
+    inputs'): their lengths are consistent with its symbols and every symbol is >= 2."""
+    try:
+        lengths = bind_symbols(graph, inputs)
+    except AdjitValueError:
+        return False
+    # A symbol stands for a length >= 2: tracing keeps 0 and 1 literal (broadcasting treats
+    # 1 specially) and relies on it (x[1:] is n-1 >= 1 long), so shorter inputs retrace.
+    return all(n >= 2 for n in lengths.values())
+
+
 class FreeInputChanged(AdjitError):
     """A free array read as an input no longer fits the kernel (another shape, dtype or layout,
     or it is gone): the caller retraces."""
@@ -102,15 +114,7 @@ class Executable:
         self.fast.parts = (kernel, result_type)
 
     def matches(self, leaves) -> bool:
-        if not self.any_arrays:
-            return True
-        try:
-            lengths = bind_symbols(self.graph, [*self.consts, *leaves])
-        except AdjitValueError:
-            return False
-        # A symbol stands for a length >= 2: tracing keeps 0 and 1 literal (broadcasting treats
-        # 1 specially) and relies on it (x[1:] is n-1 >= 1 long), so shorter inputs retrace.
-        return all(n >= 2 for n in lengths.values())
+        return not self.any_arrays or graph_fits(self.graph, [*self.consts, *leaves])
 
     def _read_consts(self) -> list:
         consts = list(self.consts)

@@ -3,6 +3,7 @@ fresh ADJIT_CACHE_DIR) and print the right results."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -13,9 +14,11 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# examples/dask_gradient.py needs the dask extra (part of the test extra); skipped without it.
+HAVE_DASK = all(importlib.util.find_spec(m) for m in ("dask", "distributed"))
 EXAMPLES = ("quickstart.py", "newton.py", "per_example_gradients.py", "numba_interop.py",
             "aot/build_and_run.py", "ode_fit.py", "gp_marginal_likelihood.py",
-            "spectrum_fit.py")
+            "spectrum_fit.py") + (("dask_gradient.py",) if HAVE_DASK else ())
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -129,3 +132,14 @@ def test_spectrum_fit_recovers_the_signal(outputs):
     assert final < 1.05 * floor < _floats(_line(out, "initial loss"))[0]
     freqs = _floats(_line(out, "frequencies =").split("(true")[0].replace("[", "").replace("]", ""))
     np.testing.assert_allclose(freqs, [20.0, 45.0, 90.0], atol=0.02)
+
+
+@pytest.mark.skipif(not HAVE_DASK, reason="needs the dask extra")
+def test_dask_gradient_fits_as_one_process_does(outputs):
+    out = outputs["dask_gradient.py"]
+    assert "in 4 blocks of 50000 rows on 2 workers" in out
+    assert _floats(_line(out, "gradient at p0"))[0] < 1e-12
+    assert _floats(_line(out, "max |dask fit - one-process fit|"))[0] < 1e-6
+    np.testing.assert_allclose(_floats(_line(out, "fitted (dask")),
+                               _floats(_line(out, "true (w, b)")), atol=0.05)
+    assert _floats(_line(out, "kernels built per worker")) == [1.0, 1.0]

@@ -28,7 +28,7 @@ LAYERS = [
     ("dispatch", ["adjit.dispatch", "adjit.freevalues"]),
     ("public API", ["adjit.api"]),
     ("on top", ["adjit.jacobians", "adjit.inspect", "adjit.testing", "adjit.primitives.doc",
-                "adjit.aot", "adjit"]),
+                "adjit.aot", "adjit.dask", "adjit"]),
     ("command line", ["adjit.__main__"]),
 ]
 __doc__ += "\n".join(f"    {i}. {name}: {', '.join(mods)}" for i, (name, mods) in

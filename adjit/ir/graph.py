@@ -295,6 +295,12 @@ class Var:
     def __repr__(self):
         return f"Var({self.id}:{self.aval})"
 
+    def __reduce__(self):
+        # A Var is its identity, and passes key dicts by its id: unpickled (a graph sent to a
+        # Dask worker) it is a new variable with an id of the receiving process, never one
+        # of that process's own; pickle's memo keeps each Var one Var within a graph.
+        return Var, (self.aval,)
+
 
 class Literal:
     """A scalar constant written inline in an equation."""
