@@ -161,3 +161,11 @@ def test_small_products_are_loops_chosen_at_run_time():
     xs = _operands("bij,bjk->bik", SMALL, 0)
     _, source = _schedule(lambda a, b: [anp.einsum("bij,bjk->bik", a, b)], *xs)
     assert f">= {BLAS_MIN_WORK}:" in source and "np.dot(" in source
+
+
+def test_a_stack_times_one_matrix_is_one_blas_call():
+    """x @ W over a batch (a dense layer): the batch folds into the rows, one np.dot."""
+    xs = _operands("ijk,kl->ijl", BIG, 0)
+    schedule, source = _schedule(lambda x, w: [anp.einsum("ijk,kl->ijl", x, w), x @ w], *xs)
+    assert source.count("np.dot(") == 1 and ".reshape(" in source, source  # one, after CSE
+    assert schedule.loop_count == 0 and " for " not in source, source

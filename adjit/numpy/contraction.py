@@ -236,6 +236,10 @@ def _as_matmul(terms, output: str, sizes):
     free_a, free_b = [x for x in sa if x not in sb], [x for x in sb if x not in sa]
     if not free_a or not free_b:
         return _as_matrix_vector(terms, c, output) if not set(sa) & set(sb) - {c} else None
+    if output[-1] in free_a:
+        # The product's last axis is the output's: putting the stack in the output's order
+        # then copies runs along that axis, not a strided gather.
+        (a, sa), (b, sb), free_a, free_b = (b, sb), (a, sa), free_b, free_a
     m, n = free_a[-1], free_b[-1]
     lead = [x for x in output if x not in (m, n)]
     out = anp.matmul(_stack(a, sa, lead, (m, c), sizes), _stack(b, sb, lead, (c, n), sizes))

@@ -346,7 +346,8 @@ def _stacked_matmul(g: Generator, eqn):
     operand that is a view (the last two axes swapped, a broadcast along the batch) is read in
     its source (``Schedule.stacked``), and a non-contiguous input is copied once, before the
     loop. Below ``BLAS_MIN_WORK`` multiply-adds per matrix the step is plain loops instead
-    (chosen in the kernel when the lengths are symbolic)."""
+    (chosen in the kernel when the lengths are symbolic). A stack times one matrix is one
+    product of the stack's rows."""
     x, y = eqn.inputs
     batch = eqn.out.aval.shape[:-2]
     operands = []
@@ -379,9 +380,17 @@ def _stacked_matmul(g: Generator, eqn):
         g.w(f"            {acc} += {element(*operands[0], i, p)} * {element(*operands[1], p, j)}")
         g.w(f"        {out}[{', '.join([*index, i, j])}] = {acc}")
 
+    m, k, n = x.aval.shape[-2], x.aval.shape[-1], y.aval.shape[-1]
+    (left, lead, transposed), right = operands
+    if lead == list(range(len(batch))) and not transposed and all(b is None for b in right[1]):
+        # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
+        # batch axes fold into the rows of the left operand and the output, one BLAS call.
+        rows = " * ".join(g.dim(d) for d in (*batch, m))
+        g.w(f"np.dot({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
+            f"{out}.reshape(({rows}, {g.dim(n)})))")
+        return
     blas = (f"np.dot({matrix(*operands[0])}, {matrix(*operands[1])}, "
             f"{out}[{', '.join(index)}])")
-    m, k, n = x.aval.shape[-2], x.aval.shape[-1], y.aval.shape[-1]
     _loops(g, batch, index)
     if not any(is_symbolic(d) for d in (m, k, n)):
         if m * k * n >= BLAS_MIN_WORK:
