@@ -108,6 +108,7 @@ def both_ways():
     return runs, adjit.cache_info()["compiles"] - before
 
 
+@pytest.mark.slow  # one kernel for the whole table: about 40 s of compilation
 @pytest.mark.parametrize("lengths", ["small", "big"])
 def test_compiled_equals_interpreted(both_ways, lengths):
     runs, compiles = both_ways
