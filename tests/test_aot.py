@@ -245,9 +245,15 @@ def mv_chain(v, a, b):
     return a @ anp.tanh(b @ v)
 
 
+def stacked(a, b):
+    """A product of stacks of matrices: a loop of np.dot over views of the operands' slices."""
+    return anp.sum(anp.tanh(anp.einsum("bij,bkj->bik", a, b)))
+
+
 RNG = np.random.default_rng(13)
 LX, LW, LY = RNG.standard_normal((5, 3)), RNG.standard_normal(3), RNG.standard_normal(5)
 JA, JB, JV = RNG.standard_normal((4, 3)), RNG.standard_normal((3, 6)), RNG.standard_normal(6)
+SA, SB = RNG.standard_normal((3, 12, 10)), RNG.standard_normal((3, 11, 10))
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +265,7 @@ def blas_built(tmp_path_factory):
         "lsq_wx": (adjit.grad(lsq, argnums=(0, 1)), (LW, LX, LY)),
         "lsq32": (adjit.grad(lsq), tuple(f32)),
         "jac": (adjit.jacrev(mv_chain), (JV, JA, JB)),
+        "stacked": (adjit.grad(stacked, argnums=(0, 1)), (SA, SB)),
     }, "lsq", str(out))
 
 
@@ -272,7 +279,7 @@ def test_matrix_products_export_with_libc_and_libm_only(blas_built):
     nm = subprocess.run(["nm", "-D", "--defined-only", blas_built.library],
                         capture_output=True, text=True).stdout
     assert sorted(line.split()[-1] for line in nm.splitlines()) == \
-        ["jac", "lsq", "lsq32", "lsq_wx"], nm
+        ["jac", "lsq", "lsq32", "lsq_wx", "stacked"], nm
     header = open(blas_built.header).read()
     assert "out: double[n1, n0], caller-allocated" in header
     assert "Matrix products run as plain C loops" in header
@@ -295,6 +302,10 @@ def test_matrix_products_ctypes_loader_matches_adjit(blas_built):
     np.testing.assert_allclose(jac, adjit.jacrev(mv_chain)(JV, JA, JB), rtol=1e-13)
     np.testing.assert_allclose(jac, JA @ ((1 - np.tanh(JB @ JV) ** 2)[:, None] * JB),
                                rtol=1e-12)
+    # stacks of products: BLAS calls (1320 multiply-adds per matrix) and loops (12)
+    for a, b in [(SA, SB), (SA[:2, :2, :3], SB[:2, :2, :3])]:
+        for got, want in zip(lib.stacked(a, b), adjit.grad(stacked, argnums=(0, 1))(a, b)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
     # other lengths than the example's, and a length mismatch
     x, w, y = RNG.standard_normal((40, 17)), RNG.standard_normal(17), RNG.standard_normal(40)
     np.testing.assert_allclose(lib.lsq_wx(w, x, y)[1], adjit.grad(lsq, argnums=1)(w, x, y),

@@ -341,7 +341,8 @@ def test_reductions_of_different_axes_in_one_nest(cuda):
     _compare(adjit.jit(fn, target="cuda")(x), adjit.jit(fn)(x), 1e-12, 1e-12)
 
 
-@pytest.mark.parametrize("shape", [((5, 3), (3, 7)), ((1, 6), (6, 1)), ((9, 2), (2, 4))])
+@pytest.mark.parametrize("shape", [((5, 3), (3, 7)), ((1, 6), (6, 1)), ((9, 2), (2, 4)),
+                                   ((4, 5, 3), (4, 3, 7)), ((2, 3, 17, 2), (2, 3, 2, 18))])
 def test_matmul_tiles(cuda, shape):
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal(shape[0]), rng.standard_normal(shape[1])

@@ -153,6 +153,10 @@ REWRITES = [
     ("concatenate", "concatenate(concatenate(a, b), c) -> concatenate(a, b, c)",
      lambda x: anp.concatenate([anp.concatenate([x, 2.0 * x]), x]), np.arange(2.0),
      ["broadcast_in_dim", "mul", "concatenate"]),
+    # the operand read transposed is read in its source
+    ("transpose", "(x @ y)^T -> y^T @ x^T",
+     lambda x: anp.transpose(anp.matmul(anp.transpose(x, (0, 2, 1)), 2.0 * x), (0, 2, 1)),
+     np.arange(12.0).reshape(2, 3, 2), ["broadcast_in_dim", "mul", "transpose", "matmul"]),
 ]
 
 

@@ -143,6 +143,14 @@ def concrete_value(name: str) -> int:
     return value
 
 
+def size_hint(d) -> int:
+    """A length's value now without fixing it in the trace: for heuristics whose choice never
+    changes a result (the order of an einsum's contractions). A symbol with no value: 1000."""
+    if not is_symbolic(d):
+        return int(d)
+    return _dim_values.get(d.name, 1000) + d.offset
+
+
 def is_symbolic(d) -> bool:
     return isinstance(d, Dim)
 

@@ -2,10 +2,12 @@
 its derivatives and batching come from those primitives' rules.
 
 A letter repeated within one operand takes that operand's diagonal (a product with an identity
-mask, summed); a letter in one operand only and not in the output is summed out first. Two
-operands that contract one letter with at most one free letter each go to ``matmul``; anything
-else is one broadcast product summed over the contracted letters (fused into a single loop by
-the compiler).
+mask, summed); a letter in one operand only and not in the output is summed out first. More
+than two operands are contracted pairwise, the pair with the smallest result first. Two
+operands that contract one letter, each with a letter of its own, are a product of stacks of
+matrices (``matmul``, which the CPU runs as BLAS calls on views of the operands, or as loops
+for small matrices); anything else is one broadcast product summed over the contracted letters
+(fused into a single loop by the compiler).
 
 An ellipsis (``...``) stands for the axes an operand has beyond its named ones, broadcast
 against each other from the right; each gets a letter of its own before parsing. The sublist
@@ -14,11 +16,14 @@ form (``einsum(a, [0, 1], b, [1, 2], [0, 2])``) is rewritten as the equivalent s
 
 from __future__ import annotations
 
+import math
 import string
 
 from adjit.errors import AdjitValueError
-from adjit.ir.graph import is_symbolic, same_shape
+from adjit.ir.graph import is_symbolic, same_shape, size_hint
 from adjit.numpy import core as anp
+from adjit.primitives import structural as st
+from adjit.primitives.linalg import swap_last
 from adjit.trace import get_aval
 
 
@@ -128,7 +133,7 @@ def _expand_ellipsis(subscripts: str, ndims) -> str:
 
 def einsum(*args, optimize=False):
     """NumPy's einsum, subscripts string or sublist form. ``optimize`` is accepted for NumPy's
-    signature and not needed: the compiler fuses the product and its sums into one loop."""
+    signature: the contraction order is always the greedy one."""
     if not args:
         raise AdjitValueError("adjit.numpy.einsum needs subscripts and operands")
     if isinstance(args[0], str):
@@ -168,12 +173,36 @@ def einsum(*args, optimize=False):
             terms[k] = [anp.sum(x, axis=tuple(alone)),
                         "".join(c for c in spec if c in elsewhere)]
 
+    # Pairwise, the pair with the smallest result first (NumPy's greedy order): a chain of
+    # products costs the sum of its steps, not the product of all its lengths.
+    while len(terms) > 2:
+        best = None
+        for i in range(len(terms)):
+            for j in range(i + 1, len(terms)):
+                keep = _kept(terms, i, j, output)
+                size = math.prod(size_hint(sizes[c]) for c in keep)
+                if best is None or size < best[0]:
+                    best = (size, i, j, keep)
+        _, i, j, keep = best
+        pair = _contract([terms[i], terms[j]], keep, sizes)
+        terms = [t for k, t in enumerate(terms) if k not in (i, j)] + [[pair, keep]]
+    return _contract(terms, output, sizes)
+
+
+def _kept(terms, i: int, j: int, output: str) -> str:
+    """The letters of terms i and j that the output or another term needs, in order."""
+    others = set(output).union(*(s for k, (_, s) in enumerate(terms) if k not in (i, j)))
+    return "".join(dict.fromkeys(c for c in terms[i][1] + terms[j][1] if c in others))
+
+
+def _contract(terms, output: str, sizes):
+    """One or two terms contracted into ``output``'s letters: a product of stacks of matrices
+    where it is one (``_as_matmul``), else one broadcast product over every letter (output
+    letters first) summed over the rest, which the compiler fuses into one loop nest."""
     if len(terms) == 2:
         out = _as_matmul(terms, output, sizes)
         if out is not None:
             return out
-
-    # One broadcast product over every letter (output letters first), summed over the rest.
     letters = list(output) + sorted(set("".join(s for _, s in terms)) - set(output))
     product = None
     for x, spec in terms:
@@ -187,18 +216,54 @@ def einsum(*args, optimize=False):
 
 
 def _as_matmul(terms, output: str, sizes):
-    """A two-operand contraction of one letter with at most one free letter each (a matrix or
-    vector product), as ``matmul``; None for anything else."""
+    """Two operands contracting one letter, as ``matmul``: letters in both operands and the
+    output are batch axes; each operand's last free letter (in its own order, so that it is
+    likelier one of its last two axes) is a matrix axis, its other free letters batch axes
+    along which the other operand is broadcast. Each operand is a view of the input (batch
+    axes first, the two matrix axes in the input's order, then swapped if need be): where
+    the matrix axes are the input's last two, the CPU lowering reads the input as it is, else
+    it copies it once (``fusion.stacked_matrices``). None where one operand has no free letter
+    (a matrix-vector product per batch: the fused loop reads each operand once, as a gemv
+    would) or where no single letter is contracted (an outer product, or several letters
+    whose lengths, symbolic, cannot be multiplied into one axis)."""
     (a, sa), (b, sb) = terms
-    shared = set(sa) & set(sb)
-    if len(shared) != 1 or shared & set(output):
+    contracted = [c for c in sa if c in sb and c not in output]
+    if len(contracted) != 1:
         return None
-    (c,) = shared
+    (c,) = contracted
+    if not same_shape((anp.shape(a)[sa.index(c)],), (anp.shape(b)[sb.index(c)],)):
+        return None
+    free_a, free_b = [x for x in sa if x not in sb], [x for x in sb if x not in sa]
+    if not free_a or not free_b:
+        return _as_matrix_vector(terms, c, output) if not set(sa) & set(sb) - {c} else None
+    if output[-1] in free_a:
+        # The product's last axis is the output's: putting the stack in the output's order
+        # then copies runs along that axis, not a strided gather.
+        (a, sa), (b, sb), free_a, free_b = (b, sb), (a, sa), free_b, free_a
+    m, n = free_a[-1], free_b[-1]
+    lead = [x for x in output if x not in (m, n)]
+    out = anp.matmul(_stack(a, sa, lead, (m, c), sizes), _stack(b, sb, lead, (c, n), sizes))
+    got = lead + [m, n]
+    return anp.transpose(out, [got.index(x) for x in output])
+
+
+def _stack(x, spec: str, lead: list, matrix: tuple, sizes):
+    """``x`` as a stack of matrices: axes ``lead`` (broadcast where ``x`` lacks them), then the
+    two letters ``matrix``."""
+    mine = [c for c in lead if c in spec]
+    order = mine + sorted(matrix, key=spec.index)
+    x = anp.transpose(x, [spec.index(c) for c in order])
+    shape = anp.shape(x)
+    x = st.broadcast_in_dim(x, [*(sizes[c] for c in lead), *shape[-2:]],
+                            [*(lead.index(c) for c in mine), len(lead), len(lead) + 1])
+    return x if order[-2:] == list(matrix) else swap_last(x)
+
+
+def _as_matrix_vector(terms, c: str, output: str):
+    """A matrix or vector product of two operands without batch letters, as ``matmul``."""
+    (a, sa), (b, sb) = terms
     free_a, free_b = [x for x in sa if x != c], [x for x in sb if x != c]
-    if len(free_a) > 1 or len(free_b) > 1 or set(free_a) & set(free_b):
-        return None
-    shape_a, shape_b = anp.shape(a), anp.shape(b)
-    if not same_shape((shape_a[sa.index(c)],), (shape_b[sb.index(c)],)):
+    if len(free_a) > 1 or len(free_b) > 1:
         return None
     a = anp.transpose(a, [sa.index(x) for x in (*free_a, c)])
     b = anp.transpose(b, [sb.index(x) for x in (c, *free_b)])

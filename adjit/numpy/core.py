@@ -505,10 +505,9 @@ def matmul(a, b):
         return squeeze(matmul(expand_dims(a, 0), b), -2)
     if len(sb) == 1:
         return squeeze(matmul(a, expand_dims(b, -1)), -1)
-    # Batched: broadcast the batch axes and contract with mul + sum (fused by the compiler).
-    a4 = expand_dims(a, -1) if len(sa) > 1 else a
-    b4 = expand_dims(b, -3) if len(sb) > 1 else b
-    return sum(multiply(a4, b4), axis=-2)
+    # Batched: the batch axes broadcast against each other (views), one batched product.
+    batch = broadcast_shapes(sa[:-2], sb[:-2])
+    return la.matmul(broadcast_to(a, (*batch, *sa[-2:])), broadcast_to(b, (*batch, *sb[-2:])))
 
 
 def dot(a, b):

@@ -95,6 +95,9 @@ class Schedule:
     views: dict = field(default_factory=dict)   # var id -> the view equation that defines it
     # Views a matrix product reads without their being computed (see blas_view).
     blas_views: set = field(default_factory=set)
+    # Operands of products of stacks of matrices read in another array: var id ->
+    # stacked_matrices' answer (the source is an array: computed, or a view materialized).
+    stacked: dict = field(default_factory=dict)
     _readers: dict | None = field(default=None, repr=False)  # var id -> the items reading it
 
     def needed_after(self, var, nest) -> bool:
@@ -110,6 +113,8 @@ class Schedule:
                     used = {a.id for a in item.inputs if not isinstance(a, Literal)}
                     used |= _sources([a for a in item.inputs if not isinstance(a, Literal)
                                       and a.id in self.blas_views], self.views)
+                    used |= {self.stacked[a.id][0].id for a in item.inputs
+                             if not isinstance(a, Literal) and a.id in self.stacked}
                 for var_id in used:
                     self._readers.setdefault(var_id, set()).add(id(item))
             for v in self.graph.outvars:
@@ -156,13 +161,37 @@ def blas_view(view: Eqn, views, side: int) -> bool:
     made a row on the left or a column on the right (a matrix-vector product); of a value that
     is itself computed."""
     (x,) = view.inputs
-    if isinstance(x, Literal) or x.id in views:
+    if isinstance(x, Literal) or x.id in views or view.out.aval.ndim != 2:
         return False
     if view.prim == "transpose":
         return x.aval.ndim == 2 and tuple(view.params["permutation"]) == (1, 0)
-    unit = view.out.aval.shape[side] if view.out.aval.ndim == 2 else None
+    unit = view.out.aval.shape[side]
     return (view.prim == "reshape" and x.aval.ndim == 1 and not isinstance(unit, Dim)
             and unit == 1)
+
+
+def stacked_matrices(x, views, batch: int, stop=None):
+    """How a product of stacks of matrices (``batch`` leading batch axes) reads its operand
+    ``x`` without computing it, where ``x`` is a computed value or a view of one (through
+    transposes, broadcasts and unit reshapes): ``(source, lead, transposed)``, each matrix of
+    the stack being ``source[lead]`` (``.T`` if ``transposed``), where ``lead`` names, per
+    leading axis of the source, the batch axis indexing it (None: a broadcast axis, read at 0).
+    The source is the first value that is not a view, or the view ``stop``. None where the
+    matrices are not the last two axes of the source, so a BLAS call cannot read them as they
+    are."""
+    index = [f"b{k}" for k in range(batch)] + ["i", "j"]
+    while not isinstance(x, Literal) and x.id in views and x is not stop:
+        view = views[x.id]
+        if view.prim not in ("transpose", "broadcast_in_dim", "reshape"):
+            return None
+        index = view_index(view, index)
+        x = view.inputs[0]
+    if isinstance(x, Literal) or len(index) < 2 or tuple(index[-2:]) not in (("i", "j"),
+                                                                               ("j", "i")):
+        return None
+    if any(t in ("i", "j") for t in index[:-2]):
+        return None
+    return x, [None if t == "0" else int(t[1:]) for t in index[:-2]], index[-1] == "i"
 
 
 def fuse(graph: Graph, blas: bool = False) -> Schedule:
@@ -174,6 +203,7 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
     views: dict = {}
     materialized: set = set()
     blas_views: set = set()
+    stacked: dict = {}
 
     def close(nest):
         open_nests.remove(nest)
@@ -202,9 +232,12 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             continue
         fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
         if not fusible:
-            direct = [a for side, a in enumerate(eqn.inputs) if blas and eqn.prim == "matmul"
-                      and not isinstance(a, Literal) and a.id in views
-                      and blas_view(views[a.id], views, side)]
+            if blas and eqn.prim == "matmul" and eqn.out.aval.ndim > 2:
+                direct = _read_stacked(eqn, views, stacked, materialize)
+            else:
+                direct = [a for side, a in enumerate(eqn.inputs) if blas and eqn.prim == "matmul"
+                          and not isinstance(a, Literal) and a.id in views
+                          and blas_view(views[a.id], views, side)]
             blas_views.update(a.id for a in direct)
             materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))
@@ -224,4 +257,30 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
         (target.reduced if is_reduction(eqn.prim) else target.defined).add(eqn.out.id)
     materialize(graph.outvars)
     items.extend(open_nests)
-    return Schedule(graph, items, views, blas_views)
+    return Schedule(graph, items, views, blas_views, stacked)
+
+
+def _read_stacked(eqn: Eqn, views, stacked: dict, materialize) -> list:
+    """The operands of a product of stacks of matrices that are views it reads in an array
+    (``stacked_matrices``): in their source, or else in the view nearest the source whose
+    array, materialized (one copy), has the matrices on its last two axes (einsum's operand
+    with a batch axis between its matrix axes: transposed to batch-first order, then the last
+    two swapped)."""
+    direct = []
+    for a in eqn.inputs:
+        if isinstance(a, Literal) or a.id not in views:
+            continue
+        chain = []
+        x = a
+        while not isinstance(x, Literal) and x.id in views:
+            chain.append(x)
+            x = views[x.id].inputs[0]
+        for stop in [None, *reversed(chain[1:])]:
+            how = stacked_matrices(a, views, eqn.out.aval.ndim - 2, stop)
+            if how is not None:
+                if stop is not None:
+                    materialize([stop])
+                stacked[a.id] = how
+                direct.append(a)
+                break
+    return direct

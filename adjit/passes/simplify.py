@@ -22,9 +22,10 @@ from adjit.passes.rewrite import Renamer
 class _Consts:
     """Which atoms are a known scalar everywhere: literals and broadcasts of literals."""
 
-    def __init__(self):
+    def __init__(self, uses=None):
         self.value_of: dict[int, object] = {}
         self.producer: dict[int, object] = {}
+        self.uses = uses or {}  # var id -> how many equations (and outputs) read it
 
     def value(self, atom):
         if isinstance(atom, Literal):
@@ -109,6 +110,33 @@ def _flat_concatenate(eqn, k):
     return eqn.replace(inputs=parts) if changed else None
 
 
+def _swaps_last(perm) -> bool:
+    r = len(perm) - 2
+    return r >= 0 and tuple(perm) == (*range(r), r + 1, r)
+
+
+def _transposed_product(eqn, k):
+    """(x @ y) with each matrix transposed -> y^T @ x^T, where the product is read only here:
+    the product is then written in the order it is wanted, not copied into it (a gradient
+    with respect to an operand read transposed), and an operand that is itself a transpose is
+    read in its source. Exact: each element is the same sum of the same products."""
+    prod = k.made_by(eqn.inputs[0], "matmul")
+    if prod is None or not _swaps_last(eqn.params["permutation"]) \
+            or k.uses.get(prod.out.id, 2) != 1:
+        return None
+    eqns, operands = [], []
+    for v in reversed(prod.inputs):
+        inner = k.made_by(v, "transpose")
+        if inner is not None and _swaps_last(inner.params["permutation"]):
+            operands.append(inner.inputs[0])
+            continue
+        shape = (*v.aval.shape[:-2], v.aval.shape[-1], v.aval.shape[-2])
+        t = Var(ShapedArray(shape, v.aval.dtype))
+        eqns.append(Eqn("transpose", [v], [t], dict(eqn.params), eqn.source))
+        operands.append(t)
+    return [*eqns, Eqn("matmul", operands, [eqn.out], {}, prod.source)]
+
+
 RULES = {
     # x * 1 -> x,  1 * x -> x,  x * x -> x ** 2 (one form, so CSE sees x*x and x**2 as one)
     "mul": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 1) else None,
@@ -131,6 +159,8 @@ RULES = {
     "select": [lambda e, k: e.inputs[1] if e.inputs[1] is e.inputs[2] else None],
     # stop_gradient(x) -> x   (derivatives are taken before optimization)
     "stop_gradient": [lambda e, k: e.inputs[0]],
+    # (x @ y)^T -> y^T @ x^T where the product has no other reader
+    "transpose": [_transposed_product],
 }
 
 
@@ -164,7 +194,11 @@ def _rewrite(eqn, consts):
 
 def _simplify_once(graph: Graph):
     renamer = Renamer()
-    consts = _Consts()
+    uses: dict[int, int] = {}
+    for a in [a for e in graph.eqns for a in e.inputs] + list(graph.outvars):
+        if not isinstance(a, Literal):
+            uses[a.id] = uses.get(a.id, 0) + 1
+    consts = _Consts(uses)
     eqns = []
     changed = False
     for eqn in graph.eqns:

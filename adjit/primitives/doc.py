@@ -104,7 +104,7 @@ DESCRIPTIONS = {
     "argsort": "indices that sort along `axis` (stable)",
     "take": "gather along `axis` at integer indices (negative indices wrap)",
     "scatter_add": "add values into a copy of x at indices along `axis` (the transpose of take)",
-    "matmul": "matrix product with NumPy's matmul broadcasting",
+    "matmul": "matrix product over equal leading batch axes",
     "revolve": "reverse sweep of a scan with checkpoint='binomial' (Revolve schedule)",
     "remat": "a function whose values reverse mode recomputes (`adjit.checkpoint`)",
     "cond": "run the branch graph `index` picks (`adjit.cond`, `adjit.switch`)",

@@ -15,7 +15,7 @@ import numpy as np
 from adjit.backend.numba_cpu import vecmath
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
-from adjit.ir.graph import Literal
+from adjit.ir.graph import Literal, is_symbolic
 from adjit.passes.fusion import blas_view
 from adjit.primitives import special
 
@@ -301,6 +301,9 @@ def _matmul(g: Generator, eqn):
     reads it with its transpose flag, no copy); a vector made a row on the left or a column on
     the right makes a matrix-vector product (gemv), copied into the product's shape (a loop:
     a reshape would call Numba's runtime, which an ahead-of-time library lacks)."""
+    if eqn.out.aval.ndim > 2:
+        _stacked_matmul(g, eqn)
+        return
     texts, vectors = [], []
     views = g.schedule.views
     for side, x in enumerate(eqn.inputs):
@@ -326,6 +329,82 @@ def _matmul(g: Generator, eqn):
     g.w(f"{flat} = {product}")
     g.w(f"for {j} in range({flat}.shape[0]):")
     g.w(f"    {out}[{f'0, {j}' if vectors[0] else f'{j}, 0'}] = {flat}[{j}]")
+
+
+# Below this many multiply-adds per matrix (m * k * n) a product of stacks is written as loops:
+# a BLAS call through Numba's np.dot costs 100-400 ns however small its matrices. Measured on
+# one core (float64, 2*10^6 multiply-adds in all): a stack of 2x2 products 30 ms by BLAS calls
+# against 1.2 ms by loops, 4x4 4.2 against 0.7, 8x8 0.80 against 0.57, 12x12 0.38 against
+# 0.53, 24x24 0.16 against 0.33.
+BLAS_MIN_WORK = 1000
+
+
+def _stacked_matmul(g: Generator, eqn):
+    """A product of stacks of matrices: loops over the batch axes, each step ``np.dot`` (BLAS)
+    of two 2-D slices written into the output's slice. A slice ``x[b]`` of a C-contiguous array
+    is one Numba hands to BLAS without a copy, ``x[b].T`` with its transpose flag; so an
+    operand that is a view (the last two axes swapped, a broadcast along the batch) is read in
+    its source (``Schedule.stacked``), and a non-contiguous input is copied once, before the
+    loop. Below ``BLAS_MIN_WORK`` multiply-adds per matrix the step is plain loops instead
+    (chosen in the kernel when the lengths are symbolic). A stack times one matrix is one
+    product of the stack's rows."""
+    x, y = eqn.inputs
+    batch = eqn.out.aval.shape[:-2]
+    operands = []
+    for a in eqn.inputs:
+        source, lead, transposed = g.schedule.stacked.get(a.id) or (
+            a, list(range(len(batch))), False)
+        name = g.fresh("m")
+        g.w(f"{name} = {contiguous(g.atom(source))}")
+        operands.append((name, lead, transposed))
+    out = g.name(eqn.out)
+    g.alloc(eqn.out)
+    index = [g.fresh("b") for _ in batch]
+
+    def at(lead):
+        return [index[k] if k is not None else "0" for k in lead]
+
+    def matrix(name, lead, transposed):
+        text = f"{name}[{', '.join(at(lead))}]" if lead else name
+        return f"{text}.T" if transposed else text
+
+    def element(name, lead, transposed, i, j):
+        return f"{name}[{', '.join(at(lead) + ([j, i] if transposed else [i, j]))}]"
+
+    def loops():
+        i, j, p, acc = g.fresh("i"), g.fresh("j"), g.fresh("p"), g.fresh("acc")
+        g.w(f"for {i} in range({g.dim(m)}):")
+        g.w(f"    for {j} in range({g.dim(n)}):")
+        g.w(f"        {acc} = {g.const(0, eqn.out.aval.dtype)}")
+        g.w(f"        for {p} in range({g.dim(k)}):")
+        g.w(f"            {acc} += {element(*operands[0], i, p)} * {element(*operands[1], p, j)}")
+        g.w(f"        {out}[{', '.join([*index, i, j])}] = {acc}")
+
+    m, k, n = x.aval.shape[-2], x.aval.shape[-1], y.aval.shape[-1]
+    (left, lead, transposed), right = operands
+    if lead == list(range(len(batch))) and not transposed and all(b is None for b in right[1]):
+        # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
+        # batch axes fold into the rows of the left operand and the output, one BLAS call.
+        rows = " * ".join(g.dim(d) for d in (*batch, m))
+        g.w(f"np.dot({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
+            f"{out}.reshape(({rows}, {g.dim(n)})))")
+        return
+    blas = (f"np.dot({matrix(*operands[0])}, {matrix(*operands[1])}, "
+            f"{out}[{', '.join(index)}])")
+    _loops(g, batch, index)
+    if not any(is_symbolic(d) for d in (m, k, n)):
+        if m * k * n >= BLAS_MIN_WORK:
+            g.w(blas)
+        else:
+            loops()
+    else:
+        g.w(f"if {g.dim(m)} * {g.dim(k)} * {g.dim(n)} >= {BLAS_MIN_WORK}:")
+        g.w(f"    {blas}")
+        g.w("else:")
+        g.w.depth += 1
+        loops()
+        g.w.depth -= 1
+    g.w.depth -= len(batch)
 
 
 def _reshape(g: Generator, eqn):

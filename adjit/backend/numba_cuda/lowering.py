@@ -109,14 +109,15 @@ HELPERS = {
 
 def _matmul(g: Generator, eqn):
     """out = a @ b in tile x tile blocks: each block stages a tile of a and of b in shared
-    memory, each thread accumulates one output element."""
+    memory, each thread accumulates one output element. A stack of products spreads its
+    matrices over the grid's third axis (grid-stride beyond 65535)."""
     a, b = eqn.inputs
     out = eqn.out
     g.alloc(out)
     t = g.tile
     dt = out.aval.dtype
-    m, kdim = a.aval.shape
-    n = b.aval.shape[1]
+    *batch, m, kdim = a.aval.shape
+    n = b.aval.shape[-1]
     with g.kernel("mm") as k:
         w = k.w
         zero = g.const(0, dt)
@@ -129,19 +130,28 @@ def _matmul(g: Generator, eqn):
         w("ty = cuda.threadIdx.y")
         w(f"row = cuda.blockIdx.y * {t} + ty")
         w(f"col = cuda.blockIdx.x * {t} + tx")
+        index = [g.fresh("b") for _ in batch]
+        if batch:
+            flat = g.fresh("f")
+            w(f"for {flat} in range(cuda.blockIdx.z, {g.size(batch)}, cuda.gridDim.z):")
+            w.depth += 1
+            g.unravel(w, flat, batch, index)
+        lead = "".join(f"{i}, " for i in index)
         w(f"acc = {zero}")
         w(f"for tile in range(({ks} + {t - 1}) // {t}):")
         w(f"    q = tile * {t} + tx")
-        w(f"    sa[ty, tx] = {an}[row, q] if row < {ms} and q < {ks} else {zero}")
+        w(f"    sa[ty, tx] = {an}[{lead}row, q] if row < {ms} and q < {ks} else {zero}")
         w(f"    q = tile * {t} + ty")
-        w(f"    sb[ty, tx] = {bn}[q, col] if q < {ks} and col < {ns} else {zero}")
+        w(f"    sb[ty, tx] = {bn}[{lead}q, col] if q < {ks} and col < {ns} else {zero}")
         w("    cuda.syncthreads()")
         w(f"    for q in range({t}):")
         w("        acc += sa[ty, q] * sb[q, tx]")
         w("    cuda.syncthreads()")
         w(f"if row < {ms} and col < {ns}:")
-        w(f"    {on}[row, col] = acc")
-    grid = f"(({g.dim(n)} + {t - 1}) // {t}, ({g.dim(m)} + {t - 1}) // {t})"
+        w(f"    {on}[{lead}row, col] = acc")
+        w.depth -= bool(batch)
+    stacks = f", min({g.size(batch)}, 65535)" if batch else ""
+    grid = f"(({g.dim(n)} + {t - 1}) // {t}, ({g.dim(m)} + {t - 1}) // {t}{stacks})"
     g.launch(k, grid, f"({t}, {t})")
 
 

@@ -1,0 +1,172 @@
+"""Contractions (einsum, batched matmul): values against NumPy, derivatives, compiled against
+interpreted for every contraction of the table, and the kernel's BLAS calls.
+
+One kernel computes every contraction of the table and its VJP; it is called at small lengths
+(the matrix products run as loops) and at large ones (BLAS calls), since its lengths are
+symbolic. Letters have the same length in every operand of the table, and the large lengths
+map the small ones one to one, so both calls share the one kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjit
+import adjit.numpy as anp
+from adjit.backend import get_target
+from adjit.backend.numba_cpu.lowering import BLAS_MIN_WORK
+from adjit.config import config
+from adjit.testing import check_grads
+from adjit.trace import trace_symbolic
+
+TABLE = [
+    "ij,jk->ik",            # matrix-matrix
+    "ij,kj->ik",            # right operand transposed: BLAS's transpose flag
+    "ji,jk->ik",            # left operand transposed
+    "bij,bjk->bik",         # batched
+    "bij,bkj->bik",
+    "bji,bjk->bki",         # both transposed, the output too
+    "bhqd,bhkd->bhqk",      # attention scores
+    "bhqk,bhkd->bhqd",      # attention output
+    "krj,ikj->ikr",         # ADBench GMM: a batch axis between the matrix axes (one copy)
+    "ijk,kl->ijl",          # a second free letter: a batch axis of the other operand
+    "ij,bjk->bik",          # a matrix broadcast along the batch
+    "ijk,jkl->il",          # two contracted letters: one fused loop
+    "ij,kl->ijkl",          # outer products
+    "i,j->ij",
+    "ii->",                 # traces
+    "bii->b",
+    "iij,jk->ik",           # a diagonal, then a product
+    "ij,j->i",              # matrix-vector
+    "bij,bj->bi",
+    "i,i->",
+    "ij,jk,kl->il",         # chains, contracted pairwise
+    "ab,bc,cd,de->ae",
+    "...ij,...jk->...ik",   # ellipsis
+    "bij,...jk->b...ik",
+]
+SMALL = dict(zip("abcdehijklqr", [2, 3, 4, 5, 2, 3, 4, 5, 3, 2, 4, 5]))
+BIG = {c: n + 9 for c, n in SMALL.items()}  # one to one: 2 -> 11, ..., 5 -> 14
+ELLIPSIS = "h"  # the letter '...' stands for in the table
+
+
+def _shapes(spec: str, sizes: dict):
+    inputs = spec.split("->")[0].replace("...", ELLIPSIS)
+    return [tuple(sizes[c] for c in part) for part in inputs.split(",")]
+
+
+def _operands(spec: str, sizes: dict, seed: int):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s) for s in _shapes(spec, sizes)]
+
+
+def _interpreted(fn, *args):
+    saved = config.jit
+    config.jit = False
+    try:
+        return fn(*args)
+    finally:
+        config.jit = saved
+
+
+@pytest.mark.parametrize("spec", TABLE)
+def test_equals_numpy(spec):
+    for sizes in (SMALL, BIG):
+        xs = _operands(spec, sizes, 0)
+        got = _interpreted(lambda *a: anp.einsum(spec, *a), *xs)
+        np.testing.assert_allclose(got, np.einsum(spec, *xs), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", TABLE)
+def test_grads(spec):
+    xs = _operands(spec, SMALL, 1)
+    order = 2 if spec in ("bij,bkj->bik", "krj,ikj->ikr", "ijk,kl->ijl", "ij,jk,kl->il") else 1
+    _interpreted(check_grads, lambda *a: anp.sin(anp.einsum(spec, *a)), xs, order)
+
+
+def _value_and_vjp(all_xs, all_u):
+    """Each contraction of the table and its VJP of a given cotangent: one kernel."""
+    out = []
+    for spec, xs, u in zip(TABLE, all_xs, all_u):
+        y, pullback = adjit.vjp(lambda *a, spec=spec: anp.einsum(spec, *a), *xs)
+        out.append((y, pullback(u)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def both_ways():
+    kernel = adjit.jit(_value_and_vjp)
+    before = adjit.cache_info()["compiles"]
+
+    def run(sizes, seed):
+        xs = [_operands(spec, sizes, seed + k) for k, spec in enumerate(TABLE)]
+        rng = np.random.default_rng(seed)
+        us = [rng.standard_normal(np.einsum(spec, *x).shape) for spec, x in zip(TABLE, xs)]
+        return kernel(xs, us), _interpreted(adjit.jit(_value_and_vjp), xs, us), xs
+
+    runs = {"small": run(SMALL, 0), "big": run(BIG, 50)}
+    return runs, adjit.cache_info()["compiles"] - before
+
+
+@pytest.mark.slow  # one kernel for the whole table: about 40 s of compilation
+@pytest.mark.parametrize("lengths", ["small", "big"])
+def test_compiled_equals_interpreted(both_ways, lengths):
+    runs, compiles = both_ways
+    compiled, interpreted, xs = runs[lengths]
+    for spec, x, (y, g), (y_ref, g_ref) in zip(TABLE, xs, compiled, interpreted):
+        np.testing.assert_allclose(y, y_ref, rtol=1e-11, atol=1e-11, err_msg=spec)
+        np.testing.assert_allclose(y, np.einsum(spec, *x), rtol=1e-11, atol=1e-11,
+                                   err_msg=spec)
+        for a, b in zip(g, g_ref):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11, err_msg=spec)
+    assert compiles <= 1  # one kernel for both lengths (none where the disk cache has it)
+
+
+def test_lengths_choose_loops_or_blas():
+    assert max(SMALL.values()) ** 3 < BLAS_MIN_WORK <= min(BIG.values()) ** 3
+
+
+def _schedule(fn, *args):
+    """The CPU target's schedule and kernel source for ``fn`` (not compiled by Numba)."""
+    graph, _ = trace_symbolic(fn, list(args))
+    compiled = get_target("cpu").compile(graph, reason="test")
+    return compiled.schedule, compiled.source.text
+
+
+@pytest.mark.parametrize("spec", ["bij,bjk->bik", "bij,bkj->bik", "bhqd,bhkd->bhqk"])
+def test_batched_products_are_blas_calls_on_views(spec):
+    """Value and VJP: only BLAS calls on slices of the inputs (and .T of them), no loop nest
+    copying a matrix."""
+    xs = _operands(spec, BIG, 0)
+    u = np.ones(np.einsum(spec, *xs).shape)
+
+    def fn(u, *a):
+        y, pullback = adjit.vjp(lambda *b: anp.einsum(spec, *b), *a)
+        return [y, *pullback(u)]
+
+    schedule, source = _schedule(fn, u, *xs)
+    assert source.count("np.dot(") == 3, source
+    assert schedule.loop_count == 0, source
+
+
+def test_gmm_contraction_copies_its_operand_once():
+    """'krj,ikj->ikr' reads x (n, K, d) per k as x[:, k, :]: one contiguous copy of x in
+    (K, n, d) order before the loop of BLAS calls, none per k."""
+    q, x = _operands("krj,ikj->ikr", BIG, 0)
+    schedule, source = _schedule(lambda q, x: [anp.sum(anp.einsum("krj,ikj->ikr", q, x))], q, x)
+    assert source.count("np.dot(") == 1, source
+    assert schedule.loop_count == 2, source  # the copy, and the sum
+
+
+def test_small_products_are_loops_chosen_at_run_time():
+    xs = _operands("bij,bjk->bik", SMALL, 0)
+    _, source = _schedule(lambda a, b: [anp.einsum("bij,bjk->bik", a, b)], *xs)
+    assert f">= {BLAS_MIN_WORK}:" in source and "np.dot(" in source
+
+
+def test_a_stack_times_one_matrix_is_one_blas_call():
+    """x @ W over a batch (a dense layer): the batch folds into the rows, one np.dot."""
+    xs = _operands("ijk,kl->ijl", BIG, 0)
+    schedule, source = _schedule(lambda x, w: [anp.einsum("ijk,kl->ijl", x, w), x @ w], *xs)
+    assert source.count("np.dot(") == 1 and ".reshape(" in source, source  # one, after CSE
+    assert schedule.loop_count == 0 and " for " not in source, source
