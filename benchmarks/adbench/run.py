@@ -206,7 +206,7 @@ def run_gmm(suite: Suite) -> None:
                                  lambda r: check_grad(r), tj)
         elif "jax" not in ctx.peers:
             tools["JAX"].note("not installed (skipped)")
-        suite.results["gmm"].append((label, n * k * d * (d + 1) / 2, tools))
+        suite.results["gmm"].append((label, (f"n = {n:,}", k * (1 + d + d * (d + 1) // 2)), tools))
 
 
 # --------------------------------------------------------------------------- BA
@@ -319,7 +319,7 @@ def run_ba(suite: Suite) -> None:
                                  lambda a: ba.csr_data(jac_j(*a), a[2]), args_j, check_csr,
                                  tj)
         first = False
-        suite.results["ba"].append((label, p, tools))
+        suite.results["ba"].append((label, ("", p), tools))
 
 
 # --------------------------------------------------------------------------- D-LSTM
@@ -339,15 +339,15 @@ def run_lstm(suite: Suite) -> None:
     finally:
         ctx.report = saved
     for jf, vs_jax in zip(lines[0::2], lines[1::2]):
-        size = re.search(r"l=(\d+), c=(\d+)(.*?), b=\d+: J/F", jf.workload)
+        size = re.search(r"l=(\d+), c=(\d+)(.*?), b=(\d+): J/F", jf.workload)
         tools = {name: Tool() for name in ("adjit", "JAX", "best objective", "row 10")}
         tools["adjit"].j, tools["JAX"].j = jf.adjit, vs_jax.other
         tools["best objective"].f = jf.other
         tools["row 10"].note(jf.note)
         tools["row 10"].note(vs_jax.note)
         layers, steps = int(size.group(1)), int(size.group(2))
-        suite.results["lstm"].append((f"l={layers}, c={steps}{size.group(3)}, b=14",
-                                      layers * steps, tools))
+        suite.results["lstm"].append((f"l={layers}, c={steps}{size.group(3)}, b={size.group(4)}",
+                                      ("", layers * steps), tools))
     suite.notes += [f"D-LSTM (row 10): {n}" for n in notes]
 
 
@@ -356,7 +356,7 @@ def run_lstm(suite: Suite) -> None:
 
 GOALS = {"gmm": ("GMM gradient", 3.0), "ba": ("BA Jacobian", 3.0), "lstm": ("D-LSTM gradient", 4.0)}
 TITLES = {
-    "gmm": ("GMM gradient (alphas, means, icf)", "n·K·d(d+1)/2"),
+    "gmm": ("GMM gradient (alphas, means, icf)", "parameters K(1 + d + d(d+1)/2)"),
     "ba": ("BA sparse Jacobian (CSR)", "observations p"),
     "lstm": ("D-LSTM gradient (main, extra)", "layers × sequence length"),
 }
@@ -420,9 +420,13 @@ def summarize(suite: Suite) -> tuple[list[str], list[str]]:
     return summary, tables
 
 
+COLORS = {"adjit": "tab:blue", "JAX": "tab:red", "hand-written Numba": "tab:green",
+          "PyTorch": "tab:orange", "PyTensor": "tab:purple", "best objective": "tab:gray"}
+
+
 def plot(suite: Suite, plots_dir: str) -> list[str]:
-    """One log-log PNG per workload: time per call against size, one line per tool (solid:
-    derivative, dashed: objective). Returns the file names written."""
+    """One log-log PNG per workload (a panel per n for GMM): time per call against size, one
+    colour per tool, solid the derivative, dashed the objective. Returns the file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -434,22 +438,25 @@ def plot(suite: Suite, plots_dir: str) -> list[str]:
         if not results:
             continue
         title, xlabel = TITLES[w]
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        names = list(dict.fromkeys(k for _, _, tools in results for k in tools))
-        for name in names:
-            for kind, style in (("j", "-o"), ("f", "--s")):
-                pts = sorted((x, getattr(tools[name], kind)) for _, x, tools in results
-                             if name in tools and getattr(tools[name], kind) is not None)
-                if pts:
-                    what = "derivative" if kind == "j" else "objective"
-                    ax.plot(*zip(*pts), style, label=f"{name} {what}", markersize=4)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("seconds per call")
-        ax.set_title(f"ADBench {title}")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        panels = list(dict.fromkeys(panel for _, (panel, _), _ in results))
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
+        for ax, panel in zip(axes[0], panels):
+            rows = [(x, tools) for _, (p, x), tools in results if p == panel]
+            for name in dict.fromkeys(k for _, tools in rows for k in tools):
+                for kind, style, what in (("j", "-o", "derivative"), ("f", "--s", "objective")):
+                    pts = sorted((x, getattr(tools[name], kind)) for x, tools in rows
+                                 if name in tools and getattr(tools[name], kind) is not None)
+                    if pts:
+                        label = name if name == "best objective" else f"{name} {what}"
+                        ax.plot(*zip(*pts), style, color=COLORS.get(name), label=label,
+                                markersize=4, alpha=1.0 if kind == "j" else 0.6)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("seconds per call")
+            ax.set_title(f"ADBench {title}" + (f", {panel}" if panel else ""))
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
         fig.tight_layout()
         fname = f"{w}.png"
         fig.savefig(os.path.join(plots_dir, fname), dpi=100)
