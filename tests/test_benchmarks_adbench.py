@@ -1,7 +1,7 @@
-"""The ADBench suite: its hand-written objectives agree with the NumPy formulas and the BA
-Jacobian's CSR layout with central differences (no JAX needed); ``benchmarks/adbench/run.py
---smoke`` runs (GMM and BA at one small size each), checks every derivative against JAX's
-before timing it, and writes its report and plots."""
+"""The ADBench suite: its hand-written objectives agree with the NumPy formulas, the
+hand-written GMM gradient and the BA Jacobian's CSR layout with central differences (no JAX
+needed); ``benchmarks/adbench/run.py --smoke`` runs (GMM and BA at one small size each),
+checks every derivative against JAX's before timing it, and writes its report and plots."""
 
 from __future__ import annotations
 
@@ -26,6 +26,20 @@ def test_gmm_hand_written_objective_matches_formula():
         expected = gmm.objective_numpy(alphas, means, icf, x, g, wm)
         assert abs(gmm.hand_objective(alphas, means, icf, x, g, wm) - expected) <= (
             1e-12 * abs(expected))
+
+
+def test_gmm_hand_written_gradient_matches_central_differences():
+    alphas, means, icf, x, _, _ = gmm.generate(4, 3, 30, seed=1)
+    args = (alphas, means, icf)
+    grads = gmm.hand_gradient(alphas, means, icf, x, 1.5, 2)
+    rng = np.random.default_rng(0)
+    h = 1e-6
+    for _ in range(3):
+        dirs = [rng.standard_normal(a.shape) for a in args]
+        plus = gmm.objective_numpy(*[a + h * v for a, v in zip(args, dirs)], x, 1.5, 2)
+        minus = gmm.objective_numpy(*[a - h * v for a, v in zip(args, dirs)], x, 1.5, 2)
+        dot = sum(float(np.sum(g * v)) for g, v in zip(grads, dirs))
+        assert abs(dot - (plus - minus) / (2 * h)) <= 1e-6 * abs(plus)
 
 
 def test_ba_csr_layout_matches_central_differences():
