@@ -103,6 +103,8 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
     out.append(f"- **Threads:** {ctx_info['threads']}")
     if args.only != ALL_ROWS:
         out.append(f"- **Partial run:** rows {args.only} only")
+    out.append("- **ADBench suite** (GMM, BA, D-LSTM at many sizes, with plots): "
+               "[adbench/RESULTS.md](adbench/RESULTS.md), `python3 benchmarks/adbench/run.py`")
     out += ["", "## Summary", "",
             "Ratio = adjit time / peer time, both measured in this run (< 1: adjit is faster). "
             "Times are the minimum per call over batches (ADBench's protocol) except row 3 "
