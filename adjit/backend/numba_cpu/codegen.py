@@ -388,6 +388,11 @@ class Generator:
         index = [f"i{k}" for k in range(rank)]
         local: dict[int, str] = {}
         loops = 0
+        unsigned: dict[str, str] = {}
+
+        def subscript(at) -> str:
+            return ", ".join(unsigned.get(i, i) for i in at)
+
         for k, d in enumerate(nest.shape):
             if not isinstance(d, Dim) and d == 1:
                 w(f"{index[k]} = 0")  # a length-1 axis needs no loop
@@ -396,11 +401,14 @@ class Generator:
                 step = self.fresh("j")
                 w(f"for {step} in range({split[2]}):")
                 w(f"    {index[k]} = {split[1]} + {step}")
-                # Never false; it tells LLVM the index counts from the start, so a read at it
-                # needs no negative-index wraparound and the loop vectorizes (it would not).
-                w(f"    if {index[k]} >= 0:")
-                w.depth += 2
-                loops += 2
+                # Arrays are indexed by the index made unsigned: Numba wraps a signed index
+                # that might be negative around (this one never is, but LLVM cannot tell from
+                # a chunk's start), and the loop would not vectorize. Index arithmetic (a
+                # slice's start + i) stays signed: mixed with an unsigned it would be a float.
+                unsigned[index[k]] = f"u{k}"
+                w(f"    u{k} = numba.uint64({index[k]})")
+                w.depth += 1
+                loops += 1
                 continue
             w(f"for {index[k]} in range({self.dim(d)}):")
             w.depth += 1
@@ -424,20 +432,20 @@ class Generator:
             key = (a.id, tuple(at))
             if key not in reads:
                 reads[key] = self.fresh("e")
-                w(f"{reads[key]} = {self.name(a)}[{', '.join(at)}]")
+                w(f"{reads[key]} = {self.name(a)}[{subscript(at)}]")
             return reads[key]
 
         for eqn in nest.eqns:
             out = eqn.out
             target = self.fresh("t")
             if is_reduction(eqn.prim):
-                self.reduce_into(eqn, read(eqn.inputs[0]), index)
+                self.reduce_into(eqn, read(eqn.inputs[0]), index, subscript)
                 continue
             w(f"{target} = {self.element(eqn, read, index, local)}")
             local[out.id] = target
             if self.schedule.needed_after(out, nest):
                 if rank:
-                    w(f"{self.name(out)}[{', '.join(index)}] = {target}")
+                    w(f"{self.name(out)}[{subscript(index)}] = {target}")
                 else:
                     w(f"{self.name(out)} = {target}")
         w.depth -= loops
@@ -459,15 +467,15 @@ class Generator:
                 self.w(f"{self.outside} |= {outside}")
         return lower(*args, out_dtype=eqn.out.aval.dtype, **params)
 
-    def reduce_into(self, eqn, value: str, index):
+    def reduce_into(self, eqn, value: str, index, subscript):
         w = self.w
         out = eqn.out
         axes = eqn.params["axes"]
-        kept = [i for k, i in enumerate(index) if k not in axes]
-        acc = self.name(out) if not kept else f"{self.name(out)}[{', '.join(kept)}]"
+        kept = subscript([i for k, i in enumerate(index) if k not in axes])
+        acc = self.name(out) if not kept else f"{self.name(out)}[{kept}]"
         partial = self.accumulators.get(out.id)
         if partial is not None:  # a thread's own accumulator (see chunked)
-            acc = partial + ", ".join(kept) + "]" if partial.endswith(", ") else partial
+            acc = partial + kept + "]" if partial.endswith(", ") else partial
         _, update = self.lowering("reduction", eqn.prim)
         for line in update(acc, value):
             w(line)
