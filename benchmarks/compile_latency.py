@@ -20,12 +20,10 @@ process is the peer where JAX is installed.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 
-from harness import Line, log
+from harness import Line, log, run_json
 
 _SCRIPT = r'''
 import json, math, sys, time
@@ -155,13 +153,8 @@ PROGRAMS = [("seed", "seed function, scalar grad"),
 def _run(ctx, program: str, peer: str) -> dict | None:
     env = dict(os.environ, PYTHONPATH=ctx.adjit_root,
                ADJIT_CACHE_DIR=os.path.join(ctx.tmp_dir, f"latency-{program}-{peer}"))
-    run = subprocess.run([sys.executable, "-c", _SCRIPT, program, peer, ctx.bench_dir],
-                         capture_output=True, text=True, env=env, timeout=1800)
-    if run.returncode:
-        log(f"  {program} ({peer}) failed: {run.stderr[-600:]}")
-        ctx.report.notes.append(f"Row 12: {program} ({peer}) failed: {run.stderr[-200:]}")
-        return None
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return run_json(ctx, [sys.executable, "-c", _SCRIPT, program, peer, ctx.bench_dir], env,
+                    f"Row 12: {program} ({peer})")
 
 
 def row12_compile_latency(ctx) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import subprocess
@@ -154,6 +155,17 @@ class Report:
 
     def detail(self, section: str, text: str) -> None:
         self.details.setdefault(section, []).append(text)
+
+
+def run_json(ctx, command: list, env: dict, what: str) -> dict | None:
+    """Runs a benchmark subprocess and returns the JSON object its last output line holds;
+    None (and a note naming ``what``) where it fails."""
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    if run.returncode:
+        log(f"  {what} failed: {run.stderr[-600:]}")
+        ctx.report.notes.append(f"{what} failed: {run.stderr[-200:]}")
+        return None
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def log(msg: str) -> None:

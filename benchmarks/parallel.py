@@ -10,13 +10,11 @@ against the serial kernel before it is timed (minimum per call, as every row).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 
-from harness import Line, fmt_time, log
+from harness import Line, fmt_time, log, run_json
 
 _SCRIPT = r'''
 import json, os, sys, time
@@ -89,12 +87,7 @@ def _run(ctx, threads: int) -> dict | None:
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         if shutil.which("taskset"):
             command = ["taskset", "-c", "0", *command]
-    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
-    if run.returncode:
-        log(f"  {threads} thread(s) failed: {run.stderr[-600:]}")
-        ctx.report.notes.append(f"Row 13: the {threads}-thread run failed: {run.stderr[-200:]}")
-        return None
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return run_json(ctx, command, env, f"Row 13: the {threads}-thread run")
 
 
 def row13_parallel(ctx) -> None:
