@@ -314,7 +314,7 @@ def _matmul(g: Generator, eqn):
             texts.append(f"{source}.T" if view.prim == "transpose" else source)
         vectors.append(view is not None and view.prim == "reshape")
     out = g.name(eqn.out)
-    product = f"np.dot({texts[0]}, {texts[1]})"
+    product = f"rt.dot({texts[0]}, {texts[1]})"
     if not any(vectors):
         g.w(f"{out} = {product}")
         return
@@ -333,7 +333,7 @@ def _reshape(g: Generator, eqn):
     out = g.name(eqn.out)
     new = eqn.out.aval.shape
     if x.aval.shape == ():
-        g.w(f"{out} = np.full({g.shape(new)}, {g.atom(x)})")
+        g.w(f"{out} = {g.new_array(new, None, fill=g.atom(x))}")
     elif new == ():
         g.w(f"{out} = {contiguous(g.atom(x))}.ravel()[0]")
     else:
