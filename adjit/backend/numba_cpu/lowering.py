@@ -388,7 +388,7 @@ def _scatter_add(g: Generator, eqn):
     x, idx, upd = eqn.inputs
     axis = eqn.params["axis"]
     out = g.name(eqn.out)
-    g.w(f"{out} = np.copy({g.atom(x)})")
+    g.w(f"{out} = rt.copy({g.atom(x)})")
     shape = upd.aval.shape
     index = [f"j{k}" for k in range(len(shape))]
     k = len(idx.aval.shape)
@@ -575,7 +575,7 @@ ARRAY_LOWERINGS = {
 
 def _owned(text: str, var, graph) -> str:
     if var.aval.shape and any(var is v for v in graph.invars):
-        return f"np.copy({text})"
+        return f"rt.copy({text})"
     return text
 
 
@@ -631,7 +631,7 @@ def _assign_carry(g: Generator, names, texts, graph, carried_vars, spare=None, w
 def _init_carry(g: Generator, eqn, atoms):
     names = [g.name(v) for v in eqn.outs[:len(atoms)]]
     for name, a in zip(names, atoms):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
     return names
 
 
@@ -707,7 +707,7 @@ def _revolve(g: Generator, eqn):
     slots = [g.fresh("slots") for _ in carry0]
     n_slots = p["snapshots"]
     for name, slot, a in zip(carry, slots, carry0):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
         g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
         g.w(f"{slot}[0] = {name}")  # slot 0 holds the start
     spare = _spare_buffers(g, p["forward"].outvars, carry, p["forward"])
@@ -719,7 +719,7 @@ def _revolve(g: Generator, eqn):
     ct_xs = outs[n_ctc:n_ctc + n_lx]
     acc = [g.name(v) for v in outs[n_ctc + n_lx:]]
     for name, a in zip([*ct_carry, *acc], [*ct_carry0, *acc0]):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
     for v in ct_xs:
         g.w(f"{g.name(v)} = np.zeros({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
     n = g.dim(p["length"])
@@ -761,7 +761,7 @@ def _revolve(g: Generator, eqn):
     g.w(f"elif {kind} == 2:  # restore")
     g.w.depth += 1
     for name, slot, a in zip(carry, slots, carry0):
-        g.w(f"{name} = np.copy({slot}[{arg}])" if a.aval.shape else f"{name} = {slot}[{arg}]")
+        g.w(f"{name} = rt.copy({slot}[{arg}])" if a.aval.shape else f"{name} = {slot}[{arg}]")
     g.w(f"{step} = {slot_step}[{arg}]")
     g.w.depth -= 1
     g.w("else:  # the adjoint of step arg")
