@@ -155,8 +155,11 @@ PROGRAMS = [("seed", "seed function, scalar grad"),
 def _run(ctx, program: str, peer: str) -> dict | None:
     env = dict(os.environ, PYTHONPATH=ctx.adjit_root,
                ADJIT_CACHE_DIR=os.path.join(ctx.tmp_dir, f"latency-{program}-{peer}"))
+    # Run in the adjit folder: ``python -c`` puts the working folder first on sys.path, so
+    # from elsewhere (a checkout) it would import that folder's adjit, not --adjit-path's.
     run = subprocess.run([sys.executable, "-c", _SCRIPT, program, peer, ctx.bench_dir],
-                         capture_output=True, text=True, env=env, timeout=1800)
+                         capture_output=True, text=True, env=env, timeout=1800,
+                         cwd=ctx.adjit_root)
     if run.returncode:
         log(f"  {program} ({peer}) failed: {run.stderr[-600:]}")
         ctx.report.notes.append(f"Row 12: {program} ({peer}) failed: {run.stderr[-200:]}")
