@@ -52,6 +52,8 @@ def const_text(value, dtype) -> str:
         return f"np.{dtype.name}(complex({_float_text(value.real)}, {_float_text(value.imag)}))"
     if dtype.kind != "f":
         return f"np.{dtype.name}({int(value)})"
+    if dtype == np.float64:  # a float literal is a float64 already: no call for Numba to type
+        return _float_text(float(value))
     return f"np.{dtype.name}({_float_text(float(value))})"
 
 
