@@ -159,8 +159,11 @@ class Report:
 
 def run_json(ctx, command: list, env: dict, what: str) -> dict | None:
     """Runs a benchmark subprocess and returns the JSON object its last output line holds;
-    None (and a note naming ``what``) where it fails."""
-    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+    None (and a note naming ``what``) where it fails. It runs in the adjit folder: ``python
+    -c`` puts the working folder first on sys.path, so from elsewhere (a checkout) it would
+    import that folder's adjit, not --adjit-path's."""
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800,
+                         cwd=ctx.adjit_root)
     if run.returncode:
         log(f"  {what} failed: {run.stderr[-600:]}")
         ctx.report.notes.append(f"{what} failed: {run.stderr[-200:]}")

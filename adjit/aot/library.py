@@ -217,10 +217,10 @@ def writing_into_outputs(source: str, n_outputs: int,
                          ranks: list[int] | None = None) -> tuple[str, list[int]]:
     """The kernel source with array outputs written into arrays it is given, and which.
 
-    The generator allocates an output with one top-level ``v = np.empty(shape, dtype)`` and
+    The generator allocates an output with one top-level ``v = rt.empty(shape, dtype)`` and
     returns it; such an output becomes a parameter (``o<k>``) of the kernel, appended after
     the others, so the caller's buffer is written directly (no allocation, no copy). An array
-    output (``ranks[k] > 0``) made by one top-level ``v = np.dot(a, b)`` becomes
+    output (``ranks[k] > 0``) made by one top-level ``v = rt.dot(a, b)`` becomes
     ``v = o<k>`` then ``np.dot(a, b, v)`` (NumPy's ``out=``, which Numba's ``np.dot`` takes
     for C-contiguous arrays of the product's shape and dtype, as the caller's buffer is). An
     output made any other way (a view, an input returned as is, the same array twice) is left
@@ -242,15 +242,15 @@ def writing_into_outputs(source: str, n_outputs: int,
         assigned = [i for i, line in enumerate(lines)
                     if re.match(rf"\s*{re.escape(name)}(\[.*\])? = ", line)
                     and not line.lstrip().startswith(f"{name}[")]
-        allocation = re.fullmatch(rf"    {re.escape(name)} = np\.empty\(.*\)", lines[assigned[0]]) \
+        allocation = re.fullmatch(rf"    {re.escape(name)} = rt\.empty\(.*\)", lines[assigned[0]]) \
             if len(assigned) == 1 else None
-        product = re.fullmatch(rf"    {re.escape(name)} = (np\.dot\(.*\))", lines[assigned[0]]) \
+        product = re.fullmatch(rf"    {re.escape(name)} = rt\.(dot\(.*\))", lines[assigned[0]]) \
             if len(assigned) == 1 and ranks is not None and ranks[k] > 0 else None
         if allocation:
             lines[assigned[0]] = f"    {name} = o{k}"
             in_place.append(k)
         elif product:
-            lines[assigned[0]] = f"    {name} = o{k}\n    {product.group(1)[:-1]}, {name})"
+            lines[assigned[0]] = f"    {name} = o{k}\n    np.{product.group(1)[:-1]}, {name})"
             in_place.append(k)
     if not in_place:
         return source, []

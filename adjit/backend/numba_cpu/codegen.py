@@ -52,6 +52,8 @@ def const_text(value, dtype) -> str:
         return f"np.{dtype.name}(complex({_float_text(value.real)}, {_float_text(value.imag)}))"
     if dtype.kind != "f":
         return f"np.{dtype.name}({int(value)})"
+    if dtype == np.float64:  # a float literal is a float64 already: no call for Numba to type
+        return _float_text(float(value))
     return f"np.{dtype.name}({_float_text(float(value))})"
 
 
@@ -157,13 +159,24 @@ class Generator:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
+    def new_array(self, shape, dtype, fill: str | None = None, zeros: bool = False) -> str:
+        """Source text of a new array: ``rt.empty`` (``rt.zeros``, or ``rt.full`` of the
+        scalar text ``fill``; see ``runtime.py``). Its fixed lengths are typed constants: a
+        literal length would be a type of its own, and each size a compilation of ``rt``'s."""
+        shape = shape_text(shape, lambda d: self.dim(d) if isinstance(d, Dim)
+                           else self.const(d, np.int64))
+        if fill is not None:
+            return f"rt.full({shape}, {fill})"
+        return f"rt.{'zeros' if zeros else 'empty'}({shape}, np.{np.dtype(dtype).name})"
+
     def alloc(self, var, zeros: bool = False) -> None:
-        """``var = np.empty(...)`` (or zeros): once at the top of the kernel where it is an
+        """``var = rt.empty(...)`` (or zeros): once at the top of the kernel where it is an
         array of a loop's body that does not outlive its step, else here."""
-        text = f"np.empty({self.shape(var.aval.shape)}, np.{var.aval.dtype.name})"
+        shape, dtype = var.aval.shape, var.aval.dtype
         if not self.in_loop or var.id in self.escaping:
-            self.w(f"{self.name(var)} = {text.replace('empty', 'zeros') if zeros else text}")
+            self.w(f"{self.name(var)} = {self.new_array(shape, dtype, zeros=zeros)}")
             return
+        text = self.new_array(shape, dtype)
         self.hoisted.append(f"{self.name(var)} = {text}")
         if zeros:
             self.w(f"{self.name(var)}.fill(0)")
@@ -213,13 +226,18 @@ class Generator:
             "import numba",
             "import numpy as np",
             "",
+            "from adjit.backend.numba_cpu import runtime as rt",
+            "",
         ]
         for prim in sorted(self.helpers):
             header += self.lowerings["helpers"][prim].splitlines() + [""]
+        # no_cfunc_wrapper: Numba would also compile a C-callable wrapper of every kernel
+        # (for passing it as a first-class function), which nothing calls: a third of a small
+        # kernel's lowering time.
         header += [
             "",
-            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True"
-            + (", parallel=True)" if self.parallel else ")"),
+            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True, "
+            f"no_cfunc_wrapper=True{', parallel=True' if self.parallel else ''})",
             f"def kernel({', '.join(params)}):",
         ]
         text = "\n".join(header + const_lines + body.lines) + "\n"
@@ -276,8 +294,8 @@ class Generator:
                 if out.aval.shape == ():
                     resets.append(f"{self.name(out)} = {init}")
                 else:
-                    resets.append(
-                        f"{self.name(out)} = np.full({self.shape(out.aval.shape)}, {init})")
+                    resets.append(f"{self.name(out)} = "
+                                  f"{self.new_array(out.aval.shape, None, fill=init)}")
                 w(resets[-1])
             elif rank and self.schedule.needed_after(out, nest):
                 if out.id in self.destinations:

@@ -82,8 +82,9 @@ def require_rocket_fft() -> None:
 
 
 def contiguous(expr: str) -> str:
-    """Source text of ``expr`` as a contiguous array, for Numba's ``np.dot`` and ``reshape``."""
-    return f"np.ascontiguousarray({expr})"
+    """Source text of ``expr`` as a contiguous array, for Numba's ``np.dot`` and ``reshape``
+    (``np.ascontiguousarray`` through the kernels' cached ``runtime.py``)."""
+    return f"rt.ascontiguousarray({expr})"
 
 
 def is_no_locator_error(exc: BaseException) -> bool:

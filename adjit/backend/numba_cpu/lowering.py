@@ -317,7 +317,7 @@ def _matmul(g: Generator, eqn):
             texts.append(f"{source}.T" if view.prim == "transpose" else source)
         vectors.append(view is not None and view.prim == "reshape")
     out = g.name(eqn.out)
-    product = f"np.dot({texts[0]}, {texts[1]})"
+    product = f"rt.dot({texts[0]}, {texts[1]})"
     if not any(vectors):
         g.w(f"{out} = {product}")
         return
@@ -412,7 +412,7 @@ def _reshape(g: Generator, eqn):
     out = g.name(eqn.out)
     new = eqn.out.aval.shape
     if x.aval.shape == ():
-        g.w(f"{out} = np.full({g.shape(new)}, {g.atom(x)})")
+        g.w(f"{out} = {g.new_array(new, None, fill=g.atom(x))}")
     elif new == ():
         g.w(f"{out} = {contiguous(g.atom(x))}.ravel()[0]")
     else:
@@ -470,7 +470,7 @@ def _scatter_add(g: Generator, eqn):
     x, idx, upd = eqn.inputs
     axis = eqn.params["axis"]
     out = g.name(eqn.out)
-    g.w(f"{out} = np.copy({g.atom(x)})")
+    g.w(f"{out} = rt.copy({g.atom(x)})")
     shape = upd.aval.shape
     index = [f"j{k}" for k in range(len(shape))]
     k = len(idx.aval.shape)
@@ -672,7 +672,7 @@ ARRAY_LOWERINGS = {
 
 def _owned(text: str, var, graph) -> str:
     if var.aval.shape and any(var is v for v in graph.invars):
-        return f"np.copy({text})"
+        return f"rt.copy({text})"
     return text
 
 
@@ -728,7 +728,7 @@ def _assign_carry(g: Generator, names, texts, graph, carried_vars, spare=None, w
 def _init_carry(g: Generator, eqn, atoms):
     names = [g.name(v) for v in eqn.outs[:len(atoms)]]
     for name, a in zip(names, atoms):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
     return names
 
 
@@ -804,7 +804,7 @@ def _revolve(g: Generator, eqn):
     slots = [g.fresh("slots") for _ in carry0]
     n_slots = p["snapshots"]
     for name, slot, a in zip(carry, slots, carry0):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
         g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
         g.w(f"{slot}[0] = {name}")  # slot 0 holds the start
     spare = _spare_buffers(g, p["forward"].outvars, carry, p["forward"])
@@ -816,7 +816,7 @@ def _revolve(g: Generator, eqn):
     ct_xs = outs[n_ctc:n_ctc + n_lx]
     acc = [g.name(v) for v in outs[n_ctc + n_lx:]]
     for name, a in zip([*ct_carry, *acc], [*ct_carry0, *acc0]):
-        g.w(f"{name} = np.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
+        g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
     for v in ct_xs:
         g.w(f"{g.name(v)} = np.zeros({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
     n = g.dim(p["length"])
@@ -858,7 +858,7 @@ def _revolve(g: Generator, eqn):
     g.w(f"elif {kind} == 2:  # restore")
     g.w.depth += 1
     for name, slot, a in zip(carry, slots, carry0):
-        g.w(f"{name} = np.copy({slot}[{arg}])" if a.aval.shape else f"{name} = {slot}[{arg}]")
+        g.w(f"{name} = rt.copy({slot}[{arg}])" if a.aval.shape else f"{name} = {slot}[{arg}]")
     g.w(f"{step} = {slot_step}[{arg}]")
     g.w.depth -= 1
     g.w("else:  # the adjoint of step arg")
