@@ -17,22 +17,33 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from adjit.backend.numba_cpu.compat import advise_huge_pages
+
 _cached = numba.njit(cache=True, nogil=True)
 
 
+# New arrays ask for huge pages before their first write (see compat.advise_huge_pages).
 @_cached
 def empty(shape, dtype):
-    return np.empty(shape, dtype)
+    a = np.empty(shape, dtype)
+    advise_huge_pages(a)
+    return a
 
 
 @_cached
 def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
+    a = np.empty(shape, dtype)
+    advise_huge_pages(a)
+    a.fill(0)
+    return a
 
 
 @_cached
 def full(shape, value):
-    return np.full(shape, value)
+    a = np.empty(shape, type(value))
+    advise_huge_pages(a)
+    a.fill(value)
+    return a
 
 
 @_cached
