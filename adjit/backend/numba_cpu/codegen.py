@@ -308,17 +308,13 @@ class Generator:
         if uses and (not rank or len(uses) > _MAX_INLINED
                      or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT):
             self.exact = True  # scalar code: libm's is as fast, and exact everywhere
-            self.loops(nest)
+            self.shared_loops(nest)
             self.exact = False
             return
         if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype) for eqn in uses):
             self.outside = self.fresh("outside")
             w(f"{self.outside} = False")
-        split = _split_axis(nest) if self.parallel else None
-        if split is None:
-            self.loops(nest)
-        else:
-            self.chunked(nest, split)
+        self.shared_loops(nest)
         if self.outside is not None:
             w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
             w.depth += 1
@@ -329,6 +325,14 @@ class Generator:
             self.exact = False
             w.depth -= 1
             self.outside = None
+
+    def shared_loops(self, nest: LoopNest):
+        """The nest's loops, shared among threads in a parallel kernel."""
+        split = _split_axis(nest) if self.parallel else None
+        if split is None:
+            self.loops(nest)
+        else:
+            self.chunked(nest, split)
 
     def chunked(self, nest: LoopNest, axis: int):
         """A nest whose ``axis`` is split into one contiguous chunk per thread (``prange``).
