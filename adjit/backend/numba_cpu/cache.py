@@ -1,8 +1,9 @@
 """Compiled-kernel cache: in memory, then on disk, else compile (and store).
 
 The code generator hands :func:`load_kernel` the source text of a module that imports
-``numpy as np``, ``numba`` and ``math`` and defines one ``@numba.njit(cache=True, ...)``
-function ``kernel``. The source is written to a content-addressed file
+``numpy as np``, ``numba``, ``math``, adjit's own compiled helpers (``runtime as rt``, and
+``vecmath``'s functions where used; the hashes of their files are in the cache tag) and defines
+one ``@numba.njit(cache=True, ...)`` function ``kernel``. The source is written to a content-addressed file
 ``<cache_dir()>/<cache_tag()>/k_<sha256 of source>.py`` (temp file in the same folder, fsync,
 ``os.replace``), its content is checked against its name whenever it is loaded, and it is
 exec'd as a module whose ``__file__`` is that file, so Numba's own ``cache=True`` keeps its
