@@ -1,4 +1,5 @@
-"""Issue 15's row 13: ``parallel=True`` on all the cores, against the serial kernel and JAX.
+"""Issue 15's rows: ``parallel=True`` on all the cores, against the serial kernel and JAX
+(row 13), and data-parallel gradients on Dask (row 14, ``benchmarks/dask_bench.py``).
 
 Each thread count runs in a fresh process: one thread pinned to one core (``taskset -c 0``,
 XLA told to use one thread), two threads on two cores. Workloads: the seed function's
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 
-from harness import Line, fmt_time, log, run_json
+from harness import Line, fmt_time, installed, log, run_json
 
 _SCRIPT = r'''
 import json, os, sys, time
@@ -120,3 +122,22 @@ def row13_parallel(ctx) -> None:
                 f"1 thread each: adjit {fmt_time(one[f'{name}/parallel'])}, JAX "
                 f"{fmt_time(one.get(f'{name}/jax'))}"))
     ctx.report.detail("13", "\n".join(table))
+
+
+def row14_dask(ctx) -> None:
+    """benchmarks/dask_bench.py in a subprocess: its table goes into the details."""
+    log("row 14: data-parallel value_and_grad on Dask, 1 and 2 workers")
+    if not (installed("dask") and installed("distributed")):
+        ctx.report.notes.append("Row 14: dask or distributed not installed (skipped).")
+        return
+    table = os.path.join(ctx.tmp_dir, "dask.md")
+    command = [sys.executable, os.path.join(ctx.bench_dir, "dask_bench.py"), "--sizes",
+               "1e6,1e7", "--repeats", "3" if ctx.quick else "5", "--output", table]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                         cwd=ctx.adjit_root, env=dict(os.environ, PYTHONPATH=ctx.adjit_root))
+    if run.returncode:
+        log(f"  failed: {run.stderr[-600:]}")
+        ctx.report.notes.append(f"Row 14 failed: {run.stderr[-200:]}")
+        return
+    with open(table, encoding="utf-8") as fh:
+        ctx.report.detail("14", fh.read().strip())

@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12,13"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12,13,14"
 
 
 def parse_args(argv):
@@ -122,9 +122,10 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
         "4": "Row 4: ten array lengths",
         "12": "Row 12: first-call compile latency by stage (a fresh process each)",
         "13": "Row 13: `parallel=True` on one and two threads (a fresh process each)",
+        "14": "Row 14: data-parallel `value_and_grad` on Dask (`adjit.dask`), 1 and 2 workers",
     }
     out.append("## Details")
-    for key in ("3a", "3b", "4", "12", "13"):
+    for key in ("3a", "3b", "4", "12", "13", "14"):
         if key in report.details:
             out += ["", f"### {titles[key]}", ""]
             for block in report.details[key]:
@@ -198,6 +199,8 @@ def main(argv=None) -> int:
             compile_latency.row12_compile_latency(ctx)
         if "13" in rows_wanted:
             parallel.row13_parallel(ctx)
+        if "14" in rows_wanted:
+            parallel.row14_dask(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)
