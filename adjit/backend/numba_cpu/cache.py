@@ -1,16 +1,16 @@
 """Compiled-kernel cache: in memory, then on disk, else compile (and store).
 
-The code generator hands :func:`load_kernel` the source text of a module that imports
-``numpy as np``, ``numba``, ``math``, adjit's own compiled helpers (``runtime as rt``, and
-``vecmath``'s functions where used; the hashes of their files are in the cache tag) and defines
-one ``@numba.njit(cache=True, ...)`` function ``kernel``. The source is written to a content-addressed file
-``<cache_dir()>/<cache_tag()>/k_<sha256 of source>.py`` (temp file in the same folder, fsync,
-``os.replace``), its content is checked against its name whenever it is loaded, and it is
-exec'd as a module whose ``__file__`` is that file, so Numba's own ``cache=True`` keeps its
-index and data next to it (``__pycache__``). The tag folder (the target's ``cache_tag()``) is
-named from the versions of Python, Numba, llvmlite and adjit and the host CPU name and
-features, so a new toolchain or another CPU never reads an old entry; a changed source is a
-different file.
+The code generator hands :func:`load_kernel` the source text of a module that imports ``numpy as
+np``, ``numba``, ``math``, adjit's own compiled helpers (``runtime as rt``, and ``vecmath``'s
+functions where used; the hashes of their files are in the cache tag) and defines one
+``@numba.njit(cache=True, ...)`` function ``kernel``. The source is written to a
+content-addressed file ``<cache_dir()>/<cache_tag()>/k_<sha256 of source>.py`` (temp file in the
+same folder, fsync, ``os.replace``), its content is checked against its name whenever it is
+loaded, and it is exec'd as a module whose ``__file__`` is that file, so Numba's own
+``cache=True`` keeps its index and data next to it (``__pycache__``). The tag folder (the
+target's ``cache_tag()``) is named from the versions of Python, Numba, llvmlite and adjit and
+the host CPU name and features, so a new toolchain or another CPU never reads an old entry; a
+changed source is a different file.
 
 * Folder: ``config.cache_dir`` (``$ADJIT_CACHE_DIR``, else the platform's cache folder; see
   :mod:`adjit.config`), read on every compilation. An unusable folder (cannot be created or
