@@ -45,11 +45,8 @@ class CompiledGraph:
             self.parallel = _Parallel(generate(self.schedule, lowerings, parallel=True).text)
 
     def compile_for(self, inputs):
-        arg_types = self.arg_types = tuple(numba.typeof(x) for x in inputs)
-        self.dispatcher = load_kernel(self.source.text, arg_types, self.reason)
-        # Safe to skip Numba's type dispatch: the caller keys this object on exactly these
-        # types (dtype, rank, layout, writability).
-        self.kernel = compat.entry_point(self.dispatcher, arg_types)
+        self.arg_types, self.dispatcher, self.kernel = _compile(self.source.text, inputs,
+                                                                self.reason)
 
     def __call__(self, inputs):
         if self.parallel is not None and sum(
@@ -76,10 +73,17 @@ class _Parallel:
     def __call__(self, inputs, reason: str):
         threads = min(config.num_threads or _POOL, _POOL)
         if self.kernel is None:
-            arg_types = tuple(numba.typeof(x) for x in (threads, *inputs))
-            self.kernel = compat.entry_point(
-                load_kernel(self.text, arg_types, reason + " (parallel)"), arg_types)
+            self.kernel = _compile(self.text, (threads, *inputs), reason + " (parallel)")[2]
         return self.kernel(threads, *inputs)
 
 
 _POOL = numba.config.NUMBA_NUM_THREADS
+
+
+def _compile(text: str, inputs, reason: str):
+    """(argument types, dispatcher, entry point) of the kernel in ``text`` for ``inputs``.
+    Calling the entry point skips Numba's type dispatch, which is safe: the caller keys the
+    kernel on exactly these types (dtype, rank, layout, writability)."""
+    arg_types = tuple(numba.typeof(x) for x in inputs)
+    dispatcher = load_kernel(text, arg_types, reason)
+    return arg_types, dispatcher, compat.entry_point(dispatcher, arg_types)
