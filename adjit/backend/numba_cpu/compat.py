@@ -18,13 +18,9 @@ Generated source (used by ``lowering.py``):
   (``NumbaPerformanceWarning``) on others: :func:`contiguous` wraps such an operand in
   ``np.ascontiguousarray``, which returns a contiguous array as it is.
 
-Allocation (used by ``runtime.py``):
-
-* Numba allocates arrays with ``malloc`` and never asks Linux for transparent huge pages,
-  which NumPy does for arrays of 4 MiB or more (``madvise(MADV_HUGEPAGE)``): on a virtual
-  machine each 4 KiB page's first write faults into the hypervisor, and filling a new
-  80 MB array took 36 ms against NumPy's 6 ms. :func:`advise_huge_pages` makes that call for
-  a kernel's large arrays (a call to libc's ``madvise`` by name, so the kernel stays cacheable).
+Allocation: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
+lives there, not here, because Numba's cache stamps a function by its own file: a change here
+would not reach the cached ``rt.empty`` that calls it).
 
 Cache-related workarounds (used by ``cache.py``):
 
@@ -50,14 +46,10 @@ from __future__ import annotations
 import ast
 import glob
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numba
-from llvmlite import ir
-from numba.core import cgutils, sigutils, types
-from numba.extending import intrinsic
+from numba.core import sigutils
 
 __all__ = [
     "cache_counts",
@@ -234,39 +226,3 @@ def guard_disk_cache(
     cache.save_overload = save_overload
     cache._adjit_guarded = True
 
-
-# --------------------------------------------------------------------------- allocation
-
-_MADV_HUGEPAGE = 14  # Linux's <sys/mman.h>
-_HUGE_FROM = 1 << 22  # NumPy's threshold (4 MiB)
-
-
-@intrinsic
-def _madvise(typingctx, address, length):
-    """libc's ``madvise(address, length, MADV_HUGEPAGE)``; its result is ignored (advice)."""
-    def codegen(context, builder, signature, args):
-        i8p = ir.IntType(8).as_pointer()
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), [i8p, ir.IntType(64),
-                                                             ir.IntType(32)]), "madvise")
-        builder.call(fn, [builder.inttoptr(args[0], i8p), args[1],
-                          ir.Constant(ir.IntType(32), _MADV_HUGEPAGE)])
-        return context.get_dummy_value()
-
-    return types.none(types.intp, types.intp), codegen
-
-
-if sys.platform.startswith("linux"):
-    @numba.njit(cache=True, nogil=True)
-    def advise_huge_pages(a):
-        """Asks for huge pages for a new array of 4 MiB or more (its whole pages), before
-        anything is written into it."""
-        size = a.size * a.itemsize
-        if size >= _HUGE_FROM:
-            address = a.ctypes.data
-            start = (address + 4095) & ~4095
-            _madvise(start, address + size - start)
-else:  # pragma: no cover  (madvise with this advice is Linux's)
-    @numba.njit(cache=True, nogil=True)
-    def advise_huge_pages(a):
-        """Nothing to ask for outside Linux."""
