@@ -219,6 +219,12 @@ class Generator:
         # One output is returned bare (no tuple to build and index on every call).
         body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
         const_lines = [f"    {name} = {text}" for text, name in self.consts.items()]
+        # no_cfunc_wrapper: Numba would also compile a C-callable wrapper of every kernel
+        # (for passing it as a first-class function), which nothing calls: a third of a small
+        # kernel's lowering time. parallel=True where the kernel has no prange would only warn.
+        parallel = self.parallel and any("numba.prange(" in line for line in body.lines)
+        decorator = (f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", "
+                     f"nogil=True, no_cfunc_wrapper=True{', parallel=True' if parallel else ''})")
         header = [
             "import cmath",
             "import math",
@@ -231,15 +237,7 @@ class Generator:
         ]
         for prim in sorted(self.helpers):
             header += self.lowerings["helpers"][prim].splitlines() + [""]
-        # no_cfunc_wrapper: Numba would also compile a C-callable wrapper of every kernel
-        # (for passing it as a first-class function), which nothing calls: a third of a small
-        # kernel's lowering time.
-        header += [
-            "",
-            f"@numba.njit(cache=True, fastmath={FASTMATH}, error_model=\"numpy\", nogil=True, "
-            f"no_cfunc_wrapper=True{', parallel=True' if self.parallel else ''})",
-            f"def kernel({', '.join(params)}):",
-        ]
+        header += ["", decorator, f"def kernel({', '.join(params)}):"]
         text = "\n".join(header + const_lines + body.lines) + "\n"
         scalar = [v.aval.shape == () for v in g.outvars]
         return KernelSource(text, self.schedule.loop_count, scalar)
@@ -407,7 +405,9 @@ class Generator:
         index, count), runs that axis over one chunk of its indices."""
         w = self.w
         rank = len(nest.shape)
-        index = [f"i{k}" for k in range(rank)]
+        # Each nest's own index names: reusing i0 in every nest makes Numba's SSA
+        # reconstruction version it across the whole kernel (superlinear in its loops).
+        index = [self.fresh("i") for _ in range(rank)]
         local: dict[int, str] = {}
         loops = 0
         unsigned: dict[str, str] = {}
@@ -427,8 +427,8 @@ class Generator:
                 # that might be negative around (this one never is, but LLVM cannot tell from
                 # a chunk's start), and the loop would not vectorize. Index arithmetic (a
                 # slice's start + i) stays signed: mixed with an unsigned it would be a float.
-                unsigned[index[k]] = f"u{k}"
-                w(f"    u{k} = numba.uint64({index[k]})")
+                unsigned[index[k]] = self.fresh("u")
+                w(f"    {unsigned[index[k]]} = numba.uint64({index[k]})")
                 w.depth += 1
                 loops += 1
                 continue

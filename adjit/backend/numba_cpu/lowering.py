@@ -263,7 +263,7 @@ def _take(g: Generator, eqn, read, index):
     k = len(idx.aval.shape)
     i_expr = read(idx, index[axis:axis + k])
     n = g.dim(x.aval.shape[axis])
-    clamped = f"min(max({i_expr} + ({n} if {i_expr} < 0 else 0), 0), {n} - 1)"
+    clamped = f"rt.clip({i_expr} + ({n} if {i_expr} < 0 else 0), 0, {n} - 1)"
     return read(x, [*index[:axis], clamped, *index[axis + k:]])
 
 
@@ -386,10 +386,10 @@ def _stacked_matmul(g: Generator, eqn):
         # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
         # batch axes fold into the rows of the left operand and the output, one BLAS call.
         rows = " * ".join(g.dim(d) for d in (*batch, m))
-        g.w(f"np.dot({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
+        g.w(f"rt.dot_into({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
             f"{out}.reshape(({rows}, {g.dim(n)})))")
         return
-    blas = (f"np.dot({matrix(*operands[0])}, {matrix(*operands[1])}, "
+    blas = (f"rt.dot_into({matrix(*operands[0])}, {matrix(*operands[1])}, "
             f"{out}[{', '.join(index)}])")
     _loops(g, batch, index)
     if not any(is_symbolic(d) for d in (m, k, n)):
@@ -490,7 +490,7 @@ def _scatter_add(g: Generator, eqn):
     n = f"{out}.shape[{axis}]"
     i_expr = f"{g.atom(idx)}[{', '.join(index[axis:axis + k])}]" if k else g.atom(idx)
     g.w(f"p = {i_expr}")
-    g.w(f"p = min(max(p + ({n} if p < 0 else 0), 0), {n} - 1)")
+    g.w(f"p = rt.clip(p + ({n} if p < 0 else 0), 0, {n} - 1)")
     at = ", ".join([*index[:axis], "p", *index[axis + k:]])
     g.w(f"{target}{at}] += {g.atom(upd)}[{', '.join(index)}]")
     g.w.depth -= depth
@@ -681,7 +681,7 @@ def _cond(g: Generator, eqn):
     branches = eqn.params["branches"]
     args = [g.atom(a) for a in operands]
     which = g.fresh("branch")
-    g.w(f"{which} = min(max({g.atom(index)}, 0), {len(branches) - 1})")
+    g.w(f"{which} = rt.clip({g.atom(index)}, 0, {len(branches) - 1})")
     for i, branch in enumerate(branches):
         if len(branches) > 1:
             g.w(f"if {which} == 0:" if i == 0 else
