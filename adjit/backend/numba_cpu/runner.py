@@ -9,9 +9,9 @@ whose arrays hold fewer than ``PARALLEL_MIN_ELEMENTS`` elements in all runs the 
 (starting threads would cost more than they save), and the parallel one is compiled on the
 first call that reaches it.
 
-With ``config.tiered`` (``ADJIT_TIERED=1``, off by default), the first call starts compiling
-the serial kernel in a thread and is answered by the reference interpreter on the optimized
-graph, as is every call until the kernel is ready; then calls run the kernel. The two differ in
+With ``config.tiered`` (``ADJIT_TIERED=1``, off by default), the first call is answered by the
+reference interpreter on the optimized graph and then starts compiling the serial kernel in a
+thread; calls interpret until the kernel is ready, then run it. The two differ in
 the last bits (summation order, fastmath, the vectorized transcendental helpers), which is why
 tiering is opt-in. A compilation that fails in the thread raises its error on the next call
 (that call then compiles in the foreground). The thread is not a daemon: a process that ends
@@ -93,22 +93,28 @@ class CompiledGraph:
     def _interim(self, inputs):
         """A call while tiered (see the module docstring): the interpreter's outputs, starting
         the kernel's compilation on the first call; None once the kernel is ready."""
+        thread = None
         with self._tier_lock:
             if self.kernel is not None:
                 return None
-            if self._thread is None:
-                # Typed here, not in the thread: the caller keys this graph on these types.
-                self._thread = threading.Thread(
-                    target=self._compile_behind, args=(_types(inputs),), name="adjit-compile")
-                with _threads_lock:
-                    _threads.add(self._thread)
-                self._thread.start()
-            elif not self._thread.is_alive():  # finished without a kernel: it failed
+            if self._error is not None:  # the thread failed: raise its error, once
                 error, self._error, self._foreground = self._error, None, True
                 error.add_note("adjit: raised while compiling the kernel in the background "
                                "(config.tiered)")
                 raise error
-        outs = interpret(self.optimized, (), inputs)
+            if self._thread is None:
+                # Typed here, not in the thread: the caller keys this graph on these types.
+                thread = self._thread = threading.Thread(
+                    target=self._compile_behind, args=(_types(inputs),), name="adjit-compile")
+        try:
+            outs = interpret(self.optimized, (), inputs)
+        finally:
+            # Started once the interpreter has answered: Numba's typing holds the GIL, so a
+            # thread compiling meanwhile made the MLP gradient's first answer 8x slower.
+            if thread is not None:
+                with _threads_lock:
+                    _threads.add(thread)
+                thread.start()
         return [np.asarray(o, dt) for o, dt in zip(outs, self._out_dtypes)]
 
     def _compile_behind(self, arg_types: tuple):
