@@ -142,6 +142,41 @@ def test_an_error_while_compiling_reaches_the_user(tiered, monkeypatch):
     assert the_runner(f).kernel is not None
 
 
+def test_threads_calling_at_once_start_one_compilation(tiered, gate):
+    f = adjit.grad(loss)
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(f(X))
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(results) == 4
+    assert the_runner(f).kernel is None  # all four answered by the interpreter
+    for r in results:
+        np.testing.assert_array_equal(r, results[0])
+    assert sum(t.name == "adjit-compile" for t in threading.enumerate()) == 1
+    gate.set()
+    assert runner.wait_for_kernels(timeout=120)
+    np.testing.assert_allclose(f(X), loss_grad(X), rtol=1e-13)
+
+
+def test_a_foreground_compile_meanwhile_does_not_deadlock(tiered, monkeypatch):
+    f = adjit.grad(lambda x: anp.sum(anp.tanh(x) * x))
+    f(X)  # compiling in the background (holding Numba's compiler lock at times)
+    monkeypatch.setattr(config, "tiered", False)
+    g = adjit.grad(lambda x: anp.sum(anp.exp(x) * x))
+    np.testing.assert_allclose(g(X), np.exp(X) * (1 + X), rtol=1e-13)  # waits, then compiles
+    assert runner.wait_for_kernels(timeout=120)
+    assert the_runner(f).kernel is not None and the_runner(g).kernel is not None
+
+
 def test_inspect_compiles_in_the_foreground(tiered):
     info = adjit.inspect(adjit.grad(loss), X)
     assert "define" in info.llvm
