@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import sys
 
-from harness import Line, log, run_json
+from harness import Line, fmt_time, log, run_json
 
 _SCRIPT = r'''
 import json, math, sys, time
@@ -250,5 +250,5 @@ def _tiered_rows(ctx, what: str, s: dict, t: dict, j: dict | None, table: list) 
     ctx.report.lines.append(Line(
         "12", f"first call of the {what}, tiered (opt-in, `ADJIT_TIERED=1`)",
         "the default first call (compiling)", t["total"], s["total"],
-        note=f"kernel ready after {t['ready']:.2f} s; {CALLS} calls {t['calls']:.2f} s tiered, "
-             f"{s['calls']:.2f} s default"))
+        note=f"kernel ready after {fmt_time(t['ready'])}; {CALLS} calls {fmt_time(t['calls'])} "
+             f"tiered, {fmt_time(s['calls'])} default"))
