@@ -11,6 +11,16 @@
     is unset or empty, the platform's cache folder (``$XDG_CACHE_HOME/adjit``, else
     ``~/.cache/adjit``; ``%LOCALAPPDATA%\\adjit\\Cache`` on Windows). None (set, or no such
     folder): compiled kernels are kept in memory only.
+``tiered`` (``ADJIT_TIERED``, off by default): a new kernel's first call starts compiling it in
+    a background thread and is answered by the reference interpreter (on the optimized graph),
+    as are further calls until the kernel is ready; then calls run the kernel. The first call
+    waits for the interpreter instead of the compiler, but its results differ from the
+    kernel's in the last bits (summation order, fastmath, vectorized transcendental
+    functions): leave it off where results must be bitwise equal from call to call. The
+    parallel kernel (large calls with ``parallel=True``), CUDA, ``adjit.inspect``,
+    ``to_numba`` and ``adjit.aot`` always compile in the foreground. An error while compiling
+    in the background is raised by the next call; a process waits at exit for the compilations
+    still running (``adjit.backend.numba_cpu.runner.wait_for_kernels()`` waits earlier).
 
 ``num_threads`` (``ADJIT_NUM_THREADS``): how many threads a ``parallel=True`` kernel runs on;
     unset (None), all of Numba's (``NUMBA_NUM_THREADS``, the number of cores), which is also the
@@ -21,7 +31,8 @@ A flag's variable is true unless empty, ``0``, ``false``, ``no`` or ``off``.
 ``config.update(name, value)`` (or ``config.name = value``) sets an option for this process;
 until then an option reads its variable each time it is read, so a variable set after
 ``import adjit`` still takes effect. Options are read only on cold paths (tracing, optimizing,
-compiling), never per call (but ``num_threads``, read by each large parallel call).
+compiling), never per call (but ``num_threads``, read by each large parallel call, and
+``tiered``, read by the calls of a kernel that is not compiled yet).
 ``config.reset(name)`` returns an option to its variable.
 """
 
@@ -99,6 +110,7 @@ class Config:
     log_compiles = _Option("ADJIT_LOG_COMPILES", _flag)
     cache_dir = _Option("ADJIT_CACHE_DIR", lambda raw: _path(raw) or _default_cache_dir(), _path)
     num_threads = _Option("ADJIT_NUM_THREADS", _threads, _threads)
+    tiered = _Option("ADJIT_TIERED", _flag)
 
     def __init__(self):
         self._values: dict = {}

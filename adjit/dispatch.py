@@ -238,14 +238,21 @@ class Staged:
                     if exe.fast is not None:
                         return exe.fast(*args)
                     if exe.matches(args):
-                        return exe(args)
+                        result = exe(args)
+                        if exe.fast is not None:  # its kernel became ready (config.tiered)
+                            self._fast_scalar_for(args, entries)
+                        return result
             result, full_key = self._call(args)
             entries = self._fast[key] = self._cache[full_key]
-            if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int) \
-                    and not self._watch:
-                self._fast_scalar[type(args[0])] = entries[0].fast.parts
+            self._fast_scalar_for(args, entries)
             return result
         return self._call(args)[0]
+
+    def _fast_scalar_for(self, args, entries):
+        """Give the entry function's scalar fast path the kernel for one Python number."""
+        if len(args) == 1 and entries[0].fast is not None and type(args[0]) in (float, int) \
+                and not self._watch:
+            self._fast_scalar[type(args[0])] = entries[0].fast.parts
 
     def _lookup(self, key, leaves):
         for exe in self._cache.get(key, ()):

@@ -8,9 +8,22 @@ With ``parallel``, a second kernel shares each loop nest's outer axis among thre
 whose arrays hold fewer than ``PARALLEL_MIN_ELEMENTS`` elements in all runs the serial kernel
 (starting threads would cost more than they save), and the parallel one is compiled on the
 first call that reaches it.
+
+With ``config.tiered`` (``ADJIT_TIERED=1``, off by default), the first call is answered by the
+reference interpreter on the optimized graph and then starts compiling the serial kernel in a
+thread; calls interpret until the kernel is ready, then run it. The two differ in
+the last bits (summation order, fastmath, the vectorized transcendental helpers), which is why
+tiering is opt-in. A compilation that fails in the thread raises its error on the next call
+(that call then compiles in the foreground). The thread is not a daemon: a process that ends
+while it runs waits for it (and stores the kernel in the disk cache) rather than killing LLVM
+mid-write. ``wait_for_kernels()`` waits for every such thread. Only calls take this path:
+``compile_for`` (``adjit.inspect``), ``to_numba`` and ``adjit.aot`` (which load the kernel from
+the source themselves) and the parallel kernel compile in the foreground.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numba
 import numpy as np
@@ -21,6 +34,7 @@ from adjit.backend.numba_cpu.codegen import generate
 from adjit.backend.numba_cpu.lowering import LOWERINGS
 from adjit.config import config
 from adjit.ir.graph import Graph
+from adjit.ir.interpret import interpret
 from adjit.passes import optimize
 from adjit.passes.fusion import fuse
 
@@ -37,6 +51,12 @@ class CompiledGraph:
         self.source = generate(self.schedule, lowerings)
         self.reason = reason
         self.kernel = None
+        # config.tiered: the thread compiling the kernel, the error it raised (if any), and
+        # whether calls compile in the foreground after all (once that error was raised).
+        self._tier_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._foreground = False
         self._out_dtypes = [v.aval.dtype for v in self.optimized.outvars]
         self._single = len(self._out_dtypes) == 1
         # A graph without loop nests over arrays has nothing to share among threads.
@@ -45,8 +65,12 @@ class CompiledGraph:
             self.parallel = _Parallel(generate(self.schedule, lowerings, parallel=True).text)
 
     def compile_for(self, inputs):
-        self.arg_types, self.dispatcher, self.kernel = _compile(self.source.text, inputs,
-                                                                self.reason)
+        self._load(_types(inputs), self.reason)
+
+    def _load(self, arg_types: tuple, reason: str):
+        # The kernel is assigned last: a call that sees it sees its arg_types and dispatcher.
+        self.arg_types, self.dispatcher, self.kernel = _compile(self.source.text, arg_types,
+                                                                reason)
 
     def __call__(self, inputs):
         if self.parallel is not None and sum(
@@ -54,12 +78,68 @@ class CompiledGraph:
             outs = self.parallel(inputs, self.reason)
         else:
             if self.kernel is None:
-                self.compile_for(inputs)
+                if config.tiered and not self._foreground:
+                    outs = self._interim(inputs)
+                    if outs is not None:
+                        return outs
+                else:
+                    self.compile_for(inputs)
             outs = self.kernel(*inputs)
         if self._single:
             outs = (outs,)
         # Numba returns scalars as Python floats; keep the graph's dtype (float32 stays float32).
         return [np.asarray(o, dt) for o, dt in zip(outs, self._out_dtypes)]
+
+    def _interim(self, inputs):
+        """A call while tiered (see the module docstring): the interpreter's outputs, starting
+        the kernel's compilation on the first call; None once the kernel is ready."""
+        thread = None
+        with self._tier_lock:
+            if self.kernel is not None:
+                return None
+            if self._error is not None:  # the thread failed: raise its error, once
+                error, self._error, self._foreground = self._error, None, True
+                error.add_note("adjit: raised while compiling the kernel in the background "
+                               "(config.tiered)")
+                raise error
+            if self._thread is None:
+                # Typed here, not in the thread: the caller keys this graph on these types.
+                thread = self._thread = threading.Thread(
+                    target=self._compile_behind, args=(_types(inputs),), name="adjit-compile")
+        try:
+            outs = interpret(self.optimized, (), inputs)
+        finally:
+            # Started once the interpreter has answered: Numba's typing holds the GIL, so a
+            # thread compiling meanwhile made the MLP gradient's first answer 8x slower.
+            if thread is not None:
+                with _threads_lock:
+                    _threads.add(thread)
+                thread.start()
+        return [np.asarray(o, dt) for o, dt in zip(outs, self._out_dtypes)]
+
+    def _compile_behind(self, arg_types: tuple):
+        try:
+            self._load(arg_types, self.reason + ", tiered (in the background)")
+        except BaseException as exc:  # raised by the next call, see _interim
+            self._error = exc
+        finally:
+            with _threads_lock:
+                _threads.discard(threading.current_thread())
+
+
+# The threads compiling kernels behind the interpreter (config.tiered).
+_threads: set = set()
+_threads_lock = threading.Lock()
+
+
+def wait_for_kernels(timeout: float | None = None) -> bool:
+    """Wait until every kernel compiling in the background (``config.tiered``) is ready or has
+    failed, at most ``timeout`` seconds each; whether none is still compiling."""
+    with _threads_lock:
+        threads = list(_threads)
+    for thread in threads:
+        thread.join(timeout)
+    return not any(thread.is_alive() for thread in threads)
 
 
 class _Parallel:
@@ -73,17 +153,22 @@ class _Parallel:
     def __call__(self, inputs, reason: str):
         threads = min(config.num_threads or _POOL, _POOL)
         if self.kernel is None:
-            self.kernel = _compile(self.text, (threads, *inputs), reason + " (parallel)")[2]
+            self.kernel = _compile(self.text, _types((threads, *inputs)),
+                                   reason + " (parallel)")[2]
         return self.kernel(threads, *inputs)
 
 
 _POOL = numba.config.NUMBA_NUM_THREADS
 
 
-def _compile(text: str, inputs, reason: str):
-    """(argument types, dispatcher, entry point) of the kernel in ``text`` for ``inputs``.
-    Calling the entry point skips Numba's type dispatch, which is safe: the caller keys the
-    kernel on exactly these types (dtype, rank, layout, writability)."""
-    arg_types = tuple(numba.typeof(x) for x in inputs)
+def _types(inputs) -> tuple:
+    return tuple(numba.typeof(x) for x in inputs)
+
+
+def _compile(text: str, arg_types: tuple, reason: str):
+    """(argument types, dispatcher, entry point) of the kernel in ``text`` for ``arg_types``
+    (``_types`` of the inputs). Calling the entry point skips Numba's type dispatch, which is
+    safe: the caller keys the kernel on exactly these types (dtype, rank, layout,
+    writability)."""
     dispatcher = load_kernel(text, arg_types, reason)
     return arg_types, dispatcher, compat.entry_point(dispatcher, arg_types)
