@@ -20,7 +20,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(BENCH_DIR)
-ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12,13,14"
+ALL_ROWS = "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15"
 
 
 def parse_args(argv):
@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     report = Report()
     try:
         import compile_latency
+        import dense
         import loops
         import numba
         import parallel
@@ -201,6 +202,8 @@ def main(argv=None) -> int:
             parallel.row13_parallel(ctx)
         if "14" in rows_wanted:
             parallel.row14_dask(ctx)
+        if "15" in rows_wanted:
+            dense.row15_dense(ctx)
         if "3" in rows_wanted:
             rows.row3_compile_warm(ctx)
             rows.row3_fresh_process(ctx)

@@ -1,0 +1,150 @@
+"""Issue 10's row 15: gradients of dense linear algebra against JAX and NumPy by hand.
+
+Workloads (float64): the gradient of the least-squares loss ``sum((X @ w - y)**2)`` with X
+2000x1000, and the gradient of a 784-256-10 tanh MLP with softmax cross-entropy on a batch of
+512 (all four parameters). Peers: JAX ``jit(grad)`` and the gradient written by hand in NumPy
+(``2 X^T (X w - y)``; the MLP's backward pass), each checked against adjit's result before it
+is timed. Goal (issue 10): adjit within 1.2x of the best of the two.
+
+The row runs in a fresh process without ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``: where
+the machine sets them (this one forces OpenBLAS's Haswell kernels, for old OpenBLAS builds
+that fail on newer CPUs), NumPy's and SciPy's current OpenBLAS (whose BLAS Numba calls) would
+run kernels slower than the ones they pick for the CPU themselves, while JAX brings its own.
+The details name the kernels OpenBLAS chose in the run. Every library uses its default threads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from harness import Line, fmt_time, log, run_json
+
+_SCRIPT = r'''
+import ctypes, glob, json, os, sys
+import numpy as np
+
+budget, bench_dir = float(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, bench_dir)
+import adjit
+import adjit.numpy as anp
+from harness import check_close, time_per_call
+
+rng = np.random.default_rng(0)
+results = {}
+
+
+def least_squares(np_):
+    X, y = rng.standard_normal((2000, 1000)), rng.standard_normal(2000)
+    w = rng.standard_normal(1000)
+
+    def by_hand(w):
+        return 2.0 * (X.T @ (X @ w - y))
+    return (lambda w: np_.sum((X @ w - y) ** 2)), by_hand, (w,), (X, y)
+
+
+def mlp(np_):
+    x = rng.standard_normal((512, 784))
+    y = np.eye(10)[rng.integers(0, 10, 512)]
+    params = (rng.standard_normal((784, 256)) * 0.05, np.zeros(256),
+              rng.standard_normal((256, 10)) * 0.05, np.zeros(10))
+
+    def loss(p):
+        w1, b1, w2, b2 = p
+        z = np_.tanh(x @ w1 + b1) @ w2 + b2
+        z = z - np_.max(z, axis=1, keepdims=True)
+        return -np_.sum(y * (z - np_.log(np_.sum(np_.exp(z), axis=1, keepdims=True)))) / 512
+
+    def by_hand(p):
+        w1, b1, w2, b2 = p
+        h = np.tanh(x @ w1 + b1)
+        z = h @ w2 + b2
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        dz = (e / e.sum(axis=1, keepdims=True) * y.sum(axis=1, keepdims=True) - y) / 512
+        da = (dz @ w2.T) * (1.0 - h * h)
+        return (x.T @ da, da.sum(axis=0), h.T @ dz, dz.sum(axis=0))
+    return loss, by_hand, (params,), None
+
+
+def flat(r):
+    r = r if isinstance(r, tuple) else (r,)
+    return [np.asarray(b) for a in r for b in (a if isinstance(a, tuple) else (a,))]
+
+
+jax = None
+try:
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+except ImportError:
+    pass
+
+for name, make in (("least_squares", least_squares), ("mlp", mlp)):
+    loss, by_hand, args, _ = make(anp)
+    g = adjit.grad(loss)
+    expected = flat(g(*args))
+    tools = {"adjit": g, "numpy": by_hand}
+    if jax is not None:
+        rng = np.random.default_rng(0)  # the same data for JAX's copy of the loss
+        jloss, _, jargs, _ = make(jnp)
+        jg = jax.jit(jax.grad(jloss))
+        jargs = jax.tree_util.tree_map(jnp.asarray, jargs)
+        tools["jax"] = lambda *_, f=jg, a=jargs: jax.block_until_ready(f(*a))
+        rng = np.random.default_rng(0)
+    for tool, fn in tools.items():
+        for got, want in zip(flat(fn(*args)), expected):
+            check_close(f"{name} {tool}", got, want, rtol=1e-9, atol=1e-12)
+        results[f"{name}/{tool}"] = time_per_call(lambda a: fn(*a), args, budget)[0]
+
+
+def corename(pattern, symbol):
+    try:
+        lib = ctypes.CDLL(glob.glob(pattern)[0])
+        fn = getattr(lib, symbol)
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    except (IndexError, OSError, AttributeError):
+        return "unknown"
+
+
+import numpy, scipy  # noqa: E401
+results["blas_numpy"] = corename(os.path.join(os.path.dirname(numpy.__file__), os.pardir,
+                                              "numpy.libs", "libscipy_openblas64_*.so"),
+                                 "scipy_openblas_get_corename64_")
+results["blas_scipy"] = corename(os.path.join(os.path.dirname(scipy.__file__), os.pardir,
+                                              "scipy.libs", "libscipy_openblas-*.so"),
+                                 "scipy_openblas_get_corename")
+print(json.dumps(results))
+'''
+
+_WHAT = {"least_squares": "`grad` of `sum((X @ w - y)**2)`, X 2000x1000 float64",
+         "mlp": "`grad` of a 784-256-10 tanh MLP, softmax cross-entropy, batch 512, float64"}
+
+
+def row15_dense(ctx) -> None:
+    log("row 15: dense linear algebra (least squares, MLP) against JAX and NumPy by hand")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(PYTHONPATH=ctx.adjit_root, ADJIT_CACHE_DIR=os.path.join(ctx.tmp_dir, "dense"))
+    r = run_json(ctx, [sys.executable, "-c", _SCRIPT, str(ctx.budget_s), ctx.bench_dir], env,
+                 "Row 15")
+    if r is None:
+        return
+    for name, what in _WHAT.items():
+        best = min(t for t in (r.get(f"{name}/numpy"), r.get(f"{name}/jax")) if t is not None)
+        note = (f"NumPy by hand {fmt_time(r[f'{name}/numpy'])}, JAX `jit(grad)` "
+                f"{fmt_time(r.get(f'{name}/jax'))}; OpenBLAS kernels: {r['blas_scipy']} "
+                f"(SciPy's, which Numba calls), {r['blas_numpy']} (NumPy's)")
+        ctx.report.lines.append(Line(
+            "15", what, "best of NumPy by hand and JAX", r[f"{name}/adjit"], best,
+            "within 1.2x (≤ 1.2x)", lambda ratio, a, o: ratio <= 1.2, note))
+        if f"{name}/jax" in r:
+            ctx.report.lines.append(Line(
+                "15", what, "JAX `jit(grad)`", r[f"{name}/adjit"], r[f"{name}/jax"], "", None,
+                "the OPENBLAS_* variables of the machine removed for this row (see the notes)"))
+    ctx.report.notes.append(
+        "Row 15 runs in a fresh process without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (this "
+        "machine sets OPENBLAS_CORETYPE=Haswell for older OpenBLAS builds; the current ones "
+        f"pick their own kernels: SciPy's {r['blas_scipy']}, NumPy's {r['blas_numpy']} in this "
+        "run); with the variables kept, Numba's and NumPy's matrix products run OpenBLAS's "
+        "Haswell kernels, about 1.5x slower on this CPU, while JAX's are its own.")
