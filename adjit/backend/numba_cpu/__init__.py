@@ -7,7 +7,7 @@ memory and on disk, ``compat.py`` every workaround for Numba itself.
 
 from __future__ import annotations
 
-from adjit.backend.numba_cpu import cache
+from adjit.backend.numba_cpu import cache, compat
 from adjit.backend.numba_cpu.lowering import LOWERINGS
 from adjit.backend.numba_cpu.runner import CompiledGraph
 from adjit.backend.targets import Target
@@ -26,3 +26,4 @@ class NumbaCPU(Target):
 
 
 TARGET = NumbaCPU()
+compat.reuse_freed_memory()  # kernels' temporaries: glibc's heap, not a new mmap per call

@@ -18,7 +18,18 @@ Generated source (used by ``lowering.py``):
   (``NumbaPerformanceWarning``) on others: :func:`contiguous` wraps such an operand in
   ``np.ascontiguousarray``, which returns a contiguous array as it is.
 
-Allocation: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
+Allocation (Numba's runtime allocates arrays with the C library's ``malloc``):
+
+* glibc's ``malloc`` serves each block of 128 KiB or more with a fresh ``mmap`` and unmaps it
+  on ``free``, until the process frees a block larger than the threshold (which raises it, up
+  to 32 MiB). Until then every call of a kernel maps its temporaries anew and page-faults on
+  their first writes: the ADBench GMM objective (seven 2 MB temporaries) took 6.4 ms per call
+  in a fresh process against 0.72 ms once a large NumPy product had raised the threshold (so a
+  benchmark's order decided its result). :func:`reuse_freed_memory` fixes the thresholds at
+  what glibc would reach (``mallopt``: mmap from 32 MiB, trim above 64 MiB), when adjit's CPU
+  target is imported, unless the user set them (``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``).
+
+Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
 would not reach the cached ``rt.empty`` that calls it).
 
@@ -44,8 +55,10 @@ Cache-related workarounds (used by ``cache.py``):
 from __future__ import annotations
 
 import ast
+import ctypes
 import glob
 import os
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,6 +75,7 @@ __all__ = [
     "is_dispatcher",
     "is_no_locator_error",
     "purge_cache_entry",
+    "reuse_freed_memory",
 ]
 
 
@@ -83,6 +97,23 @@ def require_rocket_fft() -> None:
             "adjit: compiling an FFT needs the rocket-fft package (pip install 'adjit[fft]'); "
             "without it FFTs run only in the reference interpreter "
             "(adjit.config.update('jit', False))") from None
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
+
+
+def reuse_freed_memory() -> bool:
+    """Keep blocks below 32 MiB in glibc's heap (see the module docstring); whether it did
+    (False off glibc, or where the user set malloc's thresholds)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if (platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "MALLOC_TRIM_THRESHOLD_" in os.environ or "threshold" in tunables):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover (a glibc without it)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 64 << 20))
 
 
 def contiguous(expr: str) -> str:
