@@ -6,11 +6,8 @@ Workloads (float64): the gradient of the least-squares loss ``sum((X @ w - y)**2
 (``2 X^T (X w - y)``; the MLP's backward pass), each checked against adjit's result before it
 is timed. Goal (issue 10): adjit within 1.2x of the best of the two.
 
-The row runs in a fresh process without ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``: where
-the machine sets them (this one forces OpenBLAS's Haswell kernels, for old OpenBLAS builds
-that fail on newer CPUs), NumPy's and SciPy's current OpenBLAS (whose BLAS Numba calls) would
-run kernels slower than the ones they pick for the CPU themselves, while JAX brings its own.
-The details name the kernels OpenBLAS chose in the run. Every library uses its default threads.
+Like every row, it runs without the machine's ``OPENBLAS_CORETYPE`` (``openblas.py``); the
+notes name the kernels OpenBLAS chose. Every library uses its default threads.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ import sys
 from harness import Line, fmt_time, log, run_json
 
 _SCRIPT = r'''
-import ctypes, glob, json, os, sys
+import json, sys
 import numpy as np
 
 budget, bench_dir = float(sys.argv[1]), sys.argv[2]
@@ -97,23 +94,6 @@ for name, make in (("least_squares", least_squares), ("mlp", mlp)):
         results[f"{name}/{tool}"] = time_per_call(lambda a: fn(*a), args, budget)[0]
 
 
-def corename(pattern, symbol):
-    try:
-        lib = ctypes.CDLL(glob.glob(pattern)[0])
-        fn = getattr(lib, symbol)
-        fn.restype = ctypes.c_char_p
-        return fn().decode()
-    except (IndexError, OSError, AttributeError):
-        return "unknown"
-
-
-import numpy, scipy  # noqa: E401
-results["blas_numpy"] = corename(os.path.join(os.path.dirname(numpy.__file__), os.pardir,
-                                              "numpy.libs", "libscipy_openblas64_*.so"),
-                                 "scipy_openblas_get_corename64_")
-results["blas_scipy"] = corename(os.path.join(os.path.dirname(scipy.__file__), os.pardir,
-                                              "scipy.libs", "libscipy_openblas-*.so"),
-                                 "scipy_openblas_get_corename")
 print(json.dumps(results))
 '''
 
@@ -123,9 +103,8 @@ _WHAT = {"least_squares": "`grad` of `sum((X @ w - y)**2)`, X 2000x1000 float64"
 
 def row15_dense(ctx) -> None:
     log("row 15: dense linear algebra (least squares, MLP) against JAX and NumPy by hand")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.update(PYTHONPATH=ctx.adjit_root, ADJIT_CACHE_DIR=os.path.join(ctx.tmp_dir, "dense"))
+    env = dict(os.environ, PYTHONPATH=ctx.adjit_root,
+               ADJIT_CACHE_DIR=os.path.join(ctx.tmp_dir, "dense"))
     r = run_json(ctx, [sys.executable, "-c", _SCRIPT, str(ctx.budget_s), ctx.bench_dir], env,
                  "Row 15")
     if r is None:
@@ -133,18 +112,11 @@ def row15_dense(ctx) -> None:
     for name, what in _WHAT.items():
         best = min(t for t in (r.get(f"{name}/numpy"), r.get(f"{name}/jax")) if t is not None)
         note = (f"NumPy by hand {fmt_time(r[f'{name}/numpy'])}, JAX `jit(grad)` "
-                f"{fmt_time(r.get(f'{name}/jax'))}; OpenBLAS kernels: {r['blas_scipy']} "
-                f"(SciPy's, which Numba calls), {r['blas_numpy']} (NumPy's)")
+                f"{fmt_time(r.get(f'{name}/jax'))}")
         ctx.report.lines.append(Line(
             "15", what, "best of NumPy by hand and JAX", r[f"{name}/adjit"], best,
             "within 1.2x (≤ 1.2x)", lambda ratio, a, o: ratio <= 1.2, note))
         if f"{name}/jax" in r:
             ctx.report.lines.append(Line(
                 "15", what, "JAX `jit(grad)`", r[f"{name}/adjit"], r[f"{name}/jax"], "", None,
-                "the OPENBLAS_* variables of the machine removed for this row (see the notes)"))
-    ctx.report.notes.append(
-        "Row 15 runs in a fresh process without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (this "
-        "machine sets OPENBLAS_CORETYPE=Haswell for older OpenBLAS builds; the current ones "
-        f"pick their own kernels: SciPy's {r['blas_scipy']}, NumPy's {r['blas_numpy']} in this "
-        "run); with the variables kept, Numba's and NumPy's matrix products run OpenBLAS's "
-        "Haswell kernels, about 1.5x slower on this CPU, while JAX's are its own.")
+                "OpenBLAS: see the header"))

@@ -101,6 +101,7 @@ def render(report, args, command, started, runtime_s, ctx_info) -> str:
     out.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in versions))
     out.append(f"- **adjit backend:** {ctx_info['backend']}")
     out.append(f"- **Threads:** {ctx_info['threads']}")
+    out.append(f"- **OpenBLAS:** {ctx_info['openblas']}")
     if args.only != ALL_ROWS:
         out.append(f"- **Partial run:** rows {args.only} only")
     out.append("- **ADBench suite** (GMM, BA, D-LSTM at many sizes, with plots): "
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
     os.environ["ADJIT_CACHE_DIR"] = os.path.join(tmp_dir, "main-adjit-cache")
     sys.path.insert(0, BENCH_DIR)
     sys.path.insert(0, os.path.abspath(args.adjit_path))
-
+    import openblas  # first: the machine's OpenBLAS overrides go before NumPy loads OpenBLAS
     from harness import Report, log
 
     report = Report()
@@ -257,7 +258,7 @@ def main(argv=None) -> int:
     runtime = time.perf_counter() - started_clock
     text = render(report, args, command, started, runtime,
                   {"adjit_version": getattr(adjit, "__version__", "?"), "backend": backend,
-                   "threads": "; ".join(threads)})
+                   "threads": "; ".join(threads), "openblas": openblas.kernels()})
     with open(args.output, "w") as fh:
         fh.write(text)
     log(f"wrote {args.output} in {runtime:.0f} s")

@@ -24,10 +24,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 ADBENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 BENCH_DIR = os.path.dirname(ADBENCH_DIR)
+sys.path.insert(0, BENCH_DIR)
+import openblas  # noqa: E402  (before NumPy: the machine's OpenBLAS overrides removed)
+
+# isort: split
+import numpy as np  # noqa: E402
+
 REPO_ROOT = os.path.dirname(BENCH_DIR)
 DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "adbench")
 WORKLOADS = ("gmm", "ba", "lstm")
@@ -483,7 +487,8 @@ def render(suite, args, command, started, runtime_s, plots, load) -> str:
            f"{platform.release()}; load average at start / end: {load[0]} / {load[1]} "
            "(shared machine)",
            f"- **Versions:** python {platform.python_version()}, adjit "
-           f"({git_describe(REPO_ROOT)}), {versions}", "",
+           f"({git_describe(REPO_ROOT)}), {versions}",
+           f"- **OpenBLAS:** {openblas.kernels()}", "",
            "## Goals (issue 10)", "",
            "| workload | goal | result (range over sizes) |", "|---|---|---|", *summary, "",
            "## Plots", ""]
