@@ -31,12 +31,12 @@ import sys
 from harness import Line, fmt_time, log, run_json
 
 _SCRIPT = r'''
-import json, math, sys, time
+import json, math, os, sys, time
 import numpy as np
 from collections import defaultdict
 
 program, peer = sys.argv[1], sys.argv[2]
-sys.path.insert(0, sys.argv[3])  # benchmarks/, for gpu.gmm_objective
+sys.path.insert(0, os.path.join(sys.argv[3], "adbench"))  # gmm: ADBench's GMM objective
 
 
 def make(np_, anp):
@@ -57,11 +57,14 @@ def make(np_, anp):
             return -anp.sum(y * (z - anp.log(anp.sum(anp.exp(z), axis=1, keepdims=True)))) / 512
         return loss, (params,)
     if program == "gmm":
-        import gpu
-        gpu.anp = anp
+        import gmm
+        if anp.__name__.startswith("jax"):
+            from jax.scipy.special import logsumexp
+        else:
+            logsumexp = anp.logsumexp
         d, k, n = 10, 25, 1000
-        alphas, means, icf, x = gpu.gmm_data(d, k, n)
-        objective = gpu.gmm_objective(d)
+        alphas, means, icf, x = gmm.generate(d, k, n)[:4]
+        objective = gmm.make_objective(anp, logsumexp, d)
         return (lambda a, m, q: objective(a, m, q, x)), (alphas, means, icf)
     k = int(program[len("terms"):])
     cs = np.linspace(0.5, 1.5, k)
@@ -80,10 +83,6 @@ if peer == "jax":
     jax.config.update("jax_enable_x64", True)
     jax.jit(jax.grad(lambda x: jnp.sum(jnp.cos(x) * x)))(jnp.ones(3))  # something else first
     fun, args = make(np, jnp)
-    if program == "gmm":
-        import gpu
-        gpu.anp = jnp
-        fun, args = make(np, jnp)
     f = jax.jit(jax.grad(fun, argnums=tuple(range(len(args)))))
     t = time.perf_counter()
     jax.block_until_ready(f(*args))

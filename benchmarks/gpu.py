@@ -9,7 +9,7 @@ Prints everything at the end in one block, with the GPU's name: the test summary
      float32, against a device-to-device copy, a hand-written numba.cuda kernel and JAX's
      jit(vmap(grad)) (when JAX with CUDA is installed) measured in the same run;
   2. the ADBench GMM gradient (n = 10^4; (d, K) in (10, 25), (64, 25), (64, 200)), float64,
-     against JAX's jit(grad) when present (data drawn as ADBench's generator does);
+     against JAX's jit(grad) when present (adbench/gmm.py's objective and generator);
   3. launch overhead: a small compiled derivative (one element, launch + sync) against a
      hand-written numba.cuda kernel;
   4. loops (host-driven: each step launches the body's kernels; a while loop also reads its
@@ -35,6 +35,9 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "adbench"))  # gmm: ADBench's GMM objective
+
+import gmm as adbench_gmm  # noqa: E402
 
 import adjit  # noqa: E402
 import adjit.numpy as anp  # noqa: E402
@@ -136,55 +139,14 @@ def bandwidth(n: int) -> None:
 # --------------------------------------------------------------------------- 2. GMM
 
 
-def gmm_data(d: int, k: int, n: int, seed_: int = 0):
-    rng = np.random.default_rng(seed_)
-    return (rng.standard_normal(k), rng.uniform(0, 1, (k, d)),
-            rng.standard_normal((k, d * (d + 1) // 2)), rng.standard_normal((n, d)))
-
-
-def gmm_objective(d: int):
-    """ADBench's GMM objective (gamma = 1, m = 0) in adjit.numpy; Q_k built by a gather of
-    l_k (row-major lower triangle filled column by column) plus diag(exp(q_k))."""
-    lower = np.full((d, d), d * (d - 1) // 2, dtype=np.int64)  # points at an appended zero
-    idx = 0
-    for i in range(d):
-        for j in range(i + 1, d):
-            lower[j, i] = idx
-            idx += 1
-    flat = lower.reshape(-1)
-    eye = np.eye(d)
-    n_prime = d + 1
-    const = n_prime * d * (-0.5 * math.log(2)) - sum(
-        math.lgamma(0.5 * n_prime - 0.5 * j) for j in range(d)) - d * (d - 1) / 4 * math.log(
-        math.pi)
-
-    def objective(alphas, means, icf, x):
-        n, k = x.shape[0], alphas.shape[0]
-        q, l_ = icf[:, :d], icf[:, d:]
-        l_pad = anp.concatenate([l_, anp.zeros((k, 1))], axis=1)
-        big_q = anp.take(l_pad, flat, axis=1).reshape(k, d, d) + anp.exp(q)[:, :, None] * eye
-        diff = x[:, None, :] - means[None, :, :]
-        qx = anp.einsum("krj,ikj->ikr", big_q, diff)
-        main = alphas[None, :] + anp.sum(q, axis=1)[None, :] - 0.5 * anp.sum(qx ** 2, axis=2)
-        shift = anp.max(main, axis=1)
-        lse = anp.log(anp.sum(anp.exp(main - shift[:, None]), axis=1)) + shift
-        amax = anp.max(alphas)
-        lse_alpha = anp.log(anp.sum(anp.exp(alphas - amax))) + amax
-        prior = 0.5 * (anp.sum(anp.exp(q) ** 2) + anp.sum(l_ ** 2))
-        return (-n * d / 2 * math.log(2 * math.pi) + anp.sum(lse) - n * lse_alpha + prior
-                - k * const)
-
-    return objective
-
-
 def gmm(sizes, n: int) -> None:
     out(f"## 2. ADBench GMM gradient, float64, n = {n}")
     out("| d | K | adjit cuda | JAX jit(grad) | adjit vs CPU target |")
     out("|---|---|---|---|---|")
     for d, k in sizes:
-        host = gmm_data(d, k, n)
+        host = adbench_gmm.generate(d, k, n)[:4]
         args = tuple(cuda.to_device(a) for a in host)
-        obj = gmm_objective(d)
+        obj = adbench_gmm.make_objective(anp, anp.logsumexp, d)
         g = adjit.grad(obj, argnums=(0, 1, 2), target="cuda")
         got = [a.copy_to_host() for a in g(*args)]
         ref = adjit.grad(obj, argnums=(0, 1, 2))(*host)
@@ -197,34 +159,17 @@ def gmm(sizes, n: int) -> None:
 
             if jax.default_backend() == "gpu":
                 import jax.numpy as jnp
+                import jax.scipy.special as jss
 
                 jax.config.update("jax_enable_x64", True)
-                jg = jax.jit(jax.grad(jax_gmm_objective(d, jnp), argnums=(0, 1, 2)))
+                jg = jax.jit(jax.grad(adbench_gmm.make_objective(jnp, jss.logsumexp, d),
+                                      argnums=(0, 1, 2)))
                 jargs = tuple(jax.device_put(a) for a in host)
                 jt = median_time(lambda: jax.block_until_ready(jg(*jargs)), lambda: None, 10)
                 jax_t = f"{jt * 1e3:.2f} ms"
         except ImportError:
             pass
         out(f"| {d} | {k} | {t * 1e3:.2f} ms | {jax_t} | max rel. diff {err:.1e} |")
-
-
-def jax_gmm_objective(d, jnp):
-    import jax.scipy.special as jsp
-
-    tri = np.tril_indices(d, -1)
-    order = np.argsort(tri[1] * d + tri[0], kind="stable")  # column by column
-
-    def objective(alphas, means, icf, x):
-        n, k = x.shape[0], alphas.shape[0]
-        q, l_ = icf[:, :d], icf[:, d:]
-        big_q = jnp.zeros((k, d, d)).at[:, tri[0][order], tri[1][order]].set(l_)
-        big_q = big_q + jnp.exp(q)[:, :, None] * jnp.eye(d)
-        qx = jnp.einsum("krj,ikj->ikr", big_q, x[:, None, :] - means[None])
-        main = alphas[None] + q.sum(1)[None] - 0.5 * (qx ** 2).sum(2)
-        return (jsp.logsumexp(main, axis=1).sum() - n * jsp.logsumexp(alphas)
-                + 0.5 * ((jnp.exp(q) ** 2).sum() + (l_ ** 2).sum()))
-
-    return objective
 
 
 # --------------------------------------------------------------------------- 3. launch
