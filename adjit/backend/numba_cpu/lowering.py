@@ -263,7 +263,11 @@ def _take(g: Generator, eqn, read, index):
     k = len(idx.aval.shape)
     i_expr = read(idx, index[axis:axis + k])
     n = g.dim(x.aval.shape[axis])
-    clamped = f"rt.clip({i_expr} + ({n} if {i_expr} < 0 else 0), 0, {n} - 1)"
+    # NumPy's wrap-around of a negative index, then clamped into range (as jax's "clip"
+    # mode): conditional expressions, not builtin min/max (an overload Numba compiles anew in
+    # every process), nor rt.clip (the CUDA target shares this table and has no rt).
+    wrapped = f"({i_expr} + {n} if {i_expr} < 0 else {i_expr})"
+    clamped = f"(0 if {wrapped} < 0 else {n} - 1 if {wrapped} > {n} - 1 else {wrapped})"
     return read(x, [*index[:axis], clamped, *index[axis + k:]])
 
 
