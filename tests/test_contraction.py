@@ -145,7 +145,7 @@ def test_batched_products_are_blas_calls_on_views(spec):
         return [y, *pullback(u)]
 
     schedule, source = _schedule(fn, u, *xs)
-    assert source.count("np.dot(") == 3, source
+    assert source.count("rt.dot_into(") == 3, source
     assert schedule.loop_count == 0, source
 
 
@@ -154,19 +154,19 @@ def test_gmm_contraction_copies_its_operand_once():
     (K, n, d) order before the loop of BLAS calls, none per k."""
     q, x = _operands("krj,ikj->ikr", BIG, 0)
     schedule, source = _schedule(lambda q, x: [anp.sum(anp.einsum("krj,ikj->ikr", q, x))], q, x)
-    assert source.count("np.dot(") == 1, source
+    assert source.count("rt.dot_into(") == 1, source
     assert schedule.loop_count == 2, source  # the copy, and the sum
 
 
 def test_small_products_are_loops_chosen_at_run_time():
     xs = _operands("bij,bjk->bik", SMALL, 0)
     _, source = _schedule(lambda a, b: [anp.einsum("bij,bjk->bik", a, b)], *xs)
-    assert f">= {BLAS_MIN_WORK}:" in source and "np.dot(" in source
+    assert f">= {BLAS_MIN_WORK}:" in source and "rt.dot_into(" in source
 
 
 def test_a_stack_times_one_matrix_is_one_blas_call():
-    """x @ W over a batch (a dense layer): the batch folds into the rows, one np.dot."""
+    """x @ W over a batch (a dense layer): the batch folds into the rows, one BLAS call."""
     xs = _operands("ijk,kl->ijl", BIG, 0)
     schedule, source = _schedule(lambda x, w: [anp.einsum("ijk,kl->ijl", x, w), x @ w], *xs)
-    assert source.count("np.dot(") == 1 and ".reshape(" in source, source  # one, after CSE
+    assert source.count("rt.dot_into(") == 1 and ".reshape(" in source, source  # one, after CSE
     assert schedule.loop_count == 0 and " for " not in source, source

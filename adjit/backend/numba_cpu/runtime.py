@@ -101,5 +101,11 @@ def dot(a, b):
 
 
 @_cached
+def dot_into(a, b, out):
+    """``np.dot(a, b, out)``: the product written into ``out`` (a slice of a stack)."""
+    np.dot(a, b, out)
+
+
+@_cached
 def ascontiguousarray(a):
     return np.ascontiguousarray(a)
