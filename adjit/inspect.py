@@ -20,6 +20,8 @@ class Inspection:
     def __init__(self, graph, consts, leaves):
         self.graph = graph
         compiled = get_target("cpu").compile(graph, reason="adjit.inspect")
+        from adjit.backend.numba_cpu import compat  # (loaded by get_target("cpu"))
+
         self.passes = compiled.trail
         self.optimized = compiled.optimized
         self.schedule = compiled.schedule
@@ -28,8 +30,10 @@ class Inspection:
                              for x in leaves]]
         compiled.compile_for(inputs)
         signature = compiled.arg_types
-        self.llvm = compiled.dispatcher.inspect_llvm(signature)
-        self.asm = compiled.dispatcher.inspect_asm(signature)
+        # (a kernel loaded from the disk cache has no IR to show: compiled afresh for this)
+        dispatcher = compat.inspectable(compiled.dispatcher, signature, self.source)
+        self.llvm = dispatcher.inspect_llvm(signature)
+        self.asm = dispatcher.inspect_asm(signature)
 
     @property
     def counts(self) -> dict:

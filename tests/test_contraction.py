@@ -165,7 +165,7 @@ def test_small_products_are_loops_chosen_at_run_time():
 
 
 def test_a_stack_times_one_matrix_is_one_blas_call():
-    """x @ W over a batch (a dense layer): the batch folds into the rows, one np.dot."""
+    """x @ W over a batch (a dense layer): the batch folds into the rows, one BLAS call."""
     xs = _operands("ijk,kl->ijl", BIG, 0)
     schedule, source = _schedule(lambda x, w: [anp.einsum("ijk,kl->ijl", x, w), x @ w], *xs)
     assert source.count("rt.dot_into(") == 1 and ".reshape(" in source, source  # one, after CSE

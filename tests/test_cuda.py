@@ -284,7 +284,11 @@ def test_float32_case_matches_cpu(cuda, name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.name)
-def test_every_case_matches_cpu(cuda, c):
+def test_every_case_matches_cpu(cuda, c, monkeypatch):
+    """Against the CPU target's reference interpreter: compiling a CPU kernel per case was
+    nine tenths of this test's time, tests/test_compiled.py checks the CPU kernels of every
+    case against that interpreter (value, JVP, VJP, to the same tolerances), and
+    test_case_matches_cpu compares a representative set with the CPU kernels themselves."""
     from adjit.backend.numba_cuda.lowering import DECLINED
 
     xs = tuple(np.asarray(x, np.float64) for x in c.inputs())
@@ -293,7 +297,9 @@ def test_every_case_matches_cpu(cuda, c):
         with pytest.raises(MissingRuleError, match="primitive '.*' has no CUDA lowering"):
             adjit.jit(body, target="cuda")(*xs)
         return
-    _compare(adjit.jit(body, target="cuda")(*xs), adjit.jit(body)(*xs), 1e-9, 1e-12, c.name)
+    got = adjit.jit(body, target="cuda")(*xs)
+    monkeypatch.setattr(config, "jit", False)
+    _compare(got, adjit.jit(body)(*xs), 1e-9, 1e-12, c.name)
 
 
 def _seed(x):
@@ -324,14 +330,17 @@ def test_transforms(cuda, dtype):
 
 @pytest.mark.parametrize("axes", [None, 0, 1, (0, 2)])
 @pytest.mark.parametrize("reduce", ["sum", "prod", "max", "min"])
-def test_reductions_over_blocks(cuda, reduce, axes):
+def test_reductions_over_blocks(cuda, reduce, axes, monkeypatch):
     """More elements than the simulator's two blocks of 8 threads hold: grid-stride loops,
-    the block reduction and the second pass, and partial reductions."""
+    the block reduction and the second pass, and partial reductions. The reference is the
+    interpreter (test_compiled checks the CPU kernels of these reductions against it)."""
     x = np.random.default_rng(0).uniform(0.9, 1.1, (5, 3, 4))
     fn = lambda a: getattr(anp, reduce)(anp.cos(a) * a, axis=axes)
-    _compare(adjit.jit(fn, target="cuda")(x), adjit.jit(fn)(x), 1e-12, 1e-12)
-    g = adjit.grad(lambda a: anp.sum(fn(a)))
-    _compare(adjit.grad(lambda a: anp.sum(fn(a)), target="cuda")(x), g(x), 1e-12, 1e-12)
+    value = adjit.jit(fn, target="cuda")(x)
+    grad = adjit.grad(lambda a: anp.sum(fn(a)), target="cuda")(x)
+    monkeypatch.setattr(config, "jit", False)
+    _compare(value, adjit.jit(fn)(x), 1e-12, 1e-12)
+    _compare(grad, adjit.grad(lambda a: anp.sum(fn(a)))(x), 1e-12, 1e-12)
 
 
 def test_reductions_of_different_axes_in_one_nest(cuda):

@@ -9,6 +9,12 @@ Calling a kernel (used by ``runner.py``):
 * A dispatcher's ``__call__`` types its arguments and looks up the signature on every call:
   :func:`entry_point` returns the compiled function of one signature, to call directly.
 
+Inspecting a kernel (used by ``adjit.inspect``):
+
+* Numba keeps no LLVM IR or assembly for code it loaded from its disk cache
+  (``inspect_llvm`` warns "Inspection disabled for cached code" and returns invalid text):
+  :func:`inspectable` compiles a fresh copy in memory for such a kernel.
+
 Generated source (used by ``lowering.py``):
 
 * Numba compiles ``np.fft`` only with the rocket-fft package installed (an optional extra):
@@ -166,6 +172,19 @@ def ensure_disk_caching(dispatcher) -> None:
 
     if isinstance(dispatcher._cache, NullCache):
         dispatcher.enable_caching()
+
+
+def inspectable(dispatcher, arg_types: tuple, source: str):
+    """``dispatcher``, or where its code for ``arg_types`` came from Numba's disk cache (which
+    keeps no LLVM IR or assembly), a copy of ``source``'s ``kernel`` compiled in memory for
+    ``arg_types``, whose ``inspect_llvm``/``inspect_asm`` show the code."""
+    if not dispatcher.overloads[arg_types].library._disable_inspection:
+        return dispatcher
+    namespace: dict = {}
+    exec(compile_without_disk_cache(source, "<adjit.inspect>"), namespace)
+    kernel = namespace["kernel"]
+    kernel.compile(arg_types)
+    return kernel
 
 
 def cache_counts(dispatcher) -> tuple[int, int]:

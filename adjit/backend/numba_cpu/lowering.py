@@ -345,13 +345,15 @@ BLAS_MIN_WORK = 1000
 
 def _stacked_matmul(g: Generator, eqn):
     """A product of stacks of matrices: loops over the batch axes, each step ``np.dot`` (BLAS)
-    of two 2-D slices written into the output's slice. A slice ``x[b]`` of a C-contiguous array
-    is one Numba hands to BLAS without a copy, ``x[b].T`` with its transpose flag; so an
-    operand that is a view (the last two axes swapped, a broadcast along the batch) is read in
-    its source (``Schedule.stacked``), and a non-contiguous input is copied once, before the
-    loop. Below ``BLAS_MIN_WORK`` multiply-adds per matrix the step is plain loops instead
-    (chosen in the kernel when the lengths are symbolic). A stack times one matrix is one
-    product of the stack's rows."""
+    of two 2-D slices written into the output's slice, through ``rt.dot_into`` (compiled once
+    per layout and cached on disk: Numba compiles ``np.dot`` with ``out`` anew at each call
+    site, about 0.15 s per product of a kernel's first compilation). A slice ``x[b]`` of a
+    C-contiguous array is one Numba hands to BLAS without a copy, ``x[b].T`` with its
+    transpose flag; so an operand that is a view (the last two axes swapped, a broadcast along
+    the batch) is read in its source (``Schedule.stacked``), and a non-contiguous input is
+    copied once, before the loop. Below ``BLAS_MIN_WORK`` multiply-adds per matrix the step is
+    plain loops instead (chosen in the kernel when the lengths are symbolic). A stack times one
+    matrix is one product of the stack's rows."""
     x, y = eqn.inputs
     batch = eqn.out.aval.shape[:-2]
     operands = []
