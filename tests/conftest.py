@@ -1,10 +1,15 @@
 """Test settings: every graph built is type-checked, and the disk cache lives in a temp folder."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("ADJIT_CHECK_GRAPHS", "1")
-os.environ.setdefault("ADJIT_CACHE_DIR", tempfile.mkdtemp(prefix="adjit-test-cache-"))
+if "ADJIT_CACHE_DIR" not in os.environ:
+    os.environ["ADJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="adjit-test-cache-")
+    # (removed at exit: each run's kernels would otherwise pile up in the temp folder)
+    atexit.register(shutil.rmtree, os.environ["ADJIT_CACHE_DIR"], ignore_errors=True)
 
 import pytest  # noqa: E402  (the environment above is set before anything imports adjit)
 
