@@ -36,7 +36,7 @@ import numpy as np
 from collections import defaultdict
 
 program, peer = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.join(sys.argv[3], "adbench"))  # gmm: ADBench's GMM objective
+sys.path[:0] = [sys.argv[3], os.path.join(sys.argv[3], "adbench")]  # benchmarks/: mlp, gmm
 
 
 def make(np_, anp):
@@ -45,16 +45,8 @@ def make(np_, anp):
     if program == "seed":
         return (lambda x: x ** 2 + anp.sin(x)), (0.5,)
     if program == "mlp":
-        x = rng.standard_normal((512, 784))
-        y = np.eye(10)[rng.integers(0, 10, 512)]
-        params = (rng.standard_normal((784, 256)) * 0.05, np.zeros(256),
-                  rng.standard_normal((256, 10)) * 0.05, np.zeros(10))
-
-        def loss(p):
-            w1, b1, w2, b2 = p
-            z = anp.tanh(x @ w1 + b1) @ w2 + b2
-            z = z - anp.max(z, axis=1, keepdims=True)
-            return -anp.sum(y * (z - anp.log(anp.sum(anp.exp(z), axis=1, keepdims=True)))) / 512
+        import mlp
+        loss, params, _ = mlp.make(anp, rng)
         return loss, (params,)
     if program == "gmm":
         import gmm

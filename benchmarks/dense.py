@@ -41,25 +41,9 @@ def least_squares(np_):
 
 
 def mlp(np_):
-    x = rng.standard_normal((512, 784))
-    y = np.eye(10)[rng.integers(0, 10, 512)]
-    params = (rng.standard_normal((784, 256)) * 0.05, np.zeros(256),
-              rng.standard_normal((256, 10)) * 0.05, np.zeros(10))
+    import mlp as workload
 
-    def loss(p):
-        w1, b1, w2, b2 = p
-        z = np_.tanh(x @ w1 + b1) @ w2 + b2
-        z = z - np_.max(z, axis=1, keepdims=True)
-        return -np_.sum(y * (z - np_.log(np_.sum(np_.exp(z), axis=1, keepdims=True)))) / 512
-
-    def by_hand(p):
-        w1, b1, w2, b2 = p
-        h = np.tanh(x @ w1 + b1)
-        z = h @ w2 + b2
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        dz = (e / e.sum(axis=1, keepdims=True) * y.sum(axis=1, keepdims=True) - y) / 512
-        da = (dz @ w2.T) * (1.0 - h * h)
-        return (x.T @ da, da.sum(axis=0), h.T @ dz, dz.sum(axis=0))
+    loss, params, by_hand = workload.make(np_, rng)
     return loss, by_hand, (params,), None
 
 
