@@ -257,18 +257,26 @@ def _iota(g: Generator, eqn, read, index):
     return f"np.{eqn.params['dtype'].name}({index[eqn.params['dimension']]})"
 
 
+def clamped(i: str, last) -> str:
+    """Source text of ``i`` clamped into 0..``last``: conditional expressions rather than
+    builtin ``min``/``max``, overloads Numba compiles anew in every process (the CUDA target
+    shares the gather table, so no ``rt`` helper either)."""
+    return f"(0 if {i} < 0 else {last} if {i} > {last} else {i})"
+
+
+def clamped_index(i: str, n: str) -> str:
+    """Source text of index ``i`` into a length ``n``: NumPy's wrap-around of a negative index,
+    then clamped into range (jax's "clip" mode)."""
+    return clamped(f"({i} + {n} if {i} < 0 else {i})", f"{n} - 1")
+
+
 def _take(g: Generator, eqn, read, index):
     x, idx = eqn.inputs
     axis = eqn.params["axis"]
     k = len(idx.aval.shape)
     i_expr = read(idx, index[axis:axis + k])
     n = g.dim(x.aval.shape[axis])
-    # NumPy's wrap-around of a negative index, then clamped into range (as jax's "clip"
-    # mode): conditional expressions, not builtin min/max (an overload Numba compiles anew in
-    # every process), nor rt.clip (the CUDA target shares this table and has no rt).
-    wrapped = f"({i_expr} + {n} if {i_expr} < 0 else {i_expr})"
-    clamped = f"(0 if {wrapped} < 0 else {n} - 1 if {wrapped} > {n} - 1 else {wrapped})"
-    return read(x, [*index[:axis], clamped, *index[axis + k:]])
+    return read(x, [*index[:axis], clamped_index(i_expr, n), *index[axis + k:]])
 
 
 # An element read at a computed index: lower(gen, eqn, read, index) -> expression.
@@ -496,7 +504,7 @@ def _scatter_add(g: Generator, eqn):
     n = f"{out}.shape[{axis}]"
     i_expr = f"{g.atom(idx)}[{', '.join(index[axis:axis + k])}]" if k else g.atom(idx)
     g.w(f"p = {i_expr}")
-    g.w(f"p = rt.clip(p + ({n} if p < 0 else 0), 0, {n} - 1)")
+    g.w(f"p = {clamped_index('p', n)}")
     at = ", ".join([*index[:axis], "p", *index[axis + k:]])
     g.w(f"{target}{at}] += {g.atom(upd)}[{', '.join(index)}]")
     g.w.depth -= depth
@@ -687,7 +695,8 @@ def _cond(g: Generator, eqn):
     branches = eqn.params["branches"]
     args = [g.atom(a) for a in operands]
     which = g.fresh("branch")
-    g.w(f"{which} = rt.clip({g.atom(index)}, 0, {len(branches) - 1})")
+    g.w(f"{which} = {g.atom(index)}")
+    g.w(f"{which} = {clamped(which, len(branches) - 1)}")
     for i, branch in enumerate(branches):
         if len(branches) > 1:
             g.w(f"if {which} == 0:" if i == 0 else

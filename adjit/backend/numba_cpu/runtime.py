@@ -107,12 +107,5 @@ def dot_into(a, b, out):
 
 
 @_cached
-def clip(i, lo, hi):
-    """``min(max(i, lo), hi)``: Numba's builtin min and max are overloads compiled anew in every
-    process."""
-    return lo if i < lo else hi if i > hi else i
-
-
-@_cached
 def ascontiguousarray(a):
     return np.ascontiguousarray(a)

@@ -37,6 +37,7 @@ from adjit.backend.numba_cpu.lowering import (
     REDUCE_LOWERINGS,
     SCALAR_LOWERINGS,
     SCIPY_SPECIAL,
+    clamped_index,
 )
 from adjit.backend.numba_cpu.lowering import (
     HELPERS as CPU_HELPERS,
@@ -239,7 +240,7 @@ def _scatter_add(g: Generator, eqn):
     def emit(w, index):
         n = g.dim(out.aval.shape[axis])
         w(f"p = {g.elem(idx, index[axis:axis + k])}")
-        w(f"p = min(max(p + ({n} if p < 0 else 0), 0), {n} - 1)")
+        w(f"p = {clamped_index('p', n)}")
         at = [*index[:axis], "p", *index[axis + k:]]
         where = at[0] if len(at) == 1 else f"({', '.join(at)})"
         w(f"cuda.atomic.add({g.param(g.name(out))}, {where}, {g.elem(upd, index)})")
