@@ -28,7 +28,7 @@ TABLE = [
     "bji,bjk->bki",         # both transposed, the output too
     "bhqd,bhkd->bhqk",      # attention scores
     "bhqk,bhkd->bhqd",      # attention output
-    "krj,ikj->ikr",         # ADBench GMM: a batch axis between the matrix axes (one copy)
+    "krj,ikj->ikr",         # ADBench GMM: a batch axis between the matrix axes (read in place)
     "ijk,kl->ijl",          # a second free letter: a batch axis of the other operand
     "ij,bjk->bik",          # a matrix broadcast along the batch
     "ijk,jkl->il",          # two contracted letters: one fused loop
@@ -145,28 +145,58 @@ def test_batched_products_are_blas_calls_on_views(spec):
         return [y, *pullback(u)]
 
     schedule, source = _schedule(fn, u, *xs)
-    assert source.count("rt.dot_into(") == 3, source
+    assert source.count("rt.gemm_into(") == 3, source
     assert schedule.loop_count == 0, source
 
 
-def test_gmm_contraction_copies_its_operand_once():
-    """'krj,ikj->ikr' reads x (n, K, d) per k as x[:, k, :]: one contiguous copy of x in
-    (K, n, d) order before the loop of BLAS calls, none per k."""
+def test_gmm_contraction_reads_its_operand_in_place():
+    """'krj,ikj->ikr' reads x (n, K, d) per k as x[:, k, :] in place (BLAS with x's row
+    stride), with no loop nest copying x into (K, n, d) order: the only nest is the sum."""
     q, x = _operands("krj,ikj->ikr", BIG, 0)
     schedule, source = _schedule(lambda q, x: [anp.sum(anp.einsum("krj,ikj->ikr", q, x))], q, x)
-    assert source.count("rt.dot_into(") == 1, source
-    assert schedule.loop_count == 2, source  # the copy, and the sum
+    assert source.count("rt.gemm_into(") == 1 and ", :]" in source, source
+    assert schedule.loop_count == 1, source
 
 
 def test_small_products_are_loops_chosen_at_run_time():
     xs = _operands("bij,bjk->bik", SMALL, 0)
     _, source = _schedule(lambda a, b: [anp.einsum("bij,bjk->bik", a, b)], *xs)
-    assert f">= {BLAS_MIN_WORK}:" in source and "rt.dot_into(" in source
+    assert f">= {BLAS_MIN_WORK}:" in source and "rt.gemm_into(" in source
 
 
 def test_a_stack_times_one_matrix_is_one_blas_call():
     """x @ W over a batch (a dense layer): the batch folds into the rows, one BLAS call."""
     xs = _operands("ijk,kl->ijl", BIG, 0)
     schedule, source = _schedule(lambda x, w: [anp.einsum("ijk,kl->ijl", x, w), x @ w], *xs)
-    assert source.count("rt.dot_into(") == 1 and ".reshape(" in source, source  # one, after CSE
+    assert source.count("rt.gemm_into(") == 1 and ".reshape(" in source, source  # one, after CSE
     assert schedule.loop_count == 0 and " for " not in source, source
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
+def test_gemm_into_reads_every_layout_in_place_or_copies(dtype):
+    """``rt.gemm_into`` against NumPy for operands whose rows are contiguous, whose columns
+    are, neither (a reversed view: copied first), single rows and columns, k = 0, into a slice
+    of a stack (its neighbours untouched); integers run as loops (no BLAS)."""
+    from adjit.backend.numba_cpu import runtime as rt
+
+    rng = np.random.default_rng(0)
+    for m, k, n in [(3, 4, 5), (1, 4, 5), (3, 1, 5), (3, 4, 1), (1, 1, 1), (3, 0, 2)]:
+        a4 = (rng.standard_normal((m, 3, k, 2)) * 4).astype(dtype)
+        b3 = (rng.standard_normal((k, 2, n)) * 4).astype(dtype)
+        lefts = [a4[:, 1, :, 0], np.ascontiguousarray(a4[:, 1, :, 0]),
+                 np.asfortranarray(a4[:, 1, :, 0]), a4[::-1, 1, :, 0], a4[:, 1, :, :].T[0].T]
+        rights = [b3[:, 1, :], np.ascontiguousarray(b3[:, 1, :]), np.asfortranarray(b3[:, 1, :])]
+        for a in lefts:
+            for b in rights:
+                stack = np.full((2, m, n), 7, dtype)
+                rt.gemm_into(a, b, stack[1])
+                np.testing.assert_allclose(stack[1], a @ b, rtol=1e-5, atol=1e-4)
+                assert (stack[0] == 7).all()
+
+
+def test_gemm_into_refuses_an_output_without_contiguous_rows():
+    from adjit.backend.numba_cpu import runtime as rt
+
+    out = np.zeros((3, 4), order="F")
+    with pytest.raises(ValueError, match="contiguous rows"):
+        rt.gemm_into(np.ones((3, 2)), np.ones((2, 4)), out)

@@ -173,12 +173,12 @@ def blas_view(view: Eqn, views, side: int) -> bool:
 def stacked_matrices(x, views, batch: int, stop=None):
     """How a product of stacks of matrices (``batch`` leading batch axes) reads its operand
     ``x`` without computing it, where ``x`` is a computed value or a view of one (through
-    transposes, broadcasts and unit reshapes): ``(source, lead, transposed)``, each matrix of
-    the stack being ``source[lead]`` (``.T`` if ``transposed``), where ``lead`` names, per
-    leading axis of the source, the batch axis indexing it (None: a broadcast axis, read at 0).
-    The source is the first value that is not a view, or the view ``stop``. None where the
-    matrices are not the last two axes of the source, so a BLAS call cannot read them as they
-    are."""
+    transposes, broadcasts and unit reshapes): ``(source, axes)``, where ``axes`` names what
+    indexes each axis of the source: a batch axis (its number), ``None`` (a broadcast axis,
+    read at 0), or ``"i"`` / ``"j"``, the row and column of each matrix. The source is the
+    first value that is not a view, or the view ``stop``. None where the matrices' columns or
+    rows are not the source's last axis: a BLAS call reads a matrix in place (the source is a
+    C-contiguous array) only where one of its axes is contiguous."""
     index = [f"b{k}" for k in range(batch)] + ["i", "j"]
     while not isinstance(x, Literal) and x.id in views and x is not stop:
         view = views[x.id]
@@ -186,12 +186,11 @@ def stacked_matrices(x, views, batch: int, stop=None):
             return None
         index = view_index(view, index)
         x = view.inputs[0]
-    if isinstance(x, Literal) or len(index) < 2 or tuple(index[-2:]) not in (("i", "j"),
-                                                                               ("j", "i")):
+    if isinstance(x, Literal) or not index or index[-1] not in ("i", "j"):
         return None
-    if any(t in ("i", "j") for t in index[:-2]):
+    if index.count("i") != 1 or index.count("j") != 1:
         return None
-    return x, [None if t == "0" else int(t[1:]) for t in index[:-2]], index[-1] == "i"
+    return x, [t if t in ("i", "j") else None if t == "0" else int(t[1:]) for t in index]
 
 
 def _demand_order(nest: LoopNest) -> list:

@@ -352,58 +352,60 @@ BLAS_MIN_WORK = 1000
 
 
 def _stacked_matmul(g: Generator, eqn):
-    """A product of stacks of matrices: loops over the batch axes, each step ``np.dot`` (BLAS)
-    of two 2-D slices written into the output's slice, through ``rt.dot_into`` (compiled once
-    per layout and cached on disk: Numba compiles ``np.dot`` with ``out`` anew at each call
-    site, about 0.15 s per product of a kernel's first compilation). A slice ``x[b]`` of a
-    C-contiguous array is one Numba hands to BLAS without a copy, ``x[b].T`` with its
-    transpose flag; so an operand that is a view (the last two axes swapped, a broadcast along
-    the batch) is read in its source (``Schedule.stacked``), and a non-contiguous input is
-    copied once, before the loop. Below ``BLAS_MIN_WORK`` multiply-adds per matrix the step is
-    plain loops instead (chosen in the kernel when the lengths are symbolic). A stack times one
-    matrix is one product of the stack's rows."""
+    """A product of stacks of matrices: loops over the batch axes, each step one BLAS ``gemm``
+    of two 2-D slices written into the output's slice (``rt.gemm_into``, compiled once per
+    layout and cached on disk). ``gemm_into`` reads a matrix in place wherever its rows or its
+    columns are contiguous, so an operand that is a view (axes permuted, a broadcast along the
+    batch) is read in its source (``Schedule.stacked``): ``x[:, b, :]`` of an (n, K, d) array,
+    ``x[b].T``; a non-contiguous input is copied once, before the loop. Below
+    ``BLAS_MIN_WORK`` multiply-adds per matrix the step is plain loops instead (chosen in the
+    kernel when the lengths are symbolic). A stack times one matrix is one product of the
+    stack's rows."""
     x, y = eqn.inputs
     batch = eqn.out.aval.shape[:-2]
+    standard = [*range(len(batch)), "i", "j"]
     operands = []
     for a in eqn.inputs:
-        source, lead, transposed = g.schedule.stacked.get(a.id) or (
-            a, list(range(len(batch))), False)
+        source, axes = g.schedule.stacked.get(a.id) or (a, standard)
         name = g.fresh("m")
         g.w(f"{name} = {contiguous(g.atom(source))}")
-        operands.append((name, lead, transposed))
+        operands.append((name, axes))
     out = g.name(eqn.out)
     g.alloc(eqn.out)
     index = [g.fresh("b") for _ in batch]
 
-    def at(lead):
-        return [index[k] if k is not None else "0" for k in lead]
+    def at(axes, i=":", j=":"):
+        return ", ".join(i if t == "i" else j if t == "j" else "0" if t is None else index[t]
+                         for t in axes)
 
-    def matrix(name, lead, transposed):
-        text = f"{name}[{', '.join(at(lead))}]" if lead else name
-        return f"{text}.T" if transposed else text
-
-    def element(name, lead, transposed, i, j):
-        return f"{name}[{', '.join(at(lead) + ([j, i] if transposed else [i, j]))}]"
+    def matrix(name, axes):
+        if axes == ["i", "j"]:
+            return name
+        if axes[-2:] == ["i", "j"] and all(t is not None for t in axes[:-2]):
+            return f"{name}[{at(axes[:-2])}]"
+        return f"{name}[{at(axes)}]" + (".T" if axes.index("j") < axes.index("i") else "")
 
     def loops():
         i, j, p, acc = g.fresh("i"), g.fresh("j"), g.fresh("p"), g.fresh("acc")
+        (left, left_axes), (right, right_axes) = operands
         g.w(f"for {i} in range({g.dim(m)}):")
         g.w(f"    for {j} in range({g.dim(n)}):")
         g.w(f"        {acc} = {g.const(0, eqn.out.aval.dtype)}")
         g.w(f"        for {p} in range({g.dim(k)}):")
-        g.w(f"            {acc} += {element(*operands[0], i, p)} * {element(*operands[1], p, j)}")
+        g.w(f"            {acc} += {left}[{at(left_axes, i, p)}] * "
+            f"{right}[{at(right_axes, p, j)}]")
         g.w(f"        {out}[{', '.join([*index, i, j])}] = {acc}")
 
     m, k, n = x.aval.shape[-2], x.aval.shape[-1], y.aval.shape[-1]
-    (left, lead, transposed), right = operands
-    if lead == list(range(len(batch))) and not transposed and all(b is None for b in right[1]):
+    (left, left_axes), right = operands
+    if left_axes == standard and all(t in ("i", "j", None) for t in right[1]):
         # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
         # batch axes fold into the rows of the left operand and the output, one BLAS call.
         rows = " * ".join(g.dim(d) for d in (*batch, m))
-        g.w(f"rt.dot_into({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
+        g.w(f"rt.gemm_into({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
             f"{out}.reshape(({rows}, {g.dim(n)})))")
         return
-    blas = (f"rt.dot_into({matrix(*operands[0])}, {matrix(*operands[1])}, "
+    blas = (f"rt.gemm_into({matrix(*operands[0])}, {matrix(*operands[1])}, "
             f"{out}[{', '.join(index)}])")
     _loops(g, batch, index)
     if not any(is_symbolic(d) for d in (m, k, n)):

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -101,11 +101,114 @@ def dot(a, b):
 
 
 @_cached
-def dot_into(a, b, out):
-    """``np.dot(a, b, out)``: a product written into an existing array (a slice of a stack)."""
-    np.dot(a, b, out)
+def ascontiguousarray(a):
+    return np.ascontiguousarray(a)
+
+
+# ----------------------------------------------------------------- matrix products in place
+#
+# ``gemm_into(a, b, out)`` writes ``a @ b`` into ``out`` by one BLAS ``gemm`` that reads each
+# 2-D operand where it lies, given the distance between its rows or its columns (the leading
+# dimension): a matrix of a stack taken along any axes (``x[:, k, :]`` of an (n, K, d) array),
+# or its transpose. Numba's ``np.dot`` copies every operand that is not C- or F-contiguous, so
+# such a matrix used to be copied, and a stack read along a middle axis was first transposed
+# whole into a new array (two of the ADBench GMM gradient's nine (n, K, d) temporaries).
+
+_BLAS_KINDS = {types.float32: "s", types.float64: "d", types.complex64: "c",
+               types.complex128: "z"}
+
+
+@intrinsic
+def _xxgemm(typingctx, transa, transb, m, n, k, a, lda, b, ldb, c, ldc):
+    """Numba's C helper ``numba_xxgemm`` (SciPy's BLAS ``?gemm``, column-major):
+    ``c = op(a) @ op(b)`` of an m x k by a k x n matrix, ``op`` by the flags ``ord('n')``
+    or ``ord('t')``; its status (0: done)."""
+    sig = types.int32(transa, transb, m, n, k, a, lda, b, ldb, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        i8, void_p = ir.IntType(8), ir.IntType(8).as_pointer()
+        intp = context.get_value_type(types.intp)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.IntType(32), [i8, i8, i8, intp, intp, intp, void_p, void_p, intp, void_p, intp,
+                             void_p, void_p, intp]), "numba_xxgemm")
+        dtype = signature.args[5].dtype
+        ta, tb, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
+
+        def data(ty, value):
+            return builder.bitcast(context.make_array(ty)(context, builder, value).data, void_p)
+
+        def slot(number):
+            return builder.bitcast(cgutils.alloca_once_value(
+                builder, context.get_constant(dtype, number)), void_p)
+
+        return builder.call(fn, [
+            ir.Constant(i8, ord(_BLAS_KINDS[dtype])), builder.trunc(ta, i8),
+            builder.trunc(tb, i8), m_, n_, k_, slot(1), data(signature.args[5], a_), lda_,
+            data(signature.args[7], b_), ldb_, slot(0), data(signature.args[9], c_), ldc_])
+
+    return sig, codegen
+
+
+_ROWS, _COLUMNS = 1, 2  # which of a matrix's axes is contiguous (_in_place)
+
+
+@numba.njit(nogil=True)
+def _in_place(x):
+    """How BLAS reads the 2-D array ``x`` where it lies, as ``(axis, leading dimension)``:
+    ``_ROWS`` where its rows are contiguous (column-major, that memory is ``x.T``),
+    ``_COLUMNS`` where its columns are (it is ``x``), or ``(0, 0)`` for neither."""
+    rows, cols = x.shape
+    s = x.itemsize
+    if (cols == 1 or x.strides[1] == s) and (rows == 1 or x.strides[0] >= cols * s):
+        return _ROWS, (x.strides[0] // s if rows > 1 else max(cols, 1))
+    if (rows == 1 or x.strides[0] == s) and (cols == 1 or x.strides[1] >= rows * s):
+        return _COLUMNS, (x.strides[1] // s if cols > 1 else max(rows, 1))
+    return 0, 0
+
+
+def _gemm(a, b, out):
+    """out[...] = a @ b (see gemm_into)."""
+
+
+@overload(_gemm)
+def _gemm_overload(a, b, out):
+    if a.dtype not in _BLAS_KINDS:
+        def loops(a, b, out):  # integers, booleans: no BLAS
+            for i in range(a.shape[0]):
+                for j in range(b.shape[1]):
+                    acc = out.dtype.type(0)
+                    for p in range(a.shape[1]):
+                        acc += a[i, p] * b[p, j]
+                    out[i, j] = acc
+        return loops
+
+    def blas(a, b, out):
+        # BLAS is column-major: the row-major ``out = a @ b`` is its ``out.T = b.T @ a.T``,
+        # where an operand with contiguous rows is its own transpose as BLAS reads it ('n').
+        axis_a, lda = _in_place(a)
+        if axis_a == 0:
+            a = np.ascontiguousarray(a)
+            axis_a, lda = _in_place(a)
+        axis_b, ldb = _in_place(b)
+        if axis_b == 0:
+            b = np.ascontiguousarray(b)
+            axis_b, ldb = _in_place(b)
+        axis_out, ldo = _in_place(out)
+        if axis_out != _ROWS:
+            raise ValueError("adjit: gemm_into writes only into an array with contiguous rows")
+        status = _xxgemm(ord("n") if axis_b == _ROWS else ord("t"),
+                         ord("n") if axis_a == _ROWS else ord("t"),
+                         b.shape[1], a.shape[0], a.shape[1], b, ldb, a, lda, out, ldo)
+        if status != 0:
+            raise RuntimeError("adjit: BLAS gemm failed")
+    return blas
 
 
 @_cached
-def ascontiguousarray(a):
-    return np.ascontiguousarray(a)
+def gemm_into(a, b, out):
+    """``out[...] = a @ b`` for 2-D arrays, by one BLAS ``gemm`` reading each operand in
+    place when its rows or its columns are contiguous (any other operand is copied first)."""
+    if a.shape[1] == 0:
+        out[...] = 0
+    elif out.size:
+        _gemm(a, b, out)
