@@ -14,7 +14,8 @@ import numba
 import numpy as np
 import pytest
 
-from adjit.backend.numba_cpu import cache
+from adjit.backend.numba_cpu import cache  # the CPU target: installs compat's workarounds
+from adjit.config import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 A64 = numba.types.Array(numba.float64, 1, "A")
@@ -291,3 +292,36 @@ def test_typing_error_shows_generated_line(cache_root):
     with pytest.raises(numba.core.errors.TypingError) as info:
         cache.load_kernel(src, SIG)
     assert '"oops"' in str(info.value)
+
+
+def function_passes(library) -> list[str]:
+    """The functions Numba ran its function-level LLVM passes on in ``library`` (recorded while
+    ``numba.core.config.LLVM_PASS_TIMINGS`` is on)."""
+    return [r.name for r in library.recorded_timings if r.name.startswith("Function passes")]
+
+
+@pytest.mark.parametrize("memory_only", [False, True])
+def test_kernels_skip_numba_function_passes(cache_root, monkeypatch, memory_only):
+    """compat.skip_kernel_function_passes: a generated kernel's LLVM is optimized once (by the
+    module pipeline), a user's njit function of the same name as before (twice)."""
+    monkeypatch.setattr(numba.core.config, "LLVM_PASS_TIMINGS", 1)
+    if memory_only:
+        config.update("cache_dir", None)
+    try:  # a new source: compiled, not loaded
+        ours = cache.load_kernel(make_source("3.25"), SIG)
+    finally:
+        config.reset("cache_dir")
+    assert ours.py_func.__module__.endswith("_mem") == memory_only
+    library = ours.overloads[SIG].library
+    assert function_passes(library) == []
+    assert any(r.name.startswith("Module passes") for r in library.recorded_timings)
+    run_kernel(ours, scale=3.25)
+
+    @numba.njit
+    def kernel(x, out):  # the user's own, named like adjit's kernels
+        for i in range(x.shape[0]):
+            out[i] = 2.0 * x[i] + np.cos(x[i])
+        return out
+
+    kernel.compile(SIG)
+    assert function_passes(kernel.overloads[SIG].library) != []

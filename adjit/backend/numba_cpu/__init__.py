@@ -27,3 +27,4 @@ class NumbaCPU(Target):
 
 TARGET = NumbaCPU()
 compat.reuse_freed_memory()  # kernels' temporaries: glibc's heap, not a new mmap per call
+compat.skip_kernel_function_passes()  # LLVM optimizes each kernel once, not twice
