@@ -1,6 +1,7 @@
 """The compiled-kernel cache (adjit.backend.numba_cpu.cache): memory, disk, corruption,
 concurrency."""
 
+import gc
 import json
 import os
 import pathlib
@@ -325,3 +326,35 @@ def test_kernels_skip_numba_function_passes(cache_root, monkeypatch, memory_only
 
     kernel.compile(SIG)
     assert function_passes(kernel.overloads[SIG].library) != []
+
+
+class _CollectorState(numba.core.event.Listener):
+    """Whether Python's garbage collector was on when Numba started compiling."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_start(self, event):
+        self.seen.append(gc.isenabled())
+
+    def on_end(self, event):
+        pass
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_paused_while_numba_compiles(cache_root, enabled):
+    """compat.collector_paused: no garbage collection while Numba compiles a kernel; the
+    collector's state (on, or off by the user) is the same afterwards."""
+    listener = _CollectorState()
+    was = gc.isenabled()
+    if not enabled:
+        gc.disable()
+    try:
+        with numba.core.event.install_listener("numba:compile", listener):
+            kernel = cache.load_kernel(make_source(f"{4.5 + enabled}"), SIG)
+        assert gc.isenabled() == enabled
+    finally:
+        if was:
+            gc.enable()
+    assert listener.seen == [False]
+    run_kernel(kernel, 4.5 + enabled)

@@ -397,7 +397,8 @@ def _compile(dispatcher, name, arg_types, reason, where) -> None:
     """Compile eagerly (or load from Numba's disk cache) and count which one happened."""
     hits, misses = compat.cache_counts(dispatcher)
     start = time.perf_counter()
-    dispatcher.compile(arg_types)
+    with compat.collector_paused():  # Numba's compiler keeps most objects it makes
+        dispatcher.compile(arg_types)
     seconds = time.perf_counter() - start
     new_hits, new_misses = compat.cache_counts(dispatcher)
     with _state_lock:

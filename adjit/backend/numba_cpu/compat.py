@@ -49,6 +49,14 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   top namespace is the module :func:`kernel_module_name` names); every other library (a
   user's ``njit`` functions, Numba's own overloads, ``runtime.py``) is optimized as before.
   If Numba's internals differ from what it expects, it leaves Numba alone.
+* Numba's compiler makes hundreds of thousands of Python objects, about half of them kept
+  (its caches, the kernel's IR and types): CPython's cyclic garbage collector ran about 320
+  times during the GMM gradient's first call, two of them full collections over every object
+  of the process (100-120 ms each), about 0.25 s in all (the 164 ms once seen in the "passes"
+  stage of benchmark row 12 was one of those landing there). :func:`collector_paused` pauses
+  the collector while Numba compiles a kernel (``cache.py``): one young-generation
+  collection afterwards, about 0.1 s. The collector is left alone where it is already off; a
+  ``gc.disable()`` by another thread during the compilation is undone when it ends.
 
 Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
@@ -76,8 +84,10 @@ Cache-related workarounds (used by ``cache.py``):
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
 import functools
+import gc
 import glob
 import os
 import platform
@@ -90,6 +100,7 @@ from numba.core import sigutils
 __all__ = [
     "cache_counts",
     "cache_entry_files",
+    "collector_paused",
     "compile_without_disk_cache",
     "contiguous",
     "ensure_disk_caching",
@@ -196,6 +207,20 @@ def skip_kernel_function_passes() -> bool:
     _optimize_functions._adjit_skips_kernels = True
     CPUCodeLibrary._optimize_functions = _optimize_functions
     return True
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off inside (see the module docstring), unless it is
+    off already; its state is restored on the way out."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def contiguous(expr: str) -> str:
