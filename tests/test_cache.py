@@ -358,3 +358,35 @@ def test_collector_paused_while_numba_compiles(cache_root, enabled):
             gc.enable()
     assert listener.seen == [False]
     run_kernel(kernel, 4.5 + enabled)
+
+
+def test_scope_fixup_defines_what_numbas_does():
+    """compat.fix_scope_fixup: Numba's pipeline calls adjit's copy of fixup_var_define_in_scope,
+    which defines the same variables in the same order in each scope (here: blocks given two
+    fresh scopes, one shared by several blocks, as Numba's passes can leave them)."""
+    from numba.core import ir, ir_utils, untyped_passes
+    from numba.core.compiler import run_frontend
+
+    from adjit.backend.numba_cpu import compat
+
+    def f(x, n):
+        t = 0.0
+        for i in range(n):
+            if x[i] > 0:
+                t += x[i] * 2.0
+            else:
+                t -= 1.0
+        return t
+
+    assert untyped_passes.fixup_var_define_in_scope is compat._fixup_var_define_in_scope
+    defined = []
+    for fixup in (ir_utils.fixup_var_define_in_scope, compat._fixup_var_define_in_scope):
+        blocks = run_frontend(f).blocks
+        assert len(blocks) >= 4
+        shared, alone = ir.Scope(None, ir.unknown_loc), ir.Scope(None, ir.unknown_loc)
+        for i, label in enumerate(sorted(blocks)):
+            blocks[label].scope = alone if i == 1 else shared if i % 2 else blocks[label].scope
+        fixup(blocks)
+        defined.append([list(blocks[label].scope.localvars._con) for label in sorted(blocks)])
+    assert defined[0] == defined[1]
+    assert len(defined[0][1]) > 1  # the fresh scopes did get variables
