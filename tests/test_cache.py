@@ -1,6 +1,7 @@
 """The compiled-kernel cache (adjit.backend.numba_cpu.cache): memory, disk, corruption,
 concurrency."""
 
+import gc
 import json
 import os
 import pathlib
@@ -14,7 +15,8 @@ import numba
 import numpy as np
 import pytest
 
-from adjit.backend.numba_cpu import cache
+from adjit.backend.numba_cpu import cache  # the CPU target: installs compat's workarounds
+from adjit.config import config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 A64 = numba.types.Array(numba.float64, 1, "A")
@@ -291,3 +293,114 @@ def test_typing_error_shows_generated_line(cache_root):
     with pytest.raises(numba.core.errors.TypingError) as info:
         cache.load_kernel(src, SIG)
     assert '"oops"' in str(info.value)
+
+
+def function_passes(library) -> list[str]:
+    """The functions Numba ran its function-level LLVM passes on in ``library`` (recorded while
+    ``numba.core.config.LLVM_PASS_TIMINGS`` is on)."""
+    return [r.name for r in library.recorded_timings if r.name.startswith("Function passes")]
+
+
+@pytest.mark.parametrize("memory_only", [False, True])
+def test_kernels_skip_numba_function_passes(cache_root, monkeypatch, memory_only):
+    """compat.skip_kernel_function_passes: a generated kernel's LLVM is optimized once (by the
+    module pipeline), a user's njit function of the same name as before (twice)."""
+    monkeypatch.setattr(numba.core.config, "LLVM_PASS_TIMINGS", 1)
+    if memory_only:
+        config.update("cache_dir", None)
+    try:  # a new source: compiled, not loaded
+        ours = cache.load_kernel(make_source("3.25"), SIG)
+    finally:
+        config.reset("cache_dir")
+    assert ours.py_func.__module__.endswith("_mem") == memory_only
+    library = ours.overloads[SIG].library
+    assert function_passes(library) == []
+    assert any(r.name.startswith("Module passes") for r in library.recorded_timings)
+    run_kernel(ours, scale=3.25)
+
+    @numba.njit
+    def kernel(x, out):  # the user's own, named like adjit's kernels
+        for i in range(x.shape[0]):
+            out[i] = 2.0 * x[i] + np.cos(x[i])
+        return out
+
+    kernel.compile(SIG)
+    assert function_passes(kernel.overloads[SIG].library) != []
+
+
+class _CollectorState(numba.core.event.Listener):
+    """Whether Python's garbage collector was on when Numba started compiling."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_start(self, event):
+        self.seen.append(gc.isenabled())
+
+    def on_end(self, event):
+        pass
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_collector_paused_while_numba_compiles(cache_root, enabled):
+    """compat.collector_paused: no garbage collection while Numba compiles a kernel; the
+    collector's state (on, or off by the user) is the same afterwards."""
+    listener = _CollectorState()
+    was = gc.isenabled()
+    if not enabled:
+        gc.disable()
+    try:
+        with numba.core.event.install_listener("numba:compile", listener):
+            kernel = cache.load_kernel(make_source(f"{4.5 + enabled}"), SIG)
+        assert gc.isenabled() == enabled
+    finally:
+        if was:
+            gc.enable()
+    assert listener.seen == [False]
+    run_kernel(kernel, 4.5 + enabled)
+
+
+def test_collector_runs_while_a_thread_compiles(cache_root):
+    """A compilation off the main thread (config.tiered's) leaves the collector on: the
+    user's code runs meanwhile, and the collector is the whole process's."""
+    import threading
+
+    listener = _CollectorState()
+    assert gc.isenabled()
+    with numba.core.event.install_listener("numba:compile", listener):
+        thread = threading.Thread(target=lambda: cache.load_kernel(make_source("6.5"), SIG))
+        thread.start()
+        thread.join()
+    assert listener.seen == [True] and gc.isenabled()
+
+
+def test_scope_fixup_defines_what_numbas_does():
+    """compat.fix_scope_fixup: Numba's pipeline calls adjit's copy of fixup_var_define_in_scope,
+    which defines the same variables in the same order in each scope (here: blocks given two
+    fresh scopes, one shared by several blocks, as Numba's passes can leave them)."""
+    from numba.core import ir, ir_utils, untyped_passes
+    from numba.core.compiler import run_frontend
+
+    from adjit.backend.numba_cpu import compat
+
+    def f(x, n):
+        t = 0.0
+        for i in range(n):
+            if x[i] > 0:
+                t += x[i] * 2.0
+            else:
+                t -= 1.0
+        return t
+
+    assert untyped_passes.fixup_var_define_in_scope is compat._fixup_var_define_in_scope
+    defined = []
+    for fixup in (ir_utils.fixup_var_define_in_scope, compat._fixup_var_define_in_scope):
+        blocks = run_frontend(f).blocks
+        assert len(blocks) >= 4
+        shared, alone = ir.Scope(None, ir.unknown_loc), ir.Scope(None, ir.unknown_loc)
+        for i, label in enumerate(sorted(blocks)):
+            blocks[label].scope = alone if i == 1 else shared if i % 2 else blocks[label].scope
+        fixup(blocks)
+        defined.append([list(blocks[label].scope.localvars._con) for label in sorted(blocks)])
+    assert defined[0] == defined[1]
+    assert len(defined[0][1]) > 1  # the fresh scopes did get variables

@@ -9,6 +9,7 @@ kernels, shape errors, one compilation for many sizes, and unusual array layouts
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -283,3 +284,12 @@ def test_inspect_shows_the_code_of_a_kernel_from_the_disk_cache(fresh_cache):
     for info in (first, again):
         assert "define " in info.llvm and "kernel" in info.llvm and "ret" in info.asm
     assert again.llvm.count("define ") == first.llvm.count("define ")
+    # The copy is compiled as the kernel was (as a kernel: compat.skip_kernel_function_passes).
+    assert machine_code(again.asm) == machine_code(first.asm)
+
+
+def machine_code(asm: str) -> list[str]:
+    """The instructions of an assembly listing, symbol and label names left out (a compilation
+    numbers them afresh)."""
+    return [re.sub(r"_ZN\S+|\.L\w+|\.const\S*", "S", line) for line in asm.splitlines()
+            if line.startswith("\t") and not line.startswith("\t.")]

@@ -211,7 +211,9 @@ _DTYPE_NAMES = {
 
 
 def dtype_name(dtype) -> str:
-    return _DTYPE_NAMES.get(np.dtype(dtype), str(np.dtype(dtype)))
+    dtype = np.dtype(dtype)
+    name = _DTYPE_NAMES.get(dtype)  # str(dtype) is slow (NumPy makes it in Python): only if needed
+    return str(dtype) if name is None else name
 
 
 class ShapedArray:

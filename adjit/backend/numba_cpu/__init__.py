@@ -27,3 +27,5 @@ class NumbaCPU(Target):
 
 TARGET = NumbaCPU()
 compat.reuse_freed_memory()  # kernels' temporaries: glibc's heap, not a new mmap per call
+compat.skip_kernel_function_passes()  # LLVM optimizes each kernel once, not twice
+compat.fix_scope_fixup()  # a Numba pass quadratic in a kernel's size, made linear

@@ -311,8 +311,8 @@ def _remember_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def _new_module(digest: str, filename: str, suffix: str = "") -> types.ModuleType:
-    name = f"_adjit_kernel_{digest[:32]}{suffix}"
+def _new_module(digest: str, filename: str, memory_only: bool = False) -> types.ModuleType:
+    name = compat.kernel_module_name(digest, memory_only)
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
@@ -384,7 +384,7 @@ def _load_in_memory(source, digest, arg_types, reason):
     if dispatcher is None:
         filename = f"<adjit-kernel-{digest[:16]}>"
         _remember_source(filename, source)
-        module = _new_module(digest, filename, "_mem")
+        module = _new_module(digest, filename, memory_only=True)
         exec(compat.compile_without_disk_cache(source, filename), module.__dict__)
         dispatcher = _get_kernel(module, filename)
         _dispatchers[source] = dispatcher
@@ -397,7 +397,8 @@ def _compile(dispatcher, name, arg_types, reason, where) -> None:
     """Compile eagerly (or load from Numba's disk cache) and count which one happened."""
     hits, misses = compat.cache_counts(dispatcher)
     start = time.perf_counter()
-    dispatcher.compile(arg_types)
+    with compat.collector_paused():  # Numba's compiler keeps most objects it makes
+        dispatcher.compile(arg_types)
     seconds = time.perf_counter() - start
     new_hits, new_misses = compat.cache_counts(dispatcher)
     with _state_lock:

@@ -35,6 +35,39 @@ Allocation (Numba's runtime allocates arrays with the C library's ``malloc``):
   what glibc would reach (``mallopt``: mmap from 32 MiB, trim above 64 MiB), when adjit's CPU
   target is imported, unless the user set them (``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``).
 
+Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
+
+* Numba optimizes every function twice: ``CPUCodeLibrary._optimize_functions`` runs LLVM's
+  function-level O3 passes on each function of each LLVM module added to a library, and
+  finalizing the library runs the whole module pipeline at O3 again (inlining included). For
+  adjit's kernels the first round only costs time (the module pipeline does that work anyway,
+  after inlining): skipping it cut Numba's compilation of the GMM gradient kernel (ADBench,
+  d=10 K=25 n=1000) from 2.9 to 2.5 s and the MLP gradient's from 0.90 to 0.79 s (medians of
+  5, CPU time), and the GMM kernel runs faster (1.6-1.7 ms a call, against 2.2-2.4 ms), the
+  others as fast. :func:`skip_kernel_function_passes` skips it for
+  the functions of adjit's generated modules only (recognized by their mangled names, whose
+  top namespace is the module :func:`kernel_module_name` names); every other library (a
+  user's ``njit`` functions, Numba's own overloads, ``runtime.py``) is optimized as before.
+  If Numba's internals differ from what it expects, it leaves Numba alone.
+* Numba's ``fixup_var_define_in_scope`` (run by its ``inline_closure_likes`` pass on every
+  function) defines every variable of the function in the scope of every block, once per
+  block, although the blocks share one scope: blocks times variables (a GMM gradient
+  kernel: 252 blocks, 43 ms). :func:`fix_scope_fixup` makes it visit each scope once, which
+  defines the same variables in the same order. It applies to every function Numba compiles,
+  a user's too (the result is the same); without that function in Numba it does nothing.
+* Numba's compiler makes hundreds of thousands of Python objects, about half of them kept
+  (its caches, the kernel's IR and types): CPython's cyclic garbage collector ran about 320
+  times during the GMM gradient's first call, two of them full collections over every object
+  of the process (100-120 ms each), about 0.25 s in all (the 164 ms once seen in the "passes"
+  stage of benchmark row 12 was one of those landing there). :func:`collector_paused` pauses
+  the collector while the runner optimizes a graph and generates its kernel (``runner.py``)
+  and while Numba compiles it (``cache.py``); a young-generation collection afterwards costs
+  less (garbage collection in the GMM gradient's first call: 0.24 s before, 0.17 s after; the
+  MLP's 0.13 s, 0.03 s after; the k = 1000 terms program's 1.08 s, 0.44 s after, the rest in
+  the trace). The collector is left alone where it is already off, and by a compilation
+  off the main thread (``config.tiered``'s: the user's code runs meanwhile); a
+  ``gc.disable()`` by another thread during the compilation is undone when it ends.
+
 Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
 would not reach the cached ``rt.empty`` that calls it).
@@ -61,10 +94,15 @@ Cache-related workarounds (used by ``cache.py``):
 from __future__ import annotations
 
 import ast
+import contextlib
 import ctypes
+import functools
+import gc
 import glob
 import os
 import platform
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,15 +111,20 @@ from numba.core import sigutils
 __all__ = [
     "cache_counts",
     "cache_entry_files",
+    "collector_paused",
     "compile_without_disk_cache",
     "contiguous",
     "ensure_disk_caching",
     "entry_point",
+    "fix_scope_fixup",
     "guard_disk_cache",
     "is_dispatcher",
+    "is_kernel_symbol",
     "is_no_locator_error",
+    "kernel_module_name",
     "purge_cache_entry",
     "reuse_freed_memory",
+    "skip_kernel_function_passes",
 ]
 
 
@@ -120,6 +163,106 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # pragma: no cover (a glibc without it)
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 64 << 20))
+
+
+def kernel_module_name(digest: str, memory_only: bool = False) -> str:
+    """The Python module a generated kernel is exec'd in (``cache.py``): a kernel's functions
+    are recognized by it in Numba's mangled names (:func:`skip_kernel_function_passes`)."""
+    return f"_adjit_kernel_{digest[:32]}{'_mem' if memory_only else ''}"
+
+
+# A function defined in a kernel module: Numba's Itanium-style mangled name ``_ZN<len><module>``,
+# or its CPython wrapper's ``_ZN7cpython<len><module>``, or a cfunc wrapper ``cfunc._ZN...``.
+_KERNEL_MODULE = re.compile(r"_adjit_kernel_[0-9a-f]{32}(?:_mem)?")
+_KERNEL_SYMBOL = re.compile(r"(?:cfunc\.)?_ZN(?:7cpython)?(\d+)(_adjit_kernel_\w+)")
+
+
+def is_kernel_symbol(name: str) -> bool:
+    """True for the LLVM name of a function Numba compiled from a kernel module."""
+    match = _KERNEL_SYMBOL.match(name)
+    if match is None:
+        return False
+    length = int(match.group(1))
+    return _KERNEL_MODULE.fullmatch(match.group(2)[:length]) is not None
+
+
+def _defines_kernel(ll_module) -> bool:
+    return any(not fn.is_declaration and is_kernel_symbol(fn.name)
+               for fn in ll_module.functions)
+
+
+def skip_kernel_function_passes() -> bool:
+    """Make Numba skip its function-level LLVM passes on adjit's kernels (see the module
+    docstring); whether it is in place (False where Numba's code library is not as expected)."""
+    try:
+        from numba.core.codegen import CPUCodeLibrary
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    original = getattr(CPUCodeLibrary, "_optimize_functions", None)
+    if original is None:  # pragma: no cover
+        return False
+    if getattr(original, "_adjit_skips_kernels", False):
+        return True
+
+    @functools.wraps(original)
+    def _optimize_functions(self, ll_module):
+        try:
+            data_layout = self._codegen._data_layout
+            kernel = _defines_kernel(ll_module)
+        except Exception:  # pragma: no cover (Numba or llvmlite changed): optimize as before
+            kernel = False
+        if not kernel:
+            return original(self, ll_module)
+        # What the skipped method does first, and the module pipeline relies on.
+        ll_module.data_layout = data_layout
+        return None
+
+    _optimize_functions._adjit_skips_kernels = True
+    CPUCodeLibrary._optimize_functions = _optimize_functions
+    return True
+
+
+def _fixup_var_define_in_scope(blocks):
+    """Numba's ``ir_utils.fixup_var_define_in_scope``, each distinct scope visited once."""
+    used_var = {}
+    for blk in blocks.values():
+        for inst in blk.body:
+            for var in inst.list_vars():
+                used_var[var] = inst
+    scopes = {id(blk.scope): blk.scope for blk in blocks.values()}  # in the blocks' order
+    for scope in scopes.values():
+        for var in used_var:
+            if var.name not in scope.localvars:
+                scope.localvars.define(var.name, var)
+
+
+def fix_scope_fixup() -> bool:
+    """Numba's nopython pipeline calls :func:`_fixup_var_define_in_scope` instead of its own
+    (see the module docstring); whether it is in place."""
+    try:
+        from numba.core import untyped_passes
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    if not hasattr(untyped_passes, "fixup_var_define_in_scope"):  # pragma: no cover
+        return False
+    untyped_passes.fixup_var_define_in_scope = _fixup_var_define_in_scope
+    return True
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off inside (see the module docstring), unless it is
+    off already or this is not the main thread: the collector is the whole process's, and
+    while a thread compiles (``config.tiered``) the user's code runs on; its state is
+    restored on the way out."""
+    if not gc.isenabled() or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def contiguous(expr: str) -> str:
@@ -180,7 +323,9 @@ def inspectable(dispatcher, arg_types: tuple, source: str):
     ``arg_types``, whose ``inspect_llvm``/``inspect_asm`` show the code."""
     if not dispatcher.overloads[arg_types].library._disable_inspection:
         return dispatcher
-    namespace: dict = {}
+    # The kernel's own module name, so the copy is compiled as the kernel was
+    # (skip_kernel_function_passes recognizes a kernel by it).
+    namespace: dict = {"__name__": dispatcher.py_func.__module__}
     exec(compile_without_disk_cache(source, "<adjit.inspect>"), namespace)
     kernel = namespace["kernel"]
     kernel.compile(arg_types)

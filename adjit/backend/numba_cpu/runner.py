@@ -46,9 +46,10 @@ class CompiledGraph:
                  lowerings: dict[str, dict] = LOWERINGS, parallel: bool = False):
         self.trail: list = []
         self.graph = graph
-        self.optimized = optimize(graph, self.trail)
-        self.schedule = fuse(self.optimized, blas=True)
-        self.source = generate(self.schedule, lowerings)
+        with compat.collector_paused():  # as for Numba's compiler: most objects made are kept
+            self.optimized = optimize(graph, self.trail)
+            self.schedule = fuse(self.optimized, blas=True)
+            self.source = generate(self.schedule, lowerings)
         self.reason = reason
         self.kernel = None
         # config.tiered: the thread compiling the kernel, the error it raised (if any), and
