@@ -357,6 +357,13 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
         first_round, pending = False, waiting
     materialize(graph.outvars)
     items.extend(open_nests)
+    # Within a nest, the graph's own order (a topological one): moving equations between
+    # nests must not reorder a loop's body, whose order LLVM's vectorizer is sensitive to (a
+    # loop computing cos before sin ran 6x slower than sin before cos).
+    position = {id(eqn): k for k, eqn in enumerate(graph.eqns)}
+    for item in items:
+        if isinstance(item, LoopNest):
+            item.eqns.sort(key=lambda eqn: position[id(eqn)])
     items = [part for item in items
              for part in (_split(item) if isinstance(item, LoopNest) else [item])]
     return Schedule(graph, items, views, blas_views, stacked)
