@@ -9,7 +9,6 @@ import pytest
 import adjit
 import adjit.numpy as anp
 from adjit.backend.numba_cpu.runner import CompiledGraph
-from adjit.ir.graph import Literal
 from adjit.passes import PIPELINE, fusion, optimize
 from adjit.passes.cse import cse
 from adjit.passes.dce import dce
@@ -247,83 +246,6 @@ def test_fusion_closes_nest_before_reading_a_reduction():
     schedule = fuse(optimize(_graph(lambda x: x - anp.mean(x), np.ones(4))))
     nests = [it for it in schedule.items if isinstance(it, LoopNest) and it.shape]
     assert len(nests) == 2
-
-
-def _stored(schedule) -> list:
-    """The values loop nests write into arrays (read by another item or an output)."""
-    return [e.out for it in schedule.items if isinstance(it, LoopNest) for e in it.eqns
-            if schedule.needed_after(e.out, it)]
-
-
-def test_work_on_a_large_nest_is_not_cut_off_by_a_small_reader_of_its_reduction():
-    """The small (K,) work reading a column sum waits until the exp and the second sum have
-    joined the (n, K) loop: one pass over x, nothing stored but the two sums."""
-    def f(x, w):
-        a = x * 2.0
-        y = anp.sum(a, axis=0) * w           # would close the (n, K) nest
-        return y + anp.sum(anp.exp(a), axis=0)
-
-    x, w = np.linspace(-1.0, 1.0, 12).reshape(4, 3), np.linspace(0.5, 1.0, 3)
-    schedule = fuse(optimize(_graph(f, x, w)))
-    nests = [it for it in schedule.items if isinstance(it, LoopNest)]
-    assert [len(n.shape) for n in nests].count(2) == 1, schedule.items
-    assert all(len(v.aval.shape) == 1 for v in _stored(schedule)), _stored(schedule)
-    np.testing.assert_allclose(adjit.jit(f)(x, w),
-                               (2 * x).sum(0) * w + np.exp(2 * x).sum(0), rtol=1e-13)
-
-
-def test_a_value_is_computed_in_the_nest_that_reads_it():
-    """exp(x) * (x - 1) is traced before the product of x - 1 but read only after it: it
-    moves down into the loop after the product, so only x - 1 (the product's operand) is
-    stored."""
-    def f(x, w):
-        xc = x - 1.0
-        a = anp.exp(x) * xc
-        return anp.sum(a + xc @ w)
-
-    x, w = np.linspace(-1.0, 1.0, 12).reshape(4, 3), np.linspace(0.5, 1.0, 9).reshape(3, 3)
-    schedule = fuse(optimize(_graph(f, x, w)), blas=True)
-    stored = [v for v in _stored(schedule) if v.aval.shape]  # (the sum is the output)
-    assert len(stored) == 1 and len(stored[0].aval.shape) == 2, stored
-    np.testing.assert_allclose(adjit.jit(f)(x, w),
-                               np.sum(np.exp(x) * (x - 1) + (x - 1) @ w), rtol=1e-13)
-
-
-def test_moving_values_down_keeps_every_input_before_its_reader():
-    """A value read by two readers that both move down (``x`` below, read by ``y`` and by
-    ``y``'s reader) is placed before the first of them: each equation's inputs come first."""
-    def f(v):
-        x = 0.5 * v
-        y = v + x
-        return anp.sin(y + x), anp.exp(v) * (y - x)
-
-    graph = optimize(_graph(f, np.ones(3)))
-    order = fusion._sunk(graph.eqns)
-    assert sorted(map(id, order)) == sorted(map(id, graph.eqns))
-    defined = {v.id for v in (*graph.constvars, *graph.invars)}
-    for eqn in order:
-        assert all(a.id in defined for a in eqn.inputs if not isinstance(a, Literal)), eqn
-        defined.update(v.id for v in eqn.outs)
-    v = np.linspace(-1.0, 1.0, 3)
-    for got, want in zip(adjit.jit(f)(v), (np.sin(2 * v), np.exp(v) * v)):
-        np.testing.assert_allclose(got, want, rtol=1e-13)
-
-
-def test_a_nest_keeps_the_graphs_order():
-    """Moving sin(x) down to its reader puts it after cos(x) in fusion's order, but the loop
-    body keeps the graph's order (sin first): LLVM's vectorizer is sensitive to it (a loop
-    through fori_loop computing cos before sin ran 6x slower)."""
-    def f(x):
-        s = anp.sin(x)
-        c = anp.cos(x)
-        return c, x + 0.1 * s
-
-    graph = optimize(_graph(f, np.ones(3)))
-    moved = [e.prim for e in fusion._sunk(graph.eqns) if e.prim in ("sin", "cos")]
-    assert moved == ["cos", "sin"], graph
-    position = {id(e): k for k, e in enumerate(graph.eqns)}
-    (nest,) = [it for it in fuse(graph).items if isinstance(it, LoopNest)]
-    assert [position[id(e)] for e in nest.eqns] == sorted(position[id(e)] for e in nest.eqns)
 
 
 def test_long_nest_is_split_in_demand_order(monkeypatch):

@@ -226,10 +226,6 @@ def _demand_order(nest: LoopNest) -> list:
 # 1000 terms in one nest took 7.7 s of machine-code generation, of 100 terms 0.2 s).
 MAX_NEST_EQNS = 256
 
-# Fusion places each equation at most about this many times while equations wait for a
-# nest to fill (see fuse), which keeps its time linear in the graph's length.
-WAIT_BUDGET = 4
-
 
 def _split(nest: LoopNest) -> list[LoopNest]:
     """A nest longer than MAX_NEST_EQNS as consecutive nests of at most that many equations,
@@ -278,32 +274,12 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             items.append(nest)
             materialized.add(a.id)
 
-    # How many fusible readers of each value are still to be placed: a nest holding values
-    # that some are still to read is worth keeping open for them.
-    unplaced = {}
     for eqn in graph.eqns:
-        if _fusible(eqn):
-            for a in eqn.inputs:
-                if not isinstance(a, Literal):
-                    unplaced[a.id] = unplaced.get(a.id, 0) + 1
-
-    def worth_waiting_for(nest, shape) -> bool:
-        return (_elements(nest.shape) > _elements(shape)
-                and any(unplaced.get(v, 0) for v in nest.defined))
-
-    def place(eqn, waiting: list | None, waiting_ids: set) -> None:
-        """Schedules ``eqn``, or (unless ``waiting`` is None) appends it to ``waiting``: where
-        it reads a waiting value, or where it would close a larger nest whose values
-        equations still to come read (``worth_waiting_for``)."""
-        if waiting is not None and any(
-                not isinstance(a, Literal) and a.id in waiting_ids for a in eqn.inputs):
-            waiting.append(eqn)
-            waiting_ids.update(v.id for v in eqn.outs)
-            return
         if is_view(eqn):
             views[eqn.out.id] = eqn
-            return
-        if not _fusible(eqn):
+            continue
+        fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
+        if not fusible:
             if blas and eqn.prim == "matmul" and eqn.out.aval.ndim > 2:
                 direct = _read_stacked(eqn, views, stacked, materialize)
             else:
@@ -314,117 +290,24 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))
             items.append(eqn)
-            return
+            continue
         shape = iteration_shape(eqn)
         target = next((n for n in open_nests if same_shape(n.shape, shape)
                        and _can_join(eqn, n, views)), None)
         # Any other nest whose values this equation reads must be finished first.
-        read = _sources(eqn.inputs, views)
-        finished = [n for n in open_nests
-                    if n is not target and read & (n.defined | n.reduced)]
-        if waiting is not None and any(worth_waiting_for(n, shape) for n in finished):
-            waiting.append(eqn)
-            waiting_ids.update(v.id for v in eqn.outs)
-            return
-        for a in eqn.inputs:
-            if not isinstance(a, Literal):
-                unplaced[a.id] -= 1
-        for nest in finished:
-            close(nest)
+        for nest in list(open_nests):
+            if nest is not target and _sources(eqn.inputs, views) & (nest.defined | nest.reduced):
+                close(nest)
         if target is None:
             target = LoopNest(tuple(shape))
             open_nests.append(target)
         target.eqns.append(eqn)
         (target.reduced if is_reduction(eqn.prim) else target.defined).add(eqn.out.id)
-
-    # Equations go in graph order, except that one that would close a larger nest whose
-    # values later equations read (it reads a reduction's result, available after the loop)
-    # waits, with everything reading it: the gradient's sum over the points of an (n, K, d)
-    # value then joins the loop computing it rather than a second loop reading it back from
-    # memory. When only waiting equations are left, the first goes (closing that nest) and
-    # the others are placed again in their order, and so on, until WAIT_BUDGET passes over
-    # the graph's length are spent; then the rest go in order.
-    pending = _sunk(graph.eqns)
-    first_round, work = True, 0
-    while pending:
-        waiting: list = []
-        waiting_ids: set = set()
-        may_wait = work < WAIT_BUDGET * len(graph.eqns)
-        for k, eqn in enumerate(pending):
-            # (the first of a later round goes now, closing the nest it waited for)
-            place(eqn, waiting if may_wait and (first_round or k > 0) else None, waiting_ids)
-        work += len(pending)
-        first_round, pending = False, waiting
     materialize(graph.outvars)
     items.extend(open_nests)
-    # Within a nest, the graph's own order (a topological one): moving equations between
-    # nests must not reorder a loop's body, whose order LLVM's vectorizer is sensitive to (a
-    # loop computing cos before sin ran 6x slower than sin before cos).
-    position = {id(eqn): k for k, eqn in enumerate(graph.eqns)}
-    for item in items:
-        if isinstance(item, LoopNest):
-            item.eqns.sort(key=lambda eqn: position[id(eqn)])
     items = [part for item in items
              for part in (_split(item) if isinstance(item, LoopNest) else [item])]
     return Schedule(graph, items, views, blas_views, stacked)
-
-
-def _sunk(eqns: list) -> list:
-    """The equations with each elementwise one, gather and view moved down to just before
-    its first reader (those read only as the graph's outputs stay): a value then joins the
-    loop nest that reads it, as a loop variable, instead of being computed earlier into an
-    array that the reader's nest reads back (``exp(q) * (x - mu)`` of the GMM, computed
-    before the matrix product of ``x - mu`` but read after it). Reductions and whole-array
-    equations keep their order."""
-    readers = set()
-    for eqn in eqns:
-        readers.update(a.id for a in eqn.inputs if not isinstance(a, Literal))
-    held = {}  # output id -> a held equation
-    order: list = []
-
-    def emit(eqn):
-        # inputs first: the held equations producing them (depth-first, without recursion;
-        # an equation leaves ``held`` when its own inputs are taken care of)
-        stack = [(eqn, False)]
-        while stack:
-            e, ready = stack.pop()
-            if ready:
-                order.append(e)
-                continue
-            if e is not eqn:
-                if e.outs[0].id not in held:  # emitted already, by another reader
-                    continue
-                for v in e.outs:
-                    del held[v.id]
-            stack.append((e, True))
-            for a in reversed(e.inputs):
-                if not isinstance(a, Literal) and a.id in held:
-                    stack.append((held[a.id], False))
-
-    for eqn in eqns:
-        if ((_fusible(eqn) and not is_reduction(eqn.prim)) or is_view(eqn)) and any(
-                v.id in readers for v in eqn.outs):
-            for v in eqn.outs:
-                held[v.id] = eqn
-        else:
-            emit(eqn)
-    assert not held, "every held equation has a reader, which releases it"
-    return order
-
-
-def _fusible(eqn: Eqn) -> bool:
-    return kind_of(eqn.prim) in ("elementwise", "gather", "reduction") and not is_view(eqn)
-
-
-# A symbolic length counts as this many elements when fusion compares nests' sizes.
-SYMBOLIC_LENGTH = 1024
-
-
-def _elements(shape) -> int:
-    count = 1
-    for d in shape:
-        count *= SYMBOLIC_LENGTH if isinstance(d, Dim) else d
-    return count
 
 
 def _read_stacked(eqn: Eqn, views, stacked: dict, materialize) -> list:
