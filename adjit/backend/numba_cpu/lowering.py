@@ -358,9 +358,9 @@ def _stacked_matmul(g: Generator, eqn):
     columns are contiguous, so an operand that is a view (axes permuted, a broadcast along the
     batch) is read in its source (``Schedule.stacked``): ``x[:, b, :]`` of an (n, K, d) array,
     ``x[b].T``; a non-contiguous input is copied once, before the loop. Below
-    ``BLAS_MIN_WORK`` multiply-adds per matrix the step is plain loops instead (chosen in the
-    kernel when the lengths are symbolic). A stack times one matrix is one product of the
-    stack's rows."""
+    ``BLAS_MIN_WORK`` multiply-adds per matrix, or for integers and booleans, the step is
+    plain loops instead (chosen in the kernel when the lengths are symbolic). A stack times
+    one matrix is one product of the stack's rows."""
     x, y = eqn.inputs
     batch = eqn.out.aval.shape[:-2]
     standard = [*range(len(batch)), "i", "j"]
@@ -398,6 +398,11 @@ def _stacked_matmul(g: Generator, eqn):
 
     m, k, n = x.aval.shape[-2], x.aval.shape[-1], y.aval.shape[-1]
     (left, left_axes), right = operands
+    if np.dtype(eqn.out.aval.dtype).kind not in "fc":  # integers, booleans: BLAS has none
+        _loops(g, batch, index)
+        loops()
+        g.w.depth -= len(batch)
+        return
     if left_axes == standard and all(t in ("i", "j", None) for t in right[1]):
         # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
         # batch axes fold into the rows of the left operand and the output, one BLAS call.

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -166,49 +166,31 @@ def _in_place(x):
     return 0, 0
 
 
-def _gemm(a, b, out):
-    """out[...] = a @ b (see gemm_into)."""
-
-
-@overload(_gemm)
-def _gemm_overload(a, b, out):
-    if a.dtype not in _BLAS_KINDS:
-        def loops(a, b, out):  # integers, booleans: no BLAS
-            for i in range(a.shape[0]):
-                for j in range(b.shape[1]):
-                    acc = out.dtype.type(0)
-                    for p in range(a.shape[1]):
-                        acc += a[i, p] * b[p, j]
-                    out[i, j] = acc
-        return loops
-
-    def blas(a, b, out):
-        # BLAS is column-major: the row-major ``out = a @ b`` is its ``out.T = b.T @ a.T``,
-        # where an operand with contiguous rows is its own transpose as BLAS reads it ('n').
-        axis_a, lda = _in_place(a)
-        if axis_a == 0:
-            a = np.ascontiguousarray(a)
-            axis_a, lda = _in_place(a)
-        axis_b, ldb = _in_place(b)
-        if axis_b == 0:
-            b = np.ascontiguousarray(b)
-            axis_b, ldb = _in_place(b)
-        axis_out, ldo = _in_place(out)
-        if axis_out != _ROWS:
-            raise ValueError("adjit: gemm_into writes only into an array with contiguous rows")
-        status = _xxgemm(ord("n") if axis_b == _ROWS else ord("t"),
-                         ord("n") if axis_a == _ROWS else ord("t"),
-                         b.shape[1], a.shape[0], a.shape[1], b, ldb, a, lda, out, ldo)
-        if status != 0:
-            raise RuntimeError("adjit: BLAS gemm failed")
-    return blas
-
-
 @_cached
 def gemm_into(a, b, out):
-    """``out[...] = a @ b`` for 2-D arrays, by one BLAS ``gemm`` reading each operand in
-    place when its rows or its columns are contiguous (any other operand is copied first)."""
+    """``out[...] = a @ b`` for 2-D float or complex arrays, by one BLAS ``gemm`` reading each
+    operand in place when its rows or its columns are contiguous (any other operand is copied
+    first)."""
     if a.shape[1] == 0:
         out[...] = 0
-    elif out.size:
-        _gemm(a, b, out)
+        return
+    if out.size == 0:
+        return
+    # BLAS is column-major: the row-major ``out = a @ b`` is its ``out.T = b.T @ a.T``, where
+    # an operand with contiguous rows is its own transpose as BLAS reads it ('n').
+    axis_a, lda = _in_place(a)
+    if axis_a == 0:
+        a = np.ascontiguousarray(a)
+        axis_a, lda = _in_place(a)
+    axis_b, ldb = _in_place(b)
+    if axis_b == 0:
+        b = np.ascontiguousarray(b)
+        axis_b, ldb = _in_place(b)
+    axis_out, ldo = _in_place(out)
+    if axis_out != _ROWS:
+        raise ValueError("adjit: gemm_into writes only into an array with contiguous rows")
+    status = _xxgemm(ord("n") if axis_b == _ROWS else ord("t"),
+                     ord("n") if axis_a == _ROWS else ord("t"),
+                     b.shape[1], a.shape[0], a.shape[1], b, ldb, a, lda, out, ldo)
+    if status != 0:
+        raise RuntimeError("adjit: BLAS gemm failed")
