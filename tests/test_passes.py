@@ -272,6 +272,30 @@ def test_long_nest_is_split_in_demand_order(monkeypatch):
     np.testing.assert_allclose(adjit.jit(grad)(x), expected, rtol=1e-12)
 
 
+def test_pads_and_concatenations_are_read_in_their_readers_nest():
+    """A pad or a concatenation along axes of known length is computed element by element in
+    the nest that reads it (a clamped read kept or zeroed), not written into an array first;
+    along a symbolic axis (whose length may be 0) it stays a whole-array step."""
+    def f(x, y, z):
+        return [st.pad(x, (0, 2), (0, 3), (0, 1)) * 2.0 + 1.0,   # before, after, between
+                st.pad(x, (0, 1), (0, 0), (0, 2)) + 1.0,
+                anp.sum(anp.concatenate([x, anp.sin(y), x * 2.0], axis=1), axis=1),
+                anp.concatenate([x, y[:, :1]], axis=1)[::-1] * 3.0,
+                adjit.grad(lambda z: anp.sum(anp.sin(z[1:])))(z) * 2.0]  # pads n - 1 rows
+
+    rng = np.random.default_rng(0)
+    x, y, z = (rng.standard_normal(shape) for shape in [(5, 3), (5, 2), (7, 2)])
+    cg = _compiled(f, x, y, z)
+    assert [it.prim for it in cg.schedule.items if not isinstance(it, LoopNest)] == \
+        ["pad"], cg.source.text
+    text = cg.source.text
+    assert text.count("rt.zeros(") + text.count(".fill(0)") == 1, text  # the whole-array pad
+    for n in (5, 1):  # the same kernel at another length
+        args = x[:n], y[:n], z[:n + 2]
+        for got, want in zip(adjit.jit(f)(*args), f(*args)):  # f(*args): the interpreter
+            np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
+
+
 def test_matmul_is_not_a_loop():
     cg = _compiled(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
     assert cg.schedule.loop_count == 0

@@ -1,5 +1,6 @@
-"""Fusion: group elementwise equations, gathers and the reductions that consume them into loop
-nests, so a chain like ``sum(x**2 + sin(x))`` and its gradient is one pass over x.
+"""Fusion: group elementwise equations, gathers (pads and concatenations among them, see
+``placed_elementwise``) and the reductions that consume them into loop nests, so a chain like
+``sum(x**2 + sin(x))`` and its gradient is one pass over x.
 
 The result is a schedule: a list whose items are either a ``LoopNest`` (equations evaluated
 element by element over one iteration shape) or a single equation run on whole arrays (a matrix
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adjit.ir.graph import Dim, Eqn, Graph, Literal, same_shape
+from adjit.ir.graph import Dim, Eqn, Graph, Literal, is_symbolic, same_shape
 from adjit.ir.rules import kind_of
 
 
@@ -68,6 +69,35 @@ def _affine(i: str, start, stride: int) -> str:
     """Source text of ``start + stride * i``; a symbolic start prints as an expression."""
     term = i if stride == 1 else f"{stride} * {i}"
     return term if not isinstance(start, Dim) and start == 0 else f"({start} + {term})"
+
+
+def _known_length(n) -> bool:
+    return not is_symbolic(n) and n >= 1
+
+
+def pad_moves(lo, hi, interior) -> bool:
+    """Whether a pad's axis is not its input's axis as it is."""
+    return any(is_symbolic(v) or v != 0 for v in (lo, hi, interior))
+
+
+def placed_elementwise(eqn: Eqn) -> bool:
+    """A pad or a concatenation that a loop nest computes element by element, like a gather:
+    each element reads its input at a clamped index and keeps it or a zero (branch-free, see
+    the lowering). Only where every input's length along the axes it is moved on is known and
+    nonzero, so that a clamped index lies inside the input; others are whole-array steps."""
+    if eqn.prim == "pad":
+        p = eqn.params
+        return all(_known_length(n) for n, lo, hi, k in
+                   zip(eqn.inputs[0].aval.shape, p["lo"], p["hi"], p["interior"])
+                   if pad_moves(lo, hi, k))
+    if eqn.prim == "concatenate":
+        return all(_known_length(x.aval.shape[eqn.params["dimension"]]) for x in eqn.inputs)
+    return False
+
+
+def fusible(eqn: Eqn) -> bool:
+    return kind_of(eqn.prim) in ("elementwise", "gather", "reduction") or \
+        placed_elementwise(eqn)
 
 
 def iteration_shape(eqn: Eqn):
@@ -150,7 +180,7 @@ def _can_join(eqn: Eqn, nest: LoopNest, views) -> bool:
         return False
     if _through_views(eqn, views) & nest.defined:
         return False
-    if eqn.prim == "take":
+    if eqn.prim == "take" or placed_elementwise(eqn):  # reads its inputs at other indices
         return not _sources(eqn.inputs, views) & nest.defined
     return True
 
@@ -278,8 +308,7 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
         if is_view(eqn):
             views[eqn.out.id] = eqn
             continue
-        fusible = kind_of(eqn.prim) in ("elementwise", "gather", "reduction")
-        if not fusible:
+        if not fusible(eqn):
             if blas and eqn.prim == "matmul" and eqn.out.aval.ndim > 2:
                 direct = _read_stacked(eqn, views, stacked, materialize)
             else:

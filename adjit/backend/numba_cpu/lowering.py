@@ -16,7 +16,7 @@ from adjit.backend.numba_cpu import vecmath
 from adjit.backend.numba_cpu.codegen import Generator, const_text
 from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
 from adjit.ir.graph import Literal, is_symbolic
-from adjit.passes.fusion import blas_view
+from adjit.passes.fusion import blas_view, pad_moves
 from adjit.primitives import special
 
 # --------------------------------------------------------------------------- scalar lowerings
@@ -279,8 +279,62 @@ def _take(g: Generator, eqn, read, index):
     return read(x, [*index[:axis], clamped_index(i_expr, n), *index[axis + k:]])
 
 
-# An element read at a computed index: lower(gen, eqn, read, index) -> expression.
-GATHER_LOWERINGS = {"iota": _iota, "take": _take}
+def _placed(g: Generator, i: str, start, n: int, step: int = 1):
+    """Where element ``i`` of an axis holding an input of length ``n`` placed from ``start``
+    every ``step`` elements reads it: ``(condition, index)``, the condition None where it
+    always holds. The index is clamped into the input (``n`` >= 1), so the read is safe and
+    the nest stays branch-free: the element is the read value or zero (a select)."""
+    static = not is_symbolic(start)
+    q = i if static and start == 0 else f"({i} - {g.dim(start)})"
+    conditions = []
+    if not (static and start == 0):
+        conditions.append(f"0 <= {q}")
+    if step > 1:
+        conditions.append(f"{q} % {step} == 0")
+        q = f"({q} // {step})"
+    conditions.append(f"{q} <= {n - 1}")
+    return " and ".join(conditions), clamped(q, n - 1)
+
+
+def _pad_element(g: Generator, eqn, read, index):
+    """The padded array's element (fusion's ``placed_elementwise``)."""
+    (x,) = eqn.inputs
+    p = eqn.params
+    at, conditions = [], []
+    for i, n, lo, hi, k in zip(index, x.aval.shape, p["lo"], p["hi"], p["interior"]):
+        if not pad_moves(lo, hi, k):
+            at.append(i)
+            continue
+        condition, j = _placed(g, i, lo, n, k + 1)
+        conditions.append(condition)
+        at.append(j)
+    value = read(x, at)
+    if not conditions:
+        return value
+    return f"({value} if {' and '.join(conditions)} else {g.const(0, x.aval.dtype)})"
+
+
+def _concatenate_element(g: Generator, eqn, read, index):
+    """The joined array's element: each part's read at a clamped index, the one whose place
+    holds the index kept (fusion's ``placed_elementwise``)."""
+    axis = eqn.params["dimension"]
+    parts, start = [], 0
+    for x in eqn.inputs:
+        n = x.aval.shape[axis]
+        _, j = _placed(g, index[axis], start, n)
+        parts.append((read(x, [*index[:axis], j, *index[axis + 1:]]), start + n))
+        start += n
+    value = parts[-1][0]
+    for part, end in reversed(parts[:-1]):
+        value = f"({part} if {index[axis]} < {end} else {value})"
+    return value
+
+
+# An element read at a computed index: lower(gen, eqn, read, index) -> expression. Pads and
+# concatenations are here for the nests that compute them (fusion's ``placed_elementwise``);
+# the others are whole-array equations (ARRAY_LOWERINGS).
+GATHER_LOWERINGS = {"iota": _iota, "take": _take, "pad": _pad_element,
+                    "concatenate": _concatenate_element}
 
 
 # --------------------------------------------------------------------------- reductions
