@@ -187,3 +187,18 @@ def test_bad_options_are_adjit_errors(monkeypatch):
         config.num_threads  # noqa: B018
     monkeypatch.setenv("ADJIT_NUM_THREADS", "1")
     assert config.num_threads == 1
+
+
+def test_per_example_loop_is_shared_among_threads():
+    """vmap's per-example nests run in one loop over the examples (test_passes), split among
+    the threads: each keeps its own per-example buffers, and the total over the examples adds
+    per-thread partial results."""
+    from test_passes import per_example_jacobians
+
+    x, y = rng.normal(size=(41, 3)), rng.normal(size=(41, 2))
+    f = adjit.jit(per_example_jacobians, parallel=True)
+    for s, p in zip(adjit.jit(per_example_jacobians)(x, y), f(x, y)):
+        np.testing.assert_allclose(p, s, rtol=1e-13, atol=1e-13)
+    (exe,) = [e for entries in f.staged._cache.values() for e in entries]
+    text = exe.run.parallel.text
+    assert "numba.prange(" in text and "partial" in text, text

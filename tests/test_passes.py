@@ -296,6 +296,45 @@ def test_pads_and_concatenations_are_read_in_their_readers_nest():
             np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-15)
 
 
+def per_example(a, b):
+    """A function of one example (a 3-vector and a 2-vector), written for vmap as a user
+    would: slices, a stack, a concatenation, sums and a sine."""
+    r = anp.sum(a * a)
+    c = anp.stack([a[1] * b[0], a[2] * b[1] - a[0], anp.sin(r)])
+    return c * r + anp.concatenate([b, b[:1]]) * anp.sum(c)
+
+
+def per_example_jacobians(x, y):
+    """The Jacobians of ``per_example`` for each row of x and y, their total (a reduction over
+    the examples), and the values less their sum over the examples (read after the loop)."""
+    ja, jb = adjit.vmap(adjit.jacrev(per_example, argnums=(0, 1)))(x, y)
+    z = adjit.vmap(per_example)(x, y)
+    return [ja, jb, anp.sum(ja), z - anp.sum(z, axis=0)]
+
+
+def test_per_example_nests_share_their_first_loop():
+    """Under vmap, the small nests of each example run in one loop over the examples: what
+    an example computes lives in buffers of one example's size (or scalars), and only the
+    outputs are arrays over the examples. A nest reading a reduction over the examples (the
+    sum) is not in that loop. Compiled equals interpreted, at two lengths of one kernel."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
+    cg = _compiled(per_example_jacobians, x, y)
+    shared = [it for it in cg.schedule.items if isinstance(it, fusion.SharedLoop)]
+    assert len(shared) == 1 and len(shared[0].nests) > 5, cg.source.text
+    centred = cg.optimized.outvars[3]
+    assert not any(eqn.out is centred for nest in shared[0].nests for eqn in nest.eqns)
+    n = next(d for d in cg.optimized.invars[0].aval.shape)
+    over_examples = [line for line in cg.source.text.splitlines()
+                     if f"rt.empty(({n.name}," in line or f"rt.full(({n.name}," in line]
+    assert len(over_examples) <= 4, over_examples  # the outputs and z (read after the loop)
+    for rows in (9, 2):
+        args = x[:rows], y[:rows]
+        for got, want in zip(adjit.jit(per_example_jacobians)(*args),
+                             per_example_jacobians(*args)):
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
 def test_matmul_is_not_a_loop():
     cg = _compiled(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
     assert cg.schedule.loop_count == 0

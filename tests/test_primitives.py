@@ -286,6 +286,9 @@ case("concatenate", lambda x, y: anp.concatenate([x, y, x], axis=1) ** 2,
      [((2, 3), "any"), ((2, 1), "any")], "concatenate slice")
 case("concatenate0", lambda x, y: anp.concatenate((x, y)) * anp.arange(7.0),
      [((3,), "any"), ((4,), "any")], "concatenate")
+# A part of length 0: the concatenation is a whole-array step, not computed in its reader's nest.
+case("concatenate_empty", lambda x: anp.concatenate([x, x[:0], x]) * 2.0, [((3,), "any")],
+     "concatenate slice")
 case("stack", lambda x, y: anp.stack([x, y], axis=-1) ** 3, [((3,), "any"), ((3,), "any")],
      "concatenate")
 case("hstack_vstack", lambda x, y: anp.vstack([x, y]) * anp.hstack([x, y])[:3],
@@ -321,6 +324,7 @@ INDEXING = [
     ("neg_step", lambda x: x[::-1] * anp.arange(5.0), (5,), "take scatter_add"),
     ("neg_step2", lambda x: x[4:0:-2], (6,), "take"),
     ("neg_bounds", lambda x: x[1:-1] ** 2, (5,), "slice"),
+    ("tail", lambda x: x[1:] * 2.0, (5,), "slice pad"),  # pads n - 1 elements: a whole-array step
     ("none", lambda x: x[None] * x[:, None], (3,), "reshape"),
     ("ellipsis", lambda x: x[..., 0] + x[0, ...], (3, 3), "slice"),
     ("mixed", lambda x: x[:, None, 1:] * x[0, ::-1][:2], (3, 3), "slice take"),

@@ -18,6 +18,7 @@ loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from adjit.ir.graph import Dim, Eqn, Graph, Literal, is_symbolic, same_shape
@@ -130,14 +131,21 @@ class Schedule:
     stacked: dict = field(default_factory=dict)
     _readers: dict | None = field(default=None, repr=False)  # var id -> the items reading it
 
-    def needed_after(self, var, nest) -> bool:
-        """Whether a value computed in ``nest`` is read outside it (by another item, or as an
-        output), so it must be stored in an array rather than kept in a loop variable."""
+    def units(self):
+        """The items, with each shared loop's nests in its place."""
+        for item in self.items:
+            if isinstance(item, SharedLoop):
+                yield from item.nests
+            else:
+                yield item
+
+    def readers(self, var_id: int) -> set:
+        """Which units read the value ``var_id`` (their ``id``), and ``"output"`` where the
+        graph returns it; a nest reads views through to their sources."""
         if self._readers is None:
             self._readers = {}
-            for item in self.items:
+            for item in self.units():
                 if isinstance(item, LoopNest):
-                    # A nest reads views through to their sources.
                     used = _sources([a for e in item.eqns for a in e.inputs], self.views)
                 else:
                     used = {a.id for a in item.inputs if not isinstance(a, Literal)}
@@ -145,17 +153,44 @@ class Schedule:
                                       and a.id in self.blas_views], self.views)
                     used |= {self.stacked[a.id][0].id for a in item.inputs
                              if not isinstance(a, Literal) and a.id in self.stacked}
-                for var_id in used:
-                    self._readers.setdefault(var_id, set()).add(id(item))
+                for used_id in used:
+                    self._readers.setdefault(used_id, set()).add(id(item))
             for v in self.graph.outvars:
                 if not isinstance(v, Literal):
                     self._readers.setdefault(v.id, set()).add("output")
-        return bool(self._readers.get(var.id, set()) - {id(nest)})
+        return self._readers.get(var_id, set())
+
+    def needed_after(self, var, nest) -> bool:
+        """Whether a value computed in ``nest`` is read outside it (by another unit, or as an
+        output), so it must be stored rather than kept in a loop variable."""
+        return bool(self.readers(var.id) - {id(nest)})
 
     @property
     def loop_count(self) -> int:
-        """Memory passes: loop nests over arrays (a scalar-only nest is not a pass)."""
-        return sum(1 for it in self.items if isinstance(it, LoopNest) and it.shape)
+        """Memory passes: loop nests over arrays (a scalar-only nest is not a pass), a shared
+        loop counting once."""
+        return sum(1 for it in self.items if isinstance(it, SharedLoop)
+                   or isinstance(it, LoopNest) and it.shape)
+
+
+# A shared loop's nests have at most this many elements per index of the first axis: what one
+# index computes (a few buffers of this size) stays in the L1 cache.
+SHARED_INNER_MAX = 256
+
+
+@dataclass(eq=False)
+class SharedLoop:
+    """Consecutive loop nests over the same first axis run as one loop over it: at each of
+    its indices, each nest's other axes in turn. Per-example code under ``vmap`` is many small
+    nests over (n, 2), (n, 3), (n, 2, 15): what one computes and a later one reads at the same
+    first index is then still in the cache, and a value nothing after the loop reads lives in
+    a buffer of one index's worth, or a scalar (``inner``). See ``share_first_axis``."""
+    nests: list
+    inner: set = field(default_factory=set)   # ids of the values kept per index
+
+    @property
+    def length(self):
+        return self.nests[0].shape[0]
 
 
 def _sources(atoms, views) -> set:
@@ -337,6 +372,117 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
     items = [part for item in items
              for part in (_split(item) if isinstance(item, LoopNest) else [item])]
     return Schedule(graph, items, views, blas_views, stacked)
+
+
+def _per_index(nest: LoopNest) -> bool:
+    """A nest that may share its first loop: over a symbolic first axis, with few elements
+    (of known count) per index of it."""
+    inner = nest.shape[1:]
+    return (bool(nest.shape) and is_symbolic(nest.shape[0])
+            and not any(is_symbolic(d) for d in inner) and math.prod(inner) <= SHARED_INNER_MAX)
+
+
+def _element_reads(eqn: Eqn, index: list):
+    """The inputs a nest's equation reads for its element at ``index``, each with the index it
+    reads it at (``"?"`` on an axis read at a computed index), before views."""
+    if eqn.prim == "take":
+        x, idx = eqn.inputs
+        axis, k = eqn.params["axis"], idx.aval.ndim
+        return [(x, [*index[:axis], "?", *index[axis + k:]]), (idx, index[axis:axis + k])]
+    if eqn.prim == "pad":
+        p = eqn.params
+        return [(eqn.inputs[0], ["?" if pad_moves(lo, hi, k) else i for i, lo, hi, k in
+                                 zip(index, p["lo"], p["hi"], p["interior"])])]
+    if eqn.prim == "concatenate":
+        axis = eqn.params["dimension"]
+        return [(x, [*index[:axis], "?", *index[axis + 1:]]) for x in eqn.inputs]
+    if is_view(eqn):  # a view materialized by a nest of its own
+        return [(eqn.inputs[0], view_index(eqn, index))]
+    return [(a, index) for a in eqn.inputs]
+
+
+def _reads_own_index(nest: LoopNest, run: list, views) -> bool:
+    """Whether ``nest`` reads what the nests of ``run`` compute only at its own index of the
+    first axis (the run's loop has computed it by then), never a reduction over that axis."""
+    defined = {eqn.out.id: eqn for n in run for eqn in n.eqns}
+    index = [f"i{k}" for k in range(len(nest.shape))]
+    for eqn in nest.eqns:
+        for a, at in _element_reads(eqn, index):
+            while not isinstance(a, Literal) and a.id in views:
+                at = view_index(views[a.id], at)
+                a = views[a.id].inputs[0]
+            if isinstance(a, Literal) or a.id not in defined:
+                continue
+            source = defined[a.id]
+            if not at or at[0] != "i0" or (is_reduction(source.prim)
+                                           and 0 in source.params["axes"]):
+                return False
+    return True
+
+
+def _computed(item) -> set:
+    """Ids of the values a schedule item computes."""
+    if isinstance(item, LoopNest):
+        return {eqn.out.id for eqn in item.eqns}
+    return {v.id for v in item.outs}
+
+
+def share_first_axis(schedule: Schedule) -> Schedule:
+    """``schedule`` with runs of nests that can share their first loop (``_per_index``,
+    ``_reads_own_index``) made ``SharedLoop``s. While a run is open, an item that reads none
+    of its values (nor a waiting item's) runs before it; one that does waits until the run
+    is closed, and so does all that reads a waiting item: a single item reading one value of
+    the run does not split it. The waiting items are then scheduled the same way. A run has
+    at most MAX_NEST_EQNS equations: the part of its body outside the nests' own loops is one
+    block for the backend's compiler, like a nest's."""
+
+    def reads(item, ids) -> bool:
+        return any(id(item) in schedule.readers(i) for i in ids)
+
+    def joins(item, run) -> bool:
+        if not run:  # a run starts at a nest with axes of its own within the first's
+            return len(item.shape) > 1
+        return (same_shape(item.shape[:1], run[0].shape[:1])
+                and sum(len(n.eqns) for n in run) + len(item.eqns) <= MAX_NEST_EQNS
+                and _reads_own_index(item, run, schedule.views))
+
+    items, pending = [], list(schedule.items)
+    while pending:
+        run, waiting, in_run, in_waiting = [], [], set(), set()
+        for item in pending:
+            if not reads(item, in_waiting) and isinstance(item, LoopNest) and \
+                    _per_index(item) and joins(item, run):
+                run.append(item)
+                in_run |= _computed(item)
+            elif run and (reads(item, in_run) or reads(item, in_waiting)):
+                waiting.append(item)
+                in_waiting |= _computed(item)
+            else:
+                items.append(item)
+        if run:
+            items.append(SharedLoop(run) if len(run) > 1 else run[0])
+        pending = waiting
+    shared = Schedule(schedule.graph, items, schedule.views, schedule.blas_views,
+                      schedule.stacked)
+    for item in items:
+        if isinstance(item, SharedLoop):
+            item.inner = _kept_per_index(shared, item)
+    return shared
+
+
+def _kept_per_index(schedule: Schedule, loop: SharedLoop) -> set:
+    """The values of ``loop`` that only its own nests read after the one computing them
+    (elementwise values, and reductions over other axes than the first)."""
+    members = {id(n) for n in loop.nests}
+    kept = set()
+    for nest in loop.nests:
+        for eqn in nest.eqns:
+            readers = schedule.readers(eqn.out.id)
+            if not readers - {id(nest)} or readers - members:
+                continue
+            if not is_reduction(eqn.prim) or 0 not in eqn.params["axes"]:
+                kept.add(eqn.out.id)
+    return kept
 
 
 def _read_stacked(eqn: Eqn, views, stacked: dict, materialize) -> list:

@@ -17,6 +17,7 @@ import adjit  # noqa: F401  (registers every primitive, the custom-rule call pri
 from adjit.backend.numba_cpu.lowering import (
     ARRAY_LOWERINGS,
     CONTROL_LOWERINGS,
+    GATHER_LOWERINGS,
     REDUCE_LOWERINGS,
     SCALAR_LOWERINGS,
 )
@@ -139,7 +140,8 @@ def lowerings(name: str) -> list[str]:
         kinds.append("fused reduction")
     if _probe_view(name):
         kinds.append("view")
-    if kind == "gather" and name not in _INDEX_VALUES:
+    if kind == "gather" and name not in _INDEX_VALUES or \
+            kind == "array" and name in GATHER_LOWERINGS:  # pads, concatenations
         kinds.append("gather")
     if name in ARRAY_LOWERINGS:
         kinds.append("array op")
@@ -191,9 +193,10 @@ primitive linear in (some of) its inputs ("—": not linear, never transposed); 
 `adjit.vmap` rule; **Numba lowering**: *fused elementwise* (one expression per element inside a
 loop nest), *fused reduction* (an accumulator in the loop nest of its input), *view* (never
 computed: readers index its input at a mapped index), *gather* (an indexed read inside the loop
-nest), *array op* (statements over whole arrays), *control flow* (a branch or a loop in the
-kernel, each carried graph's code placed inside it), *inlined call* (the call's graph is inlined
-before fusion, so its equations are lowered as above).
+nest; a pad or a concatenation along axes of known length is one), *array op* (statements over
+whole arrays), *control flow* (a branch or a loop in the kernel, each carried graph's code
+placed inside it), *inlined call* (the call's graph is inlined before fusion, so its equations
+are lowered as above).
 """
 
 

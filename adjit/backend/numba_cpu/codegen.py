@@ -27,6 +27,8 @@ Views are the fusion pass's index maps and need no table.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from adjit.backend.targets import find_lowering
@@ -35,6 +37,7 @@ from adjit.ir.rules import kind_of
 from adjit.passes.fusion import (
     LoopNest,
     Schedule,
+    SharedLoop,
     fuse,
     is_reduction,
     is_view,
@@ -145,6 +148,8 @@ class Generator:
         # In a nest split among threads: what a reduction over the split axis accumulates
         # into instead of its result (a thread's own scalar, or its row of partial results).
         self.accumulators: dict[int, str] = {}
+        # In a shared loop: the values kept per index of its first axis (SharedLoop.inner).
+        self.per_index: set[int] = set()
 
     # ---------------------------------------------------------------- naming
 
@@ -244,7 +249,9 @@ class Generator:
 
     def emit_items(self):
         for item in self.schedule.items:
-            if isinstance(item, LoopNest):
+            if isinstance(item, SharedLoop):
+                self.shared_loop(item)
+            elif isinstance(item, LoopNest):
                 self.loop_nest(item)
             else:
                 self.array_eqn(item)
@@ -281,37 +288,13 @@ class Generator:
 
     def loop_nest(self, nest: LoopNest):
         w = self.w
-        rank = len(nest.shape)
-        # Allocations: values needed after the loop, and reduction accumulators.
-        resets = []
-        for eqn in nest.eqns:
-            out = eqn.out
-            if is_reduction(eqn.prim):
-                init, _ = self.lowering("reduction", eqn.prim)
-                init = self.const(_reduce_init(init, out.aval.dtype), out.aval.dtype)
-                if out.aval.shape == ():
-                    resets.append(f"{self.name(out)} = {init}")
-                else:
-                    resets.append(f"{self.name(out)} = "
-                                  f"{self.new_array(out.aval.shape, None, fill=init)}")
-                w(resets[-1])
-            elif rank and self.schedule.needed_after(out, nest):
-                if out.id in self.destinations:
-                    w(f"{self.name(out)} = {self.destinations[out.id]}")
-                    self.written.add(out.id)
-                else:
-                    self.alloc(out)
-        libm = self.lowerings.get("libm", {})
-        uses = [eqn for eqn in nest.eqns if eqn.prim in libm]
-        if uses and (not rank or len(uses) > _MAX_INLINED
-                     or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT):
+        resets = self.allocate(nest)
+        if self.scalar_code(nest, len(nest.shape)):
             self.exact = True  # scalar code: libm's is as fast, and exact everywhere
             self.shared_loops(nest)
             self.exact = False
             return
-        if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype) for eqn in uses):
-            self.outside = self.fresh("outside")
-            w(f"{self.outside} = False")
+        self.outside_flag([nest])
         self.shared_loops(nest)
         if self.outside is not None:
             w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
@@ -324,25 +307,140 @@ class Generator:
             w.depth -= 1
             self.outside = None
 
+    def allocate(self, nest: LoopNest) -> list[str]:
+        """Writes the nest's allocations: values needed after the loop, and reduction
+        accumulators (not those kept per index of a shared loop); returns the lines that reset
+        the accumulators."""
+        w = self.w
+        resets = []
+        for eqn in nest.eqns:
+            out = eqn.out
+            if out.id in self.per_index:
+                continue
+            if is_reduction(eqn.prim):
+                resets.append(f"{self.name(out)} = {self.reduce_init(eqn, out.aval.shape)}")
+                w(resets[-1])
+            elif nest.shape and self.schedule.needed_after(out, nest):
+                if out.id in self.destinations:
+                    w(f"{self.name(out)} = {self.destinations[out.id]}")
+                    self.written.add(out.id)
+                else:
+                    self.alloc(out)
+        return resets
+
+    def reduce_init(self, eqn, shape) -> str:
+        """Source text of a reduction's accumulator of ``shape``, holding its initial value."""
+        init, _ = self.lowering("reduction", eqn.prim)
+        init = self.const(_reduce_init(init, eqn.out.aval.dtype), eqn.out.aval.dtype)
+        return self.new_array(shape, None, fill=init) if shape else init
+
+    def reset_per_index(self, eqn):
+        """Sets a reduction kept per index of a shared loop to its initial value."""
+        w = self.w
+        index = [self.fresh("k") for _ in eqn.out.aval.shape[1:]]
+        for k, d in zip(index, eqn.out.aval.shape[1:]):
+            w(f"for {k} in range({d}):")
+            w.depth += 1
+        at = f"[{', '.join(index)}]" if index else ""
+        w(f"{self.name(eqn.out)}{at} = {self.reduce_init(eqn, ())}")
+        w.depth -= len(index)
+
+    def scalar_code(self, nest: LoopNest, rank: int) -> bool:
+        """Whether the nest (``rank`` loops of its own) calls libm rather than vectorizable
+        helpers: where LLVM will not vectorize it (see the ``"libm"`` table)."""
+        libm = self.lowerings.get("libm", {})
+        uses = [eqn for eqn in nest.eqns if eqn.prim in libm]
+        return bool(uses) and (not rank or len(uses) > _MAX_INLINED
+                               or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT)
+
+    def outside_flag(self, nests):
+        """Starts ``self.outside``, the flag of an element outside a helper's domain, where
+        one of ``nests`` calls a helper with such a domain."""
+        libm = self.lowerings.get("libm", {})
+        if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype)
+               for nest in nests for eqn in nest.eqns if eqn.prim in libm):
+            self.outside = self.fresh("outside")
+            self.w(f"{self.outside} = False")
+
+    def shared_loop(self, loop: SharedLoop):
+        """The nests of ``loop`` within one loop over their first axis (see SharedLoop)."""
+        w = self.w
+        self.per_index = loop.inner
+        resets = [line for nest in loop.nests for line in self.allocate(nest)]
+        scalar = {id(nest): self.scalar_code(nest, len(nest.shape) - 1) for nest in loop.nests}
+        self.outside_flag([nest for nest in loop.nests if not scalar[id(nest)]])
+        self.shared_axis(loop, scalar)
+        if self.outside is not None:
+            w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
+            w.depth += 1
+            for line in resets:
+                w(line)
+            outside, self.outside = self.outside, None
+            self.shared_axis(loop, dict.fromkeys(scalar, True))
+            self.outside = outside
+            w.depth -= 1
+            self.outside = None
+        self.per_index = set()
+
+    def shared_axis(self, loop: SharedLoop, scalar: dict):
+        """The loop over the first axis, shared among threads in a parallel kernel; ``scalar``
+        says of each nest whether it calls libm (``scalar_code``)."""
+        w = self.w
+
+        def run(first: str, lo: str | None, count: str):
+            # One index's buffers per thread: allocated where the thread starts.
+            for nest in loop.nests:
+                for eqn in nest.eqns:
+                    out = eqn.out
+                    if out.id in loop.inner and out.aval.ndim > 1:
+                        w(f"{self.name(out)} = "
+                          f"{self.new_array(out.aval.shape[1:], out.aval.dtype)}")
+            if lo is None:
+                w(f"for {first} in range({count}):")
+                w.depth += 1
+            else:  # a thread's chunk, indexed unsigned (see loops)
+                step = self.fresh("j")
+                w(f"for {step} in range({count}):")
+                w.depth += 1
+                w(f"{first} = {lo} + {step}")
+                w(f"{unsigned} = numba.uint64({first})")
+            for nest in loop.nests:
+                for eqn in nest.reductions:
+                    if eqn.out.id in loop.inner:
+                        self.reset_per_index(eqn)
+                self.exact = scalar[id(nest)]
+                self.loops(nest, first=(first, first if lo is None else unsigned))
+            self.exact = False
+            w.depth -= 1
+
+        first, unsigned = self.fresh("i"), self.fresh("u")
+        if not self.parallel:
+            run(first, None, self.dim(loop.length))
+            return
+        size = sum(math.prod(nest.shape[1:]) for nest in loop.nests)
+        reductions = [eqn for nest in loop.nests for eqn in nest.reductions]
+        self.chunked(reductions, 0, (loop.length, size), lambda split: run(first, *split[1:]))
+
     def shared_loops(self, nest: LoopNest):
         """The nest's loops, shared among threads in a parallel kernel."""
         split = _split_axis(nest) if self.parallel else None
         if split is None:
             self.loops(nest)
         else:
-            self.chunked(nest, split)
+            self.chunked(nest.reductions, split, nest.shape, lambda at: self.loops(nest, at))
 
-    def chunked(self, nest: LoopNest, axis: int):
-        """A nest whose ``axis`` is split into one contiguous chunk per thread (``prange``).
+    def chunked(self, reductions: list, axis: int, shape: tuple, loops):
+        """Loops over ``shape`` whose ``axis`` is split into one contiguous chunk per thread
+        (``prange``); ``loops((axis, first index, count))`` writes them for one chunk.
         A reduction over that axis accumulates per chunk (a scalar of the thread's own, or its
         row of an array of partial results), combined in chunk order after the loop: never two
         threads adding into one element, and the result depends on the thread count only."""
         w = self.w
-        length = self.dim(nest.shape[axis])
-        chunks = self.chunk_count(nest.shape[axis], nest.shape)
+        length = self.dim(shape[axis])
+        chunks = self.chunk_count(shape[axis], shape)
         chunk, lo = self.fresh("chunk"), self.fresh("lo")
         partials, privates = [], []
-        for eqn in nest.reductions:
+        for eqn in reductions:
             if axis not in eqn.params["axes"]:
                 continue  # each thread accumulates into the elements of its own chunk
             out = eqn.out
@@ -368,7 +466,7 @@ class Generator:
         w(f"{lo} = {chunk} * {length} // {chunks}")
         for private, init, _ in privates:
             w(f"{private} = {init}")
-        self.loops(nest, (axis, lo, f"({chunk} + 1) * {length} // {chunks} - {lo}"))
+        loops((axis, lo, f"({chunk} + 1) * {length} // {chunks} - {lo}"))
         for private, _, row in privates:
             w(f"{row} = {private}")
         w.depth -= 1
@@ -400,9 +498,10 @@ class Generator:
         self.w(f"{chunks} = max(1, min(threads, {self.dim(length)}, ({size}) // {GRAIN}))")
         return chunks
 
-    def loops(self, nest: LoopNest, split: tuple | None = None):
+    def loops(self, nest: LoopNest, split: tuple | None = None, first: tuple | None = None):
         """The loops of a nest and the computation of its elements; ``split``, (axis, first
-        index, count), runs that axis over one chunk of its indices."""
+        index, count), runs that axis over one chunk of its indices; in a shared loop, the
+        first axis is at the index ``first``, (its name, the name arrays are indexed by)."""
         w = self.w
         rank = len(nest.shape)
         # Each nest's own index names: reusing i0 in every nest makes Numba's SSA
@@ -415,7 +514,13 @@ class Generator:
         def subscript(at) -> str:
             return ", ".join(unsigned.get(i, i) for i in at)
 
+        if first is not None:
+            index[0] = first[0]
+            if first[1] != first[0]:
+                unsigned[first[0]] = first[1]
         for k, d in enumerate(nest.shape):
+            if first is not None and k == 0:
+                continue
             if not isinstance(d, Dim) and d == 1:
                 w(f"{index[k]} = 0")  # a length-1 axis needs no loop
                 continue
@@ -454,7 +559,7 @@ class Generator:
             key = (a.id, tuple(at))
             if key not in reads:
                 reads[key] = self.fresh("e")
-                w(f"{reads[key]} = {self.name(a)}[{subscript(at)}]")
+                w(f"{reads[key]} = {self.element_ref(a, at, subscript)}")
             return reads[key]
 
         for eqn in nest.eqns:
@@ -467,7 +572,7 @@ class Generator:
             local[out.id] = target
             if self.schedule.needed_after(out, nest):
                 if rank:
-                    w(f"{self.name(out)}[{subscript(index)}] = {target}")
+                    w(f"{self.element_ref(out, index, subscript)} = {target}")
                 else:
                     w(f"{self.name(out)} = {target}")
         w.depth -= loops
@@ -489,12 +594,21 @@ class Generator:
                 self.w(f"{self.outside} |= {outside}")
         return lower(*args, out_dtype=eqn.out.aval.dtype, **params)
 
+    def element_ref(self, var, at: list, subscript) -> str:
+        """Where ``var``'s element at index ``at`` is (``subscript`` writes an index): a value
+        kept per index of a shared loop has no first axis, and one with no other is a
+        scalar."""
+        if var.id in self.per_index:
+            at = at[1:]
+        return f"{self.name(var)}[{subscript(at)}]" if at else self.name(var)
+
     def reduce_into(self, eqn, value: str, index, subscript):
         w = self.w
         out = eqn.out
         axes = eqn.params["axes"]
-        kept = subscript([i for k, i in enumerate(index) if k not in axes])
-        acc = self.name(out) if not kept else f"{self.name(out)}[{kept}]"
+        at = [i for k, i in enumerate(index) if k not in axes]
+        kept = subscript(at)
+        acc = self.element_ref(out, at, subscript)
         partial = self.accumulators.get(out.id)
         if partial is not None:  # a thread's own accumulator (see chunked)
             acc = partial + kept + "]" if partial.endswith(", ") else partial
