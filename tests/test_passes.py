@@ -328,11 +328,49 @@ def test_per_example_nests_share_their_first_loop():
     over_examples = [line for line in cg.source.text.splitlines()
                      if f"rt.empty(({n.name}," in line or f"rt.full(({n.name}," in line]
     assert len(over_examples) <= 4, over_examples  # the outputs and z (read after the loop)
+    assert _loop_bodies(cg.source.text, n.name)[0] == [], cg.source.text  # written out
     for rows in (9, 2):
         args = x[:rows], y[:rows]
         for got, want in zip(adjit.jit(per_example_jacobians)(*args),
                              per_example_jacobians(*args)):
             np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def _loop_bodies(text: str, length: str) -> list:
+    """The loops nested in each top-level loop over ``length`` of a kernel's source."""
+    bodies, lines = [], text.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("    for ") and line.endswith(f"in range({length}):"):
+            body = []
+            for inner in lines[k + 1:]:
+                if not inner.startswith("        "):
+                    break
+                if inner.lstrip().startswith("for "):
+                    body.append(inner.strip())
+            bodies.append(body)
+    return bodies
+
+
+def test_shared_loop_reading_a_kept_value_at_a_computed_index_keeps_its_loops():
+    """An example's values read at an index computed at run time (a gather at constant
+    indices, a (3,) array the kernel reads) cannot be one scalar per element: the shared loop
+    keeps its nests' loops and per-example buffers, and computes the same."""
+    idx = np.array([2, 0, 1])
+
+    def f(x, y):
+        def per(a, b):
+            s = anp.sin(a) * b[0]
+            return anp.stack([s[0], s[1] * b[1], s[2]])[idx] * anp.sum(s)
+        return adjit.vmap(per)(x, y)
+
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    cg = _compiled(f, x, y)
+    assert [type(it).__name__ for it in cg.schedule.items].count("SharedLoop") == 1
+    n = cg.optimized.invars[0].aval.shape[0]
+    assert all(len(body) >= 3 for body in _loop_bodies(cg.source.text, n.name)), \
+        cg.source.text
+    np.testing.assert_allclose(adjit.jit(f)(x, y), f(x, y), rtol=1e-14)
 
 
 def test_matmul_is_not_a_loop():

@@ -27,7 +27,9 @@ Views are the fusion pass's index maps and need no table.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 
 import numpy as np
 
@@ -148,8 +150,10 @@ class Generator:
         # In a nest split among threads: what a reduction over the split axis accumulates
         # into instead of its result (a thread's own scalar, or its row of partial results).
         self.accumulators: dict[int, str] = {}
-        # In a shared loop: the values kept per index of its first axis (SharedLoop.inner).
+        # In a shared loop: the values kept per index of its first axis (SharedLoop.inner),
+        # and whether it is written element by element (each such value's element a scalar).
         self.per_index: set[int] = set()
+        self.unrolled = False
 
     # ---------------------------------------------------------------- naming
 
@@ -337,6 +341,11 @@ class Generator:
     def reset_per_index(self, eqn):
         """Sets a reduction kept per index of a shared loop to its initial value."""
         w = self.w
+        if self.unrolled:
+            for inner in itertools.product(*(range(d) for d in eqn.out.aval.shape[1:])):
+                at = ["0", *map(str, inner)]
+                w(f"{self.element_ref(eqn.out, at, None)} = {self.reduce_init(eqn, ())}")
+            return
         index = [self.fresh("k") for _ in eqn.out.aval.shape[1:]]
         for k, d in zip(index, eqn.out.aval.shape[1:]):
             w(f"for {k} in range({d}):")
@@ -363,11 +372,34 @@ class Generator:
             self.w(f"{self.outside} = False")
 
     def shared_loop(self, loop: SharedLoop):
-        """The nests of ``loop`` within one loop over their first axis (see SharedLoop)."""
+        """The nests of ``loop`` within one loop over their first axis (see SharedLoop):
+        written out element by element where that is at most UNROLLED_MAX statements and
+        every value kept per index is read at known indices (then each of its elements is a
+        scalar: no memory, and a straight loop body for LLVM), else with each nest's loops
+        and per-index buffers."""
+        unrolled = sum(len(n.eqns) * math.prod(n.shape[1:]) for n in loop.nests)
+        if unrolled <= UNROLLED_MAX:
+            lines, depth, helpers = len(self.w.lines), self.w.depth, set(self.helpers)
+            self.unrolled = True
+            try:
+                self.shared_loop_once(loop)
+                return
+            except _NotConstant:  # a kept value read at a computed index: start again
+                del self.w.lines[lines:]
+                self.w.depth, self.helpers, self.outside = depth, helpers, None
+            finally:
+                self.unrolled = False
+        self.shared_loop_once(loop)
+
+    def shared_loop_once(self, loop: SharedLoop):
         w = self.w
         self.per_index = loop.inner
         resets = [line for nest in loop.nests for line in self.allocate(nest)]
-        scalar = {id(nest): self.scalar_code(nest, len(nest.shape) - 1) for nest in loop.nests}
+        # Written out element by element, a nest has no loop of its own: libm, whose calls
+        # compiled the BA Jacobian in a quarter of the time of the inlined helpers (doubled by
+        # the loop run again for arguments outside their domain) and ran as fast.
+        scalar = {id(nest): self.scalar_code(nest, 0 if self.unrolled else len(nest.shape) - 1)
+                  for nest in loop.nests}
         self.outside_flag([nest for nest in loop.nests if not scalar[id(nest)]])
         self.shared_axis(loop, scalar)
         if self.outside is not None:
@@ -392,7 +424,7 @@ class Generator:
             for nest in loop.nests:
                 for eqn in nest.eqns:
                     out = eqn.out
-                    if out.id in loop.inner and out.aval.ndim > 1:
+                    if out.id in loop.inner and out.aval.ndim > 1 and not self.unrolled:
                         w(f"{self.name(out)} = "
                           f"{self.new_array(out.aval.shape[1:], out.aval.dtype)}")
             if lo is None:
@@ -409,7 +441,14 @@ class Generator:
                     if eqn.out.id in loop.inner:
                         self.reset_per_index(eqn)
                 self.exact = scalar[id(nest)]
-                self.loops(nest, first=(first, first if lo is None else unsigned))
+                at = (first, first if lo is None else unsigned)
+                if self.unrolled:
+                    for inner in itertools.product(*(range(d) for d in nest.shape[1:])):
+                        self.elements(nest, [first, *map(str, inner)],
+                                      lambda index: ", ".join(at[1] if i == first else i
+                                                              for i in index))
+                else:
+                    self.loops(nest, first=at)
             self.exact = False
             w.depth -= 1
 
@@ -507,7 +546,6 @@ class Generator:
         # Each nest's own index names: reusing i0 in every nest makes Numba's SSA
         # reconstruction version it across the whole kernel (superlinear in its loops).
         index = [self.fresh("i") for _ in range(rank)]
-        local: dict[int, str] = {}
         loops = 0
         unsigned: dict[str, str] = {}
 
@@ -540,6 +578,14 @@ class Generator:
             w(f"for {index[k]} in range({self.dim(d)}):")
             w.depth += 1
             loops += 1
+        self.elements(nest, index, subscript)
+        w.depth -= loops
+
+    def elements(self, nest: LoopNest, index: list, subscript):
+        """The computation of the nest's element at ``index`` (``subscript`` writes an index
+        into an array)."""
+        w = self.w
+        local: dict[int, str] = {}
         reads: dict[tuple, str] = {}
         views = self.schedule.views
 
@@ -571,11 +617,7 @@ class Generator:
             w(f"{target} = {self.element(eqn, read, index, local)}")
             local[out.id] = target
             if self.schedule.needed_after(out, nest):
-                if rank:
-                    w(f"{self.element_ref(out, index, subscript)} = {target}")
-                else:
-                    w(f"{self.name(out)} = {target}")
-        w.depth -= loops
+                w(f"{self.element_ref(out, index, subscript)} = {target}")
 
     def element(self, eqn, read, index, local) -> str:
         prim, params = eqn.prim, eqn.params
@@ -600,6 +642,8 @@ class Generator:
         scalar."""
         if var.id in self.per_index:
             at = at[1:]
+            if self.unrolled:  # a scalar per element
+                return self.name(var) + "".join(f"_{_constant(i)}" for i in at)
         return f"{self.name(var)}[{subscript(at)}]" if at else self.name(var)
 
     def reduce_into(self, eqn, value: str, index, subscript):
@@ -631,6 +675,36 @@ _MAX_INLINED = 8
 # LLVM vectorizes a loop whose arrays may overlap only after checking at run time that they
 # do not, and gives up beyond 8 such checks (its -runtime-memory-check-threshold).
 _LLVM_CHECK_LIMIT = 8
+
+
+# A shared loop is written element by element (no loops of its nests) up to this many
+# statements: one straight body, each element of a value kept per index a scalar (the BA
+# Jacobian, 933: 36 -> 18 ms at ba5, and its first call 3.1 -> 2.0 s).
+UNROLLED_MAX = 1024
+
+
+class _NotConstant(Exception):
+    """An index of a value kept per index of an unrolled shared loop is computed at run time."""
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_OPERATORS = {"if", "else", "and", "or", "not"}
+
+
+def constant(index: str):
+    """The value of an index expression (or a condition on indices) without names, as the
+    elements of an unrolled shared loop have (``(3 + 2)``, a clamp of numbers); None where it
+    reads a name (a loop index, a length, a value)."""
+    if any(name not in _OPERATORS for name in _NAME.findall(index)):
+        return None
+    return eval(index, {"__builtins__": {}})  # our own index text: numbers and operators
+
+
+def _constant(index: str) -> int:
+    value = constant(index)
+    if value is None:
+        raise _NotConstant(index)
+    return value
 
 
 def _overlap_checks(schedule: Schedule, nest: LoopNest) -> int:

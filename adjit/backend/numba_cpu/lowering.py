@@ -13,7 +13,7 @@ import inspect
 import numpy as np
 
 from adjit.backend.numba_cpu import vecmath
-from adjit.backend.numba_cpu.codegen import Generator, const_text
+from adjit.backend.numba_cpu.codegen import Generator, const_text, constant
 from adjit.backend.numba_cpu.compat import contiguous, require_rocket_fft
 from adjit.ir.graph import Literal, is_symbolic
 from adjit.passes.fusion import blas_view, pad_moves
@@ -297,7 +297,8 @@ def _placed(g: Generator, i: str, start, n: int, step: int = 1):
 
 
 def _pad_element(g: Generator, eqn, read, index):
-    """The padded array's element (fusion's ``placed_elementwise``)."""
+    """The padded array's element (fusion's ``placed_elementwise``); where the index is
+    known (an unrolled shared loop's element), the input's element or zero."""
     (x,) = eqn.inputs
     p = eqn.params
     at, conditions = [], []
@@ -307,22 +308,30 @@ def _pad_element(g: Generator, eqn, read, index):
             continue
         condition, j = _placed(g, i, lo, n, k + 1)
         conditions.append(condition)
-        at.append(j)
+        at.append(j if constant(j) is None else str(constant(j)))
+    zero = g.const(0, x.aval.dtype)
+    holds = constant(" and ".join(conditions)) if conditions else True
+    if holds is False:
+        return zero
     value = read(x, at)
-    if not conditions:
-        return value
-    return f"({value} if {' and '.join(conditions)} else {g.const(0, x.aval.dtype)})"
+    return value if holds is True else f"({value} if {' and '.join(conditions)} else {zero})"
 
 
 def _concatenate_element(g: Generator, eqn, read, index):
     """The joined array's element: each part's read at a clamped index, the one whose place
-    holds the index kept (fusion's ``placed_elementwise``)."""
+    holds the index kept (fusion's ``placed_elementwise``); where the index is known (an
+    unrolled shared loop's element), that part's element."""
     axis = eqn.params["dimension"]
+    known = constant(index[axis])
     parts, start = [], 0
     for x in eqn.inputs:
         n = x.aval.shape[axis]
-        _, j = _placed(g, index[axis], start, n)
-        parts.append((read(x, [*index[:axis], j, *index[axis + 1:]]), start + n))
+        if known is not None:
+            if known < start + n:
+                return read(x, [*index[:axis], str(known - start), *index[axis + 1:]])
+        else:
+            _, j = _placed(g, index[axis], start, n)
+            parts.append((read(x, [*index[:axis], j, *index[axis + 1:]]), start + n))
         start += n
     value = parts[-1][0]
     for part, end in reversed(parts[:-1]):
