@@ -373,6 +373,25 @@ def test_shared_loop_reading_a_kept_value_at_a_computed_index_keeps_its_loops():
     np.testing.assert_allclose(adjit.jit(f)(x, y), f(x, y), rtol=1e-14)
 
 
+def test_shared_loop_with_many_branches_keeps_its_loops():
+    """Written out element by element, each select would be one branch per element (Numba's
+    SSA reconstruction recurses along chains of branches): past UNROLLED_BRANCHES the nests
+    keep their loops."""
+    def f(x):
+        def per(a):
+            top = a
+            for k in range(100):
+                top = anp.maximum(top, a * (0.01 * k - 0.3))
+            return anp.stack([top[0] * a[1], top[1], top[2] * a[0]])
+        return adjit.vmap(per)(x)
+
+    x = np.random.default_rng(3).standard_normal((5, 3))
+    cg = _compiled(f, x)
+    n = cg.optimized.invars[0].aval.shape[0]
+    assert any(_loop_bodies(cg.source.text, n.name)), cg.source.text
+    np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
+
+
 def test_matmul_is_not_a_loop():
     cg = _compiled(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
     assert cg.schedule.loop_count == 0

@@ -383,6 +383,8 @@ class Generator:
             self.unrolled = True
             try:
                 self.shared_loop_once(loop)
+                if sum(" if " in line for line in self.w.lines[lines:]) > UNROLLED_BRANCHES:
+                    raise _NotConstant("too many conditional expressions")
                 return
             except _NotConstant:  # a kept value read at a computed index: start again
                 del self.w.lines[lines:]
@@ -681,6 +683,10 @@ _LLVM_CHECK_LIMIT = 8
 # statements: one straight body, each element of a value kept per index a scalar (the BA
 # Jacobian, 933: 36 -> 18 ms at ba5, and its first call 3.1 -> 2.0 s).
 UNROLLED_MAX = 1024
+# ... and with at most this many conditional expressions (a select, a clamp of a gathered
+# index), each a branch in Numba's IR: its SSA reconstruction recurses along chains of blocks
+# and exceeded Python's recursion limit on the BA Jacobian written with one clamp per element.
+UNROLLED_BRANCHES = 256
 
 
 class _NotConstant(Exception):
