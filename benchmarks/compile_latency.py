@@ -106,6 +106,7 @@ def timed(stage, fn):
 dispatch.trace_symbolic = timed("trace", dispatch.trace_symbolic)
 runner.optimize = timed("passes", runner.optimize)
 runner.fuse = timed("codegen", runner.fuse)
+runner.share_first_axis = timed("codegen", runner.share_first_axis)
 runner.generate = timed("codegen", runner.generate)
 fun, args = make(np, anp)
 f = adjit.grad(fun, argnums=tuple(range(len(args))))
