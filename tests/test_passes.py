@@ -336,6 +336,36 @@ def test_per_example_nests_share_their_first_loop():
             np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
 
 
+def test_shared_loops_keep_each_dtype():
+    """Per-example values of every dtype in a shared loop written out element by element:
+    float32 stays float32; complex, integer and boolean scalars per element compute as the
+    interpreter does."""
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    for got, want in zip(adjit.jit(per_example_jacobians)(x32, y32),
+                         per_example_jacobians(x32, y32)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+    def f(z, k, x):
+        def per(a, m, r):
+            b = a * a + anp.conj(a)[::-1]
+            c = anp.stack([b[0] * m, b[1] + m, anp.where(anp.abs(b[2]) > 1.0, b[2], -b[2])])
+            i = (r * 10.0).astype(np.int64)
+            return (anp.concatenate([c, b[:1]]) * anp.sum(c),
+                    anp.stack([i[0] + i[1], i[2] * 2, anp.sum(i)]) * (r > 0.0))
+        return adjit.vmap(per)(z, k, x)
+
+    z = rng.standard_normal((6, 3)) + 1j * rng.standard_normal((6, 3))
+    k = rng.integers(0, 5, 6)
+    cg = _compiled(f, z, k, x)
+    assert any(isinstance(it, fusion.SharedLoop) for it in cg.schedule.items)
+    for got, want in zip(adjit.jit(f)(z, k, x), f(z, k, x)):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
 def _loop_bodies(text: str, length: str) -> list:
     """The loops nested in each top-level loop over ``length`` of a kernel's source."""
     bodies, lines = [], text.splitlines()

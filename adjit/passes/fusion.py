@@ -14,6 +14,9 @@ Grouping is greedy in graph order. An equation joins an open nest with its itera
 unless it reads, at another index, a value the nest computes (a reduction's result, or a view
 of an in-nest value): then the nest is closed first, since that value exists only after the
 loop.
+
+For the CPU, ``share_first_axis`` then runs consecutive nests over one first axis with few
+elements per index of it (per-example code under vmap) as one loop (``SharedLoop``).
 """
 
 from __future__ import annotations

@@ -379,7 +379,8 @@ class Generator:
         and per-index buffers."""
         unrolled = sum(len(n.eqns) * math.prod(n.shape[1:]) for n in loop.nests)
         if unrolled <= UNROLLED_MAX:
-            lines, depth, helpers = len(self.w.lines), self.w.depth, set(self.helpers)
+            lines, depth = len(self.w.lines), self.w.depth
+            helpers, consts = set(self.helpers), dict(self.consts)
             self.unrolled = True
             try:
                 self.shared_loop_once(loop)
@@ -388,7 +389,7 @@ class Generator:
                 return
             except _NotConstant:  # a kept value read at a computed index: start again
                 del self.w.lines[lines:]
-                self.w.depth, self.helpers, self.outside = depth, helpers, None
+                self.w.depth, self.helpers, self.consts, self.outside = depth, helpers, consts, None
             finally:
                 self.unrolled = False
         self.shared_loop_once(loop)
