@@ -281,9 +281,10 @@ def _take(g: Generator, eqn, read, index):
 
 def _placed(g: Generator, i: str, start, n: int, step: int = 1):
     """Where element ``i`` of an axis holding an input of length ``n`` placed from ``start``
-    every ``step`` elements reads it: ``(condition, index)``, the condition None where it
-    always holds. The index is clamped into the input (``n`` >= 1), so the read is safe and
-    the nest stays branch-free: the element is the read value or zero (a select)."""
+    every ``step`` elements reads it: ``(condition, index)``, the texts of whether it reads
+    the input and of the input's index there. The index is clamped into the input (``n`` >=
+    1), so the read is safe and the nest stays branch-free: the element is the read value or
+    zero (a select). Both are numbers where ``i`` is one (an unrolled shared loop)."""
     static = not is_symbolic(start)
     q = i if static and start == 0 else f"({i} - {g.dim(start)})"
     conditions = []
@@ -293,7 +294,13 @@ def _placed(g: Generator, i: str, start, n: int, step: int = 1):
         conditions.append(f"{q} % {step} == 0")
         q = f"({q} // {step})"
     conditions.append(f"{q} <= {n - 1}")
-    return " and ".join(conditions), clamped(q, n - 1)
+    return _folded(" and ".join(conditions)), _folded(clamped(q, n - 1))
+
+
+def _folded(text: str) -> str:
+    """``text``, or its value where it has no names (``codegen.constant``)."""
+    value = constant(text)
+    return text if value is None else str(value)
 
 
 def _pad_element(g: Generator, eqn, read, index):
@@ -307,14 +314,14 @@ def _pad_element(g: Generator, eqn, read, index):
             at.append(i)
             continue
         condition, j = _placed(g, i, lo, n, k + 1)
-        conditions.append(condition)
-        at.append(j if constant(j) is None else str(constant(j)))
+        if condition != "True":
+            conditions.append(condition)
+        at.append(j)
     zero = g.const(0, x.aval.dtype)
-    holds = constant(" and ".join(conditions)) if conditions else True
-    if holds is False:
+    if "False" in conditions:
         return zero
     value = read(x, at)
-    return value if holds is True else f"({value} if {' and '.join(conditions)} else {zero})"
+    return f"({value} if {' and '.join(conditions)} else {zero})" if conditions else value
 
 
 def _concatenate_element(g: Generator, eqn, read, index):
