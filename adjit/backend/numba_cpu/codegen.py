@@ -291,7 +291,6 @@ class Generator:
     # ---------------------------------------------------------------- loop nests
 
     def loop_nest(self, nest: LoopNest):
-        w = self.w
         resets = self.allocate(nest)
         if self.scalar_code(nest, len(nest.shape)):
             self.exact = True  # scalar code: libm's is as fast, and exact everywhere
@@ -300,16 +299,13 @@ class Generator:
             return
         self.outside_flag([nest])
         self.shared_loops(nest)
-        if self.outside is not None:
-            w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
-            w.depth += 1
-            for line in resets:
-                w(line)
+
+        def exact_loops():
             self.exact = True
             self.loops(nest)
             self.exact = False
-            w.depth -= 1
-            self.outside = None
+
+        self.rerun_outside(resets, exact_loops)
 
     def allocate(self, nest: LoopNest) -> list[str]:
         """Writes the nest's allocations: values needed after the loop, and reduction
@@ -371,14 +367,28 @@ class Generator:
             self.outside = self.fresh("outside")
             self.w(f"{self.outside} = False")
 
+    def rerun_outside(self, resets: list[str], exact_loops):
+        """Where ``self.outside`` was set (an element outside a helper's domain): the
+        accumulators reset and the loops written again by ``exact_loops()`` with libm."""
+        if self.outside is None:
+            return
+        w = self.w
+        w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
+        w.depth += 1
+        for line in resets:
+            w(line)
+        self.outside = None
+        exact_loops()
+        w.depth -= 1
+
     def shared_loop(self, loop: SharedLoop):
         """The nests of ``loop`` within one loop over their first axis (see SharedLoop):
         written out element by element where that is at most UNROLLED_MAX statements and
         every value kept per index is read at known indices (then each of its elements is a
         scalar: no memory, and a straight loop body for LLVM), else with each nest's loops
         and per-index buffers."""
-        unrolled = sum(len(n.eqns) * math.prod(n.shape[1:]) for n in loop.nests)
-        if unrolled <= UNROLLED_MAX:
+        statements = sum(len(n.eqns) * math.prod(n.shape[1:]) for n in loop.nests)
+        if statements <= UNROLLED_MAX:
             lines, depth = len(self.w.lines), self.w.depth
             helpers, consts = set(self.helpers), dict(self.consts)
             self.unrolled = True
@@ -395,7 +405,6 @@ class Generator:
         self.shared_loop_once(loop)
 
     def shared_loop_once(self, loop: SharedLoop):
-        w = self.w
         self.per_index = loop.inner
         resets = [line for nest in loop.nests for line in self.allocate(nest)]
         # Written out element by element, a nest has no loop of its own: libm, whose calls
@@ -405,16 +414,7 @@ class Generator:
                   for nest in loop.nests}
         self.outside_flag([nest for nest in loop.nests if not scalar[id(nest)]])
         self.shared_axis(loop, scalar)
-        if self.outside is not None:
-            w(f"if {self.outside}:  # an element outside a helper's domain: all again, by libm")
-            w.depth += 1
-            for line in resets:
-                w(line)
-            outside, self.outside = self.outside, None
-            self.shared_axis(loop, dict.fromkeys(scalar, True))
-            self.outside = outside
-            w.depth -= 1
-            self.outside = None
+        self.rerun_outside(resets, lambda: self.shared_axis(loop, dict.fromkeys(scalar, True)))
         self.per_index = set()
 
     def shared_axis(self, loop: SharedLoop, scalar: dict):
@@ -439,17 +439,19 @@ class Generator:
                 w.depth += 1
                 w(f"{first} = {lo} + {step}")
                 w(f"{unsigned} = numba.uint64({first})")
+            at = (first, first if lo is None else unsigned)
+
+            def subscript(index) -> str:
+                return ", ".join(at[1] if i == first else i for i in index)
+
             for nest in loop.nests:
                 for eqn in nest.reductions:
                     if eqn.out.id in loop.inner:
                         self.reset_per_index(eqn)
                 self.exact = scalar[id(nest)]
-                at = (first, first if lo is None else unsigned)
                 if self.unrolled:
                     for inner in itertools.product(*(range(d) for d in nest.shape[1:])):
-                        self.elements(nest, [first, *map(str, inner)],
-                                      lambda index: ", ".join(at[1] if i == first else i
-                                                              for i in index))
+                        self.elements(nest, [first, *map(str, inner)], subscript)
                 else:
                     self.loops(nest, first=at)
             self.exact = False
