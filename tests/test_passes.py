@@ -272,6 +272,31 @@ def test_long_nest_is_split_in_demand_order(monkeypatch):
     np.testing.assert_allclose(adjit.jit(grad)(x), expected, rtol=1e-12)
 
 
+def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
+    """A reduction whose result element stays the same through the innermost loops (a sum
+    over the last axes) adds into a scalar kept in a register, written back once after those
+    loops, so LLVM can vectorize them; one over the outer axis adds into its array. Compiled
+    equals the interpreter, a NaN winning the max, at two lengths of one kernel."""
+    def f(x):
+        e = anp.exp(x)
+        return [anp.sum(e, axis=2), anp.max(x, axis=(1, 2)), anp.prod(x, axis=2),
+                anp.min(x, axis=2), anp.sum(e, axis=0), e * 2.0]
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4, 3))
+    x[1, 2, 0] = np.nan
+    cg = _compiled(f, x)
+    text = cg.source.text
+    updates = [line for line in text.splitlines() if "+=" in line or "*=" in line
+               or line.strip().startswith("if ")]
+    in_scalars = [line for line in updates if " run" in line]
+    assert len(in_scalars) == 4 and len(updates) == 5, text  # axis 0: into its array
+    assert text.count(" = run") == 4, text  # each written back once
+    for rows in (5, 2):
+        for got, want in zip(adjit.jit(f)(x[:rows]), f(x[:rows])):
+            np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
 def test_pads_and_concatenations_are_read_in_their_readers_nest():
     """A pad or a concatenation along axes of known length is computed element by element in
     the nest that reads it (a clamped read kept or zeroed), not written into an array first;
