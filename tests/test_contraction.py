@@ -16,6 +16,7 @@ import adjit.numpy as anp
 from adjit.backend import get_target
 from adjit.backend.numba_cpu.lowering import BLAS_MIN_WORK
 from adjit.config import config
+from adjit.numpy.contraction import SMALL_CONTRACTION
 from adjit.testing import check_grads
 from adjit.trace import trace_symbolic
 
@@ -156,6 +157,27 @@ def test_gmm_contraction_reads_its_operand_in_place():
     schedule, source = _schedule(lambda q, x: [anp.sum(anp.einsum("krj,ikj->ikr", q, x))], q, x)
     assert source.count("rt.gemm_into(") == 1 and ", :]" in source, source
     assert schedule.loop_count == 1, source
+
+
+def test_short_contractions_are_fused_products():
+    """A contracted letter of known length at most SMALL_CONTRACTION (ADBench GMM at d=2) is a
+    broadcast product summed, computed in the loop nest of its reader, not a BLAS call; one
+    longer stays a BLAS call. Value and VJP compiled equal NumPy's and the interpreter's."""
+    rng = np.random.default_rng(4)
+
+    for d in (SMALL_CONTRACTION, SMALL_CONTRACTION + 2):
+        def f(u, q, x, d=d):  # d known: the slices fix the contracted length
+            return adjit.vjp(lambda q, x: anp.einsum("krj,ikj->ikr", q[:, :, :d],
+                                                     x[:, :, :d]), q, x)[1](u)
+
+        q, x, u = (rng.standard_normal(s) for s in [(3, d, d), (60, 3, d), (60, 3, d)])
+        _, source = _schedule(f, u, q, x)
+        assert ("rt.gemm_into(" in source) == (d > SMALL_CONTRACTION), source
+        got = adjit.jit(f)(u, q, x)
+        want = (np.einsum("ikr,ikj->krj", u, x), np.einsum("krj,ikr->ikj", q, u))
+        for a, b, c in zip(got, want, _interpreted(f, u, q, x)):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(a, c, rtol=1e-13, atol=1e-13)
 
 
 def test_small_products_are_loops_chosen_at_run_time():
