@@ -3,6 +3,8 @@ rewrite rule of the simplifier, the pipeline, and fusion (the loop count of a ke
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -275,8 +277,9 @@ def test_long_nest_is_split_in_demand_order(monkeypatch):
 def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     """A reduction whose result element stays the same through the innermost loops (a sum
     over the last axes) adds into a scalar kept in a register, written back once after those
-    loops, so LLVM can vectorize them; one over the outer axis adds into its array. Compiled
-    equals the interpreter, a NaN winning the max, at two lengths of one kernel."""
+    loops, so LLVM can vectorize them; one over the outer axis adds into its array, as does one
+    through a few elements of known number. Compiled equals the interpreter, a NaN winning the
+    max, at two lengths of one kernel."""
     def f(x):
         e = anp.exp(x)
         return [anp.sum(e, axis=2), anp.max(x, axis=(1, 2)), anp.prod(x, axis=2),
@@ -292,6 +295,9 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     in_scalars = [line for line in updates if " run" in line]
     assert len(in_scalars) == 4 and len(updates) == 5, text  # axis 0: into its array
     assert text.count(" = run") == 4, text  # each written back once
+    # Through inner loops of few elements, known, it accumulates in memory (RUNNING_MIN).
+    short = _compiled(lambda x: [anp.sum(anp.exp(x[:, :, :3]), axis=2)], x).source.text
+    assert not re.search(r"\brun\d", short) and "+=" in short, short
     for rows in (5, 2):
         for got, want in zip(adjit.jit(f)(x[:rows]), f(x[:rows])):
             np.testing.assert_allclose(got, want, rtol=1e-14)
