@@ -331,12 +331,12 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
                 close(nest)
 
     def materialize(atoms):
-        """Views read as whole arrays get a loop nest of their own, before the reader."""
+        """Views read as whole arrays get a loop nest of their own, before the reader (which
+        reads a chain of views through to its source: the views inside it need no array)."""
         for a in atoms:
             if isinstance(a, Literal) or a.id not in views or a.id in materialized:
                 continue
             view = views[a.id]
-            materialize(view.inputs)
             close_readers_of(_sources(view.inputs, views))
             nest = LoopNest(tuple(view.out.aval.shape), [view], {view.out.id})
             items.append(nest)
