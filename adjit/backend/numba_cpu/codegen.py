@@ -613,7 +613,9 @@ class Generator:
         running: dict[int, list] = {}
         for eqn in nest.reductions:
             kept = [k for k in range(len(nest.shape)) if k not in eqn.params["axes"]]
-            inner = [k for k in looped if kept and k > kept[-1]]
+            if not kept:  # over every axis: its accumulator is a scalar already
+                continue
+            inner = [k for k in looped if k > kept[-1]]
             lengths = [nest.shape[k] for k in inner]
             if inner and (any(isinstance(d, Dim) for d in lengths)
                           or math.prod(lengths) >= RUNNING_MIN):
