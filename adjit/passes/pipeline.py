@@ -14,6 +14,7 @@ from adjit.passes.cse import cse
 from adjit.passes.dce import dce
 from adjit.passes.fold import fold_constants
 from adjit.passes.inline import inline_calls
+from adjit.passes.layout import batch_major
 from adjit.passes.simplify import simplify
 
 PIPELINE = [
@@ -22,6 +23,7 @@ PIPELINE = [
     ("fold_constants", fold_constants),
     ("simplify", simplify),
     ("cse", cse),
+    ("batch_major", batch_major),
     ("dce", dce),
 ]
 
