@@ -229,6 +229,34 @@ def _compiled(fun, *args):
     return CompiledGraph(_graph(fun, *args))
 
 
+def _pulled(x, w):
+    """Two reductions over the rows of one nest's values, with a step reading the first
+    between them (it closes the nest), and a value read by a matrix product after."""
+    y = anp.sin(x)
+    first = anp.sum(y, axis=0) * 2.0
+    second = anp.sum(anp.cos(y) * x, axis=0)
+    return [first + second, anp.exp(y) @ w]
+
+
+def test_a_later_reduction_of_a_nest_joins_it():
+    """A reduction of a nest's values that comes after a step closing the nest is pulled
+    into it (``fusion.fuse``'s pull): both sums are one loop over x, and cos(y) is never
+    stored. exp(y), read by the product, stays behind in a nest of its own (pulled, it would
+    be stored and read back all the same). Compiled equals interpreted at two lengths of one
+    kernel."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((7, 300)), rng.standard_normal((300, 4))
+    cg = _compiled(_pulled, x, w)
+    nests = [n for n in cg.schedule.units() if isinstance(n, LoopNest) and len(n.shape) == 2]
+    first = nests[0]
+    assert sum(fusion.is_reduction(e.prim) for e in first.eqns) == 2, cg.source.text
+    assert len(nests) == 2 and [e.prim for e in nests[1].eqns] == ["exp"], cg.source.text
+    for rows in (7, 3):
+        args = x[:rows], w
+        for got, want in zip(adjit.jit(_pulled)(*args), _pulled(*args)):
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
 def test_value_and_grad_is_one_loop():
     cg = _compiled(adjit.value_and_grad(lambda x: anp.sum(x ** 2 + anp.sin(x))), np.ones(5))
     assert cg.schedule.loop_count == 1
@@ -361,6 +389,8 @@ def test_per_example_nests_share_their_first_loop():
                      if f"rt.empty(({n.name}," in line or f"rt.full(({n.name}," in line]
     assert len(over_examples) <= 4, over_examples  # the outputs and z (read after the loop)
     assert _loop_bodies(cg.source.text, n.name)[0] == [], cg.source.text  # written out
+    # ... reading each kept scalar as it is: no statement copying one name into another
+    assert not re.search(r"^\s+[et]\d+ = [A-Za-z_]\w*$", cg.source.text, re.M), cg.source.text
     for rows in (9, 2):
         args = x[:rows], y[:rows]
         for got, want in zip(adjit.jit(per_example_jacobians)(*args),

@@ -316,14 +316,64 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
     (``blas_view``) rather than computed into an array."""
     items: list = []
     open_nests: list[LoopNest] = []
-    views: dict = {}
+    # Every view is known from the start: an equation pulled forward (``pull``) may read one
+    # defined after the point it is pulled to; a view only names an index remapping.
+    views: dict = {eqn.out.id: eqn for eqn in graph.eqns if is_view(eqn)}
     materialized: set = set()
     blas_views: set = set()
     stacked: dict = {}
+    available = {v.id for v in (*graph.constvars, *graph.invars)}
+    readers: dict = {}  # value id -> id() of the equations reading it (through views)
+    for eqn in graph.eqns:
+        for source in _sources(eqn.inputs, views):
+            readers.setdefault(source, set()).add(id(eqn))
+    for source in _sources(graph.outvars, views):
+        readers.setdefault(source, set()).add("output")
+    pulled: set = set()  # id() of the equations already placed by ``pull``
+    here = [0]  # the index in graph.eqns of the equation being placed (read by pull)
+
+    def pull(nest):
+        """Later equations that can join ``nest`` now, placed in it before it is closed: a
+        reduction of its values (the gradient's sum over points of a per-point term) is then
+        accumulated in its loop, not stored whole and read back by a nest of its own. An
+        elementwise value comes along only where all its readers do: one read behind would be
+        stored here and read back, where left behind it is computed in its readers' nest.
+        Not into a nest of per-example size: share_first_axis runs those in one loop, where
+        a value lives in a buffer of one example's size until a reduction over the examples
+        ends the run."""
+        if _per_index(nest):
+            return
+        others = set().union(*(n.defined | n.reduced for n in open_nests if n is not nest))
+        inside = nest.defined | nest.reduced
+        chosen = {}
+        for eqn in graph.eqns[here[0] + 1:]:
+            if id(eqn) in pulled or is_view(eqn) or not fusible(eqn) or len(eqn.outs) != 1:
+                continue
+            sources = _sources(eqn.inputs, views)
+            if sources <= available | inside and not sources & others and same_shape(
+                    iteration_shape(eqn), nest.shape) and _can_join(eqn, nest, views):
+                chosen[eqn.out.id] = eqn
+                inside.add(eqn.out.id)
+        while True:  # drop what stays behind's inputs, and what reads something dropped
+            kept = {id(e) for e in chosen.values()}
+            dropped = [v for v, eqn in chosen.items()
+                       if not is_reduction(eqn.prim) and not readers.get(v, set()) <= kept
+                       or not _sources(eqn.inputs, views) <= available | nest.defined
+                       | nest.reduced | set(chosen)]
+            if not dropped:
+                break
+            for v in dropped:
+                del chosen[v]
+        for eqn in chosen.values():
+            nest.eqns.append(eqn)
+            (nest.reduced if is_reduction(eqn.prim) else nest.defined).add(eqn.out.id)
+            pulled.add(id(eqn))
 
     def close(nest):
+        pull(nest)
         open_nests.remove(nest)
         items.append(nest)
+        available.update(e.out.id for e in nest.eqns)
 
     def close_readers_of(ids):
         for nest in list(open_nests):
@@ -342,9 +392,8 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             items.append(nest)
             materialized.add(a.id)
 
-    for eqn in graph.eqns:
-        if is_view(eqn):
-            views[eqn.out.id] = eqn
+    for here[0], eqn in enumerate(graph.eqns):
+        if is_view(eqn) or id(eqn) in pulled:
             continue
         if not fusible(eqn):
             if blas and eqn.prim == "matmul" and eqn.out.aval.ndim > 2:
@@ -357,6 +406,7 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
             materialize([a for a in eqn.inputs if a not in direct])
             close_readers_of(_sources(eqn.inputs, views))
             items.append(eqn)
+            available.update(v.id for v in eqn.outs)
             continue
         shape = iteration_shape(eqn)
         target = next((n for n in open_nests if same_shape(n.shape, shape)

@@ -645,20 +645,27 @@ class Generator:
                 return self.name(a)
             key = (a.id, tuple(at))
             if key not in reads:
-                reads[key] = self.fresh("e")
-                w(f"{reads[key]} = {self.element_ref(a, at, subscript)}")
+                ref = self.element_ref(a, at, subscript)
+                # An element kept in a scalar (an unrolled shared loop's) is read as it is: a
+                # copy is one more statement for Numba to type and lower, per element.
+                reads[key] = ref if ref.isidentifier() else self.fresh("e")
+                if reads[key] != ref:
+                    w(f"{reads[key]} = {ref}")
             return reads[key]
 
         for eqn in nest.eqns:
             out = eqn.out
-            target = self.fresh("t")
             if is_reduction(eqn.prim):
                 self.reduce_into(eqn, read(eqn.inputs[0]), index, subscript)
                 continue
-            w(f"{target} = {self.element(eqn, read, index, local)}")
-            local[out.id] = target
+            value = self.element(eqn, read, index, local)
+            if not value.isidentifier():  # (a name, as a copy's element is, needs no copy)
+                target = self.fresh("t")
+                w(f"{target} = {value}")
+                value = target
+            local[out.id] = value
             if self.schedule.needed_after(out, nest):
-                w(f"{self.element_ref(out, index, subscript)} = {target}")
+                w(f"{self.element_ref(out, index, subscript)} = {value}")
 
     def element(self, eqn, read, index, local) -> str:
         prim, params = eqn.prim, eqn.params
@@ -667,6 +674,15 @@ class Generator:
         if prim in self.lowerings["gather"]:
             return self.lowering("gather", prim)(self, eqn, read, index)
         args = [read(a) for a in eqn.inputs]
+        if prim in ("add", "sub") and all(a.aval.dtype == eqn.out.aval.dtype
+                                          for a in eqn.inputs):
+            # x + 0 is x where signed zeros need not be kept (the kernels' "nsz"): the
+            # transposes of an unrolled loop's pads and concatenations add many zeros.
+            zero = self.consts.get(const_text(0, eqn.out.aval.dtype))
+            if zero is not None and args[1] == zero:
+                return args[0]
+            if zero is not None and prim == "add" and args[0] == zero:
+                return args[1]
         libm = self.lowerings.get("libm", {}).get(prim)
         if libm is not None and self.exact:
             return libm[1](*args, out_dtype=eqn.out.aval.dtype, **params)
