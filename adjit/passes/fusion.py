@@ -344,16 +344,18 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
         if _per_index(nest):
             return
         others = set().union(*(n.defined | n.reduced for n in open_nests if n is not nest))
-        inside = nest.defined | nest.reduced
+        # The nest as it would be with what is chosen so far (a reduction chosen is as
+        # unreadable in the loop as one already there).
+        grown = LoopNest(nest.shape, [], set(nest.defined), set(nest.reduced))
         chosen = {}
         for eqn in graph.eqns[here[0] + 1:]:
             if id(eqn) in pulled or is_view(eqn) or not fusible(eqn) or len(eqn.outs) != 1:
                 continue
             sources = _sources(eqn.inputs, views)
-            if sources <= available | inside and not sources & others and same_shape(
-                    iteration_shape(eqn), nest.shape) and _can_join(eqn, nest, views):
+            if sources <= available | grown.defined and not sources & others and same_shape(
+                    iteration_shape(eqn), nest.shape) and _can_join(eqn, grown, views):
                 chosen[eqn.out.id] = eqn
-                inside.add(eqn.out.id)
+                (grown.reduced if is_reduction(eqn.prim) else grown.defined).add(eqn.out.id)
         while True:  # drop what stays behind's inputs, and what reads something dropped
             kept = {id(e) for e in chosen.values()}
             dropped = [v for v, eqn in chosen.items()

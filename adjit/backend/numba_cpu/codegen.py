@@ -157,6 +157,12 @@ class Generator:
         # Within the inner loops of a nest that a reduction sums over: the scalar it
         # accumulates in (see ``loops``).
         self.running: dict[int, str] = {}
+        # What the element being written has read (``elements``): (value id, index) -> the
+        # name holding it, and index texts bound to a name (``bound``). One pair for all the
+        # elements of a nest written out in a shared loop's body (straight code: each is read
+        # or computed once, then named).
+        self.reads: dict[tuple, str] = {}
+        self.bindings: dict[str, str] = {}
 
     # ---------------------------------------------------------------- naming
 
@@ -202,6 +208,18 @@ class Generator:
 
     def dim(self, d) -> str:
         return dim_text(d)
+
+    def bound(self, text: str) -> str:
+        """A name holding the value of the index expression ``text`` for the element being
+        written, assigned where first asked for: a gather's clamped index is then computed
+        once for all it reads (the BA Jacobian gathers 11 camera and 3 point columns by two
+        indices). A text that is a number (known indices) stays one."""
+        if constant(text) is not None:
+            return text
+        if text not in self.bindings:
+            self.bindings[text] = self.fresh("k")
+            self.w(f"{self.bindings[text]} = {text}")
+        return self.bindings[text]
 
     def shape(self, shape) -> str:
         return shape_text(shape, self.dim)
@@ -452,6 +470,7 @@ class Generator:
                     if eqn.out.id in loop.inner:
                         self.reset_per_index(eqn)
                 self.exact = scalar[id(nest)]
+                self.reads, self.bindings = {}, {}
                 if self.unrolled:
                     for inner in itertools.product(*(range(d) for d in nest.shape[1:])):
                         self.elements(nest, [first, *map(str, inner)], subscript)
@@ -627,7 +646,9 @@ class Generator:
         into an array)."""
         w = self.w
         local: dict[int, str] = {}
-        reads: dict[tuple, str] = {}
+        if not self.unrolled:
+            self.reads, self.bindings = {}, {}
+        reads = self.reads
         views = self.schedule.views
 
         def read(a, at=None) -> str:

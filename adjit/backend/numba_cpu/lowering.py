@@ -276,7 +276,7 @@ def _take(g: Generator, eqn, read, index):
     k = len(idx.aval.shape)
     i_expr = read(idx, index[axis:axis + k])
     n = g.dim(x.aval.shape[axis])
-    return read(x, [*index[:axis], clamped_index(i_expr, n), *index[axis + k:]])
+    return read(x, [*index[:axis], g.bound(clamped_index(i_expr, n)), *index[axis + k:]])
 
 
 def _placed(g: Generator, i: str, start, n: int, step: int = 1):

@@ -134,6 +134,11 @@ class Generator:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
+    def bound(self, text: str) -> str:
+        """An index expression for the element being written (the CPU's names it, to compute
+        it once for the many elements its unrolled loops write; here a thread writes one)."""
+        return text
+
     def param(self, name: str) -> str:
         if self.k is not None:
             self.k.params.setdefault(name)
