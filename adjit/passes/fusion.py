@@ -148,8 +148,9 @@ class Schedule:
         if self._readers is None:
             self._readers = {}
             for item in self.units():
-                if isinstance(item, LoopNest):
-                    used = _sources([a for e in item.eqns for a in e.inputs], self.views)
+                if isinstance(item, LoopNest):  # (what a nest computes itself, it does not read)
+                    used = _sources([a for e in item.eqns for a in e.inputs], self.views) - {
+                        e.out.id for e in item.eqns if not is_reduction(e.prim)}
                 else:
                     used = {a.id for a in item.inputs if not isinstance(a, Literal)}
                     used |= _sources([a for a in item.inputs if not isinstance(a, Literal)
@@ -480,6 +481,49 @@ def _computed(item) -> set:
     if isinstance(item, LoopNest):
         return {eqn.out.id for eqn in item.eqns}
     return {v.id for v in item.outs}
+
+
+# Elementwise primitives cheaper to compute again than to store and read back.
+CHEAP = frozenset({"add", "sub", "mul", "neg"})
+
+
+def recompute_cheap(schedule: Schedule) -> Schedule:
+    """``schedule`` with each cheap value (CHEAP) that later nests read at their own index
+    computed again in each of them instead of stored: GMM's exp(q) * (x - mu) over (K, n, d),
+    an array of 8 MB written by one nest and read back by the next, is then one multiply
+    there of what it reads anyway. Only where every operand is itself stored (an input, a
+    value read after its nest, a view of one), no reader reads the value through a view, and
+    nothing else (an output, a whole-array step) reads it. Not in nests of per-example size
+    (share_first_axis keeps their values in buffers of one example)."""
+    nests = [item for item in schedule.items if isinstance(item, LoopNest)]
+    views = schedule.views
+    moved = False
+    for nest in nests:
+        if _per_index(nest):
+            continue
+        for eqn in list(nest.eqns):
+            readers = schedule.readers(eqn.out.id) - {id(nest)}
+            if eqn.prim not in CHEAP or not readers or eqn.out.id in schedule.blas_views:
+                continue
+            later = [n for n in nests if id(n) in readers]
+            if len(later) != len(readers) or any(
+                    _per_index(n) or not same_shape(n.shape, nest.shape)
+                    or any(eqn.out.id in _through_views(e, views) for e in n.eqns)
+                    for n in later):
+                continue
+            if any(a in nest.defined and not schedule.readers(a) - {id(nest)}
+                   for a in _sources(eqn.inputs, views)):
+                continue  # an operand only this nest reads: not stored
+            for reader in later:
+                reader.eqns.insert(0, eqn)
+                reader.defined.add(eqn.out.id)
+            if not any(eqn.out.id in _sources(e.inputs, views) for e in nest.eqns):
+                nest.eqns.remove(eqn)  # (read by nothing here: the readers compute it)
+                nest.defined.discard(eqn.out.id)
+            moved = True
+            schedule._readers = None
+    return schedule if not moved else Schedule(schedule.graph, schedule.items, views,
+                                                schedule.blas_views, schedule.stacked)
 
 
 def share_first_axis(schedule: Schedule) -> Schedule:

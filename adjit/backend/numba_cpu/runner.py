@@ -36,7 +36,7 @@ from adjit.config import config
 from adjit.ir.graph import Graph
 from adjit.ir.interpret import interpret
 from adjit.passes import optimize
-from adjit.passes.fusion import fuse, share_first_axis
+from adjit.passes.fusion import fuse, recompute_cheap, share_first_axis
 
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
@@ -48,7 +48,7 @@ class CompiledGraph:
         self.graph = graph
         with compat.collector_paused():  # as for Numba's compiler: most objects made are kept
             self.optimized = optimize(graph, self.trail)
-            self.schedule = share_first_axis(fuse(self.optimized, blas=True))
+            self.schedule = share_first_axis(recompute_cheap(fuse(self.optimized, blas=True)))
             self.source = generate(self.schedule, lowerings)
         self.reason = reason
         self.kernel = None
