@@ -264,20 +264,29 @@ def _recomputed(x, y):
     return v * anp.sum(v * v, axis=1)[:, None]
 
 
+def _recomputed_chain(x, y):
+    """A cheap value of a cheap value: the second is stored (its operand is not)."""
+    v = x * y
+    w = v - y
+    return (v + w) * anp.sum(v * w, axis=1)[:, None]
+
+
 def test_a_cheap_value_is_computed_again_where_it_is_read():
     """x * y is computed again by the nest reading it after the sums (``recompute_cheap``),
     from x and y it reads anyway, instead of stored by the first nest and read back: the only
-    array over (n, m) is the output. Compiled equals interpreted at two lengths."""
+    array over (n, m) is the output. Compiled equals interpreted at two lengths, and so does
+    a chain of two cheap values."""
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((6, 300)), rng.standard_normal((6, 300))
     cg = _compiled(_recomputed, x, y)
     arrays = re.findall(r"rt\.(?:empty|full)\(\((n0, n1|c\d+, c\d+)\)", cg.source.text)
     assert len(arrays) == 1, cg.source.text
     assert cg.source.text.count(" * ") >= 2, cg.source.text
-    for rows in (6, 2):
-        args = x[:rows], y[:rows]
-        np.testing.assert_allclose(adjit.jit(_recomputed)(*args), _recomputed(*args),
-                                   rtol=1e-13, atol=1e-13)
+    for fn in (_recomputed, _recomputed_chain):
+        for rows in (6, 2):
+            args = x[:rows], y[:rows]
+            np.testing.assert_allclose(adjit.jit(fn)(*args), fn(*args), rtol=1e-13,
+                                       atol=1e-13)
 
 
 def test_value_and_grad_is_one_loop():

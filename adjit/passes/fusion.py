@@ -492,12 +492,14 @@ def recompute_cheap(schedule: Schedule) -> Schedule:
     computed again in each of them instead of stored: GMM's exp(q) * (x - mu) over (K, n, d),
     an array of 8 MB written by one nest and read back by the next, is then one multiply
     there of what it reads anyway. Only where every operand is itself stored (an input, a
-    value read after its nest, a view of one), no reader reads the value through a view, and
-    nothing else (an output, a whole-array step) reads it. Not in nests of per-example size
-    (share_first_axis keeps their values in buffers of one example)."""
+    value read after its nest, a view of one) and not one computed again itself, no reader
+    reads the value through a view, and nothing else (an output, a whole-array step) reads
+    it. Not in nests of per-example size (share_first_axis keeps their values in buffers of
+    one example)."""
     nests = [item for item in schedule.items if isinstance(item, LoopNest)]
     views = schedule.views
-    moved = False
+    moved: set = set()
+    placed = {}  # id(reader) -> how many equations it was given (in their order, at its front)
     for nest in nests:
         if _per_index(nest):
             continue
@@ -511,19 +513,20 @@ def recompute_cheap(schedule: Schedule) -> Schedule:
                     or any(eqn.out.id in _through_views(e, views) for e in n.eqns)
                     for n in later):
                 continue
-            if any(a in nest.defined and not schedule.readers(a) - {id(nest)}
-                   for a in _sources(eqn.inputs, views)):
-                continue  # an operand only this nest reads: not stored
+            operands = _sources(eqn.inputs, views)
+            if operands & moved or any(a in nest.defined and not schedule.readers(a) - {id(nest)}
+                                       for a in operands):
+                continue  # an operand not stored: computed again itself, or read only here
             for reader in later:
-                reader.eqns.insert(0, eqn)
+                reader.eqns.insert(placed.get(id(reader), 0), eqn)
+                placed[id(reader)] = placed.get(id(reader), 0) + 1
                 reader.defined.add(eqn.out.id)
             if not any(eqn.out.id in _sources(e.inputs, views) for e in nest.eqns):
                 nest.eqns.remove(eqn)  # (read by nothing here: the readers compute it)
                 nest.defined.discard(eqn.out.id)
-            moved = True
-            schedule._readers = None
-    return schedule if not moved else Schedule(schedule.graph, schedule.items, views,
-                                                schedule.blas_views, schedule.stacked)
+            moved.add(eqn.out.id)
+            schedule._readers = None  # (the readers changed)
+    return schedule
 
 
 def share_first_axis(schedule: Schedule) -> Schedule:
