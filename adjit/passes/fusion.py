@@ -149,8 +149,8 @@ class Schedule:
             self._readers = {}
             for item in self.units():
                 if isinstance(item, LoopNest):  # (what a nest computes itself, it does not read)
-                    used = _sources([a for e in item.eqns for a in e.inputs], self.views) - {
-                        e.out.id for e in item.eqns if not is_reduction(e.prim)}
+                    used = _sources([a for e in item.eqns for a in e.inputs],
+                                    self.views) - _computed(item)
                 else:
                     used = {a.id for a in item.inputs if not isinstance(a, Literal)}
                     used |= _sources([a for a in item.inputs if not isinstance(a, Literal)

@@ -87,9 +87,11 @@ def _seeds(graph: Graph, producer, users):
             continue
         for a in eqn.inputs:
             t = None if isinstance(a, Literal) else producer.get(a.id)
-            if t is not None and t.prim == "transpose" and _swap(t.params["permutation"]) \
-                    and _elementwise(producer.get(getattr(t.inputs[0], "id", None))):
-                yield t.inputs[0], tuple(t.params["permutation"])
+            if t is None or t.prim != "transpose" or not _swap(t.params["permutation"]):
+                continue
+            (x,) = t.inputs
+            if not isinstance(x, Literal) and _elementwise(producer.get(x.id)):
+                yield x, tuple(t.params["permutation"])
         for t in users[eqn.out.id]:
             if t.prim == "transpose" and _swap(t.params["permutation"]):
                 yield t.out, tuple(t.params["permutation"])
