@@ -357,12 +357,14 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
                     iteration_shape(eqn), nest.shape) and _can_join(eqn, grown, views):
                 chosen[eqn.out.id] = eqn
                 (grown.reduced if is_reduction(eqn.prim) else grown.defined).add(eqn.out.id)
-        while True:  # drop what stays behind's inputs, and what reads something dropped
+        # Drop each elementwise value some reader of which stays behind, and then what reads
+        # a dropped value, until nothing changes.
+        while True:
             kept = {id(e) for e in chosen.values()}
             dropped = [v for v, eqn in chosen.items()
                        if not is_reduction(eqn.prim) and not readers.get(v, set()) <= kept
                        or not _sources(eqn.inputs, views) <= available | nest.defined
-                       | nest.reduced | set(chosen)]
+                       | set(chosen)]
             if not dropped:
                 break
             for v in dropped:
