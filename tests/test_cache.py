@@ -404,3 +404,41 @@ def test_scope_fixup_defines_what_numbas_does():
         defined.append([list(blocks[label].scope.localvars._con) for label in sorted(blocks)])
     assert defined[0] == defined[1]
     assert len(defined[0][1]) > 1  # the fresh scopes did get variables
+
+
+def test_scalar_typing_is_remembered_and_the_same(monkeypatch):
+    """compat.memoize_scalar_typing: a call of an operator or math function on plain scalars is
+    typed as Numba's own resolution types it, and the second time without a resolution (no
+    template is consulted); a call with a literal or an array argument is resolved afresh."""
+    import math
+    import operator
+
+    from numba.core import types, utils
+    from numba.core.registry import cpu_target
+    from numba.core.types import functions
+
+    from adjit.backend.numba_cpu import compat
+
+    assert compat.memoize_scalar_typing()
+    get_call_type = functions.Function.get_call_type
+    original = get_call_type.__wrapped__
+    context = cpu_target.typing_context
+    context.refresh()
+    resolutions = []
+    order = utils.order_by_target_specificity
+    monkeypatch.setattr(utils, "order_by_target_specificity",
+                        lambda *a, **k: resolutions.append(a) or order(*a, **k))
+    array = types.Array(types.float64, 1, "C")
+    cases = [(operator.mul, (types.float64, types.int64), True),
+             (operator.lt, (types.int32, types.float32), True),
+             (operator.truediv, (types.int64, types.int64), True),
+             (math.exp, (types.float32,), True), (operator.add, (types.boolean, types.int8), True),
+             (operator.add, (types.IntegerLiteral(3), types.int64), False),
+             (operator.mul, (array, types.float64), False)]
+    for fn, args, remembered in cases:
+        fnty = context.resolve_value_type(fn)
+        first = get_call_type(fnty, context, args, {})
+        assert first == original(fnty, context, args, {}), (fn, args)
+        del resolutions[:]
+        assert get_call_type(fnty, context, args, {}) == first
+        assert (not resolutions) == remembered, (fn, args)

@@ -351,7 +351,7 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     cg = _compiled(f, x)
     text = cg.source.text
     updates = [line for line in text.splitlines() if "+=" in line or "*=" in line
-               or line.strip().startswith("if ")]
+               or "= rt.select(" in line]  # max, min: a select (runtime.py), no branch
     running = re.compile(r"\brun\d")  # the scalar a reduction runs in (codegen: run<n>)
     in_scalars = [line for line in updates if running.search(line)]
     assert len(in_scalars) == 4 and len(updates) == 5, text  # axis 0: into its array
@@ -500,22 +500,29 @@ def test_shared_loop_reading_a_kept_value_at_a_computed_index_keeps_its_loops():
 
 
 def test_shared_loop_with_many_branches_keeps_its_loops():
-    """Written out element by element, each select would be one branch per element (Numba's
-    SSA reconstruction recurses along chains of branches): past UNROLLED_BRANCHES the nests
-    keep their loops."""
-    def f(x):
-        def per(a):
-            top = a
-            for k in range(100):
-                top = anp.maximum(top, a * (0.01 * k - 0.3))
-            return anp.stack([top[0] * a[1], top[1], top[2] * a[0]])
-        return adjit.vmap(per)(x)
+    """Written out element by element, each logical ``and`` would be one branch per element
+    (Numba's SSA reconstruction recurses along chains of branches): past UNROLLED_BRANCHES
+    the nests keep their loops. A maximum is no branch (``rt.select``): as many maxima are
+    written out."""
+    def chain(start, step):
+        def f(x):
+            def per(a):
+                top = start(a)
+                for k in range(90):
+                    top = step(top, a * (0.01 * k - 0.3))
+                kept = anp.where(top, a, -a) if top.dtype == bool else top
+                return anp.stack([kept[0] * a[1], kept[1], kept[2] * a[0]])
+            return adjit.vmap(per)(x)
+        return f
 
     x = np.random.default_rng(3).standard_normal((5, 3))
-    cg = _compiled(f, x)
-    n = cg.optimized.invars[0].aval.shape[0]
-    assert any(_loop_bodies(cg.source.text, n.name)), cg.source.text
-    np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
+    logical = chain(lambda a: a > 0.0, lambda top, b: anp.logical_and(top, b < 0.25))
+    maxima = chain(lambda a: a, anp.maximum)
+    for f, loops in ((logical, True), (maxima, False)):
+        cg = _compiled(f, x)
+        n = cg.optimized.invars[0].aval.shape[0]
+        assert any(_loop_bodies(cg.source.text, n.name)) == loops, cg.source.text
+        np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
 
 
 def test_matmul_is_not_a_loop():

@@ -29,3 +29,4 @@ TARGET = NumbaCPU()
 compat.reuse_freed_memory()  # kernels' temporaries: glibc's heap, not a new mmap per call
 compat.skip_kernel_function_passes()  # LLVM optimizes each kernel once, not twice
 compat.fix_scope_fixup()  # a Numba pass quadratic in a kernel's size, made linear
+compat.memoize_scalar_typing()  # a scalar operation's type is found once, not per statement

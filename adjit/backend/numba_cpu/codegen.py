@@ -221,6 +221,24 @@ class Generator:
             self.w(f"{self.bindings[text]} = {text}")
         return self.bindings[text]
 
+    def clamp(self, i: str, last) -> str:
+        """Source text of index ``i`` clamped into ``0..last``: its value where both are
+        numbers (an unrolled loop's element), else one branch-free ``rt.clamp`` (a conditional
+        expression is two blocks of Numba's IR, and its passes cost blocks times variables)."""
+        known, end = constant(str(i)), constant(str(last))
+        if known is not None and end is not None:
+            return str(min(max(known, 0), end))
+        return f"rt.clamp({i}, {last})"
+
+    def clip_index(self, i: str, n: str) -> str:
+        """Source text of index ``i`` into a length ``n``: NumPy's wrap-around of a negative
+        index, then clamped into range (jax's "clip" mode)."""
+        return f"rt.clip_index({i}, {n})"
+
+    def select(self, condition: str, a: str, b: str) -> str:
+        """Source text of ``a if condition else b``, both safe to compute: one ``select``."""
+        return f"rt.select({condition}, {a}, {b})"
+
     def shape(self, shape) -> str:
         return shape_text(shape, self.dim)
 
@@ -415,8 +433,8 @@ class Generator:
             self.unrolled = True
             try:
                 self.shared_loop_once(loop)
-                if sum(" if " in line for line in self.w.lines[lines:]) > UNROLLED_BRANCHES:
-                    raise _NotConstant("too many conditional expressions")
+                if sum(_branches(line) for line in self.w.lines[lines:]) > UNROLLED_BRANCHES:
+                    raise _NotConstant("too many branches")
                 return
             except _NotConstant:  # a kept value read at a computed index: start again
                 del self.w.lines[lines:]
@@ -766,10 +784,16 @@ _LLVM_CHECK_LIMIT = 8
 # statements: one straight body, each element of a value kept per index a scalar (the BA
 # Jacobian, 933: 36 -> 18 ms at ba5, and its first call 3.1 -> 2.0 s).
 UNROLLED_MAX = 1024
-# ... and with at most this many conditional expressions (a select, a clamp of a gathered
-# index), each a branch in Numba's IR: its SSA reconstruction recurses along chains of blocks
-# and exceeded Python's recursion limit on the BA Jacobian written with one clamp per element.
+# ... and with at most this many branches in Numba's IR (a conditional expression, a logical
+# `and`/`or`): its SSA reconstruction recurses along chains of blocks, and exceeded Python's
+# recursion limit on the BA Jacobian written with one branchy clamp per element (selects and
+# clamps are branch-free intrinsics now, runtime.py).
 UNROLLED_BRANCHES = 256
+
+
+def _branches(line: str) -> int:
+    """How many branches of Numba's IR a generated line holds (see UNROLLED_BRANCHES)."""
+    return sum(line.count(word) for word in (" if ", " and ", " or "))
 
 
 class _NotConstant(Exception):

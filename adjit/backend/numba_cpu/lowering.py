@@ -88,8 +88,9 @@ def _logistic(a, *, out_dtype, **_):
 
 
 def _extremum(cmp):
-    # NaN wins, as in np.maximum: `a != a` is true only for NaN.
-    return lambda a, b, **_: f"({a} if ({a} {cmp} {b} or {a} != {a}) else {b})"
+    # NaN wins, as in np.maximum: `a != a` is true only for NaN. One select (runtime.py), not
+    # a conditional expression: no branch in Numba's IR.
+    return lambda a, b, **_: f"rt.select(({a} {cmp} {b}) | ({a} != {a}), {a}, {b})"
 
 
 SCALAR_LOWERINGS = {
@@ -118,7 +119,7 @@ SCALAR_LOWERINGS = {
     "eq": _infix("=="), "ne": _infix("!="), "lt": _infix("<"), "le": _infix("<="),
     "gt": _infix(">"), "ge": _infix(">="),
     "and": _infix("and"), "or": _infix("or"), "not": lambda a, **_: f"(not {a})",
-    "select": lambda p, a, b, **_: f"({a} if {p} else {b})",
+    "select": lambda p, a, b, **_: f"rt.select({p}, {a}, {b})",
     "convert_element_type": _convert,
     "stop_gradient": lambda a, **_: a,
     "real": lambda a, **_: f"{a}.real", "imag": lambda a, **_: f"{a}.imag",
@@ -257,26 +258,13 @@ def _iota(g: Generator, eqn, read, index):
     return f"np.{eqn.params['dtype'].name}({index[eqn.params['dimension']]})"
 
 
-def clamped(i: str, last) -> str:
-    """Source text of ``i`` clamped into 0..``last``: conditional expressions rather than
-    builtin ``min``/``max``, overloads Numba compiles anew in every process (the CUDA target
-    shares the gather table, so no ``rt`` helper either)."""
-    return f"(0 if {i} < 0 else {last} if {i} > {last} else {i})"
-
-
-def clamped_index(i: str, n: str) -> str:
-    """Source text of index ``i`` into a length ``n``: NumPy's wrap-around of a negative index,
-    then clamped into range (jax's "clip" mode)."""
-    return clamped(f"({i} + {n} if {i} < 0 else {i})", f"{n} - 1")
-
-
 def _take(g: Generator, eqn, read, index):
     x, idx = eqn.inputs
     axis = eqn.params["axis"]
     k = len(idx.aval.shape)
     i_expr = read(idx, index[axis:axis + k])
     n = g.dim(x.aval.shape[axis])
-    return read(x, [*index[:axis], g.bound(clamped_index(i_expr, n)), *index[axis + k:]])
+    return read(x, [*index[:axis], g.bound(g.clip_index(i_expr, n)), *index[axis + k:]])
 
 
 def _placed(g: Generator, i: str, start, n: int, step: int = 1):
@@ -294,7 +282,7 @@ def _placed(g: Generator, i: str, start, n: int, step: int = 1):
         conditions.append(f"{q} % {step} == 0")
         q = f"({q} // {step})"
     conditions.append(f"{q} <= {n - 1}")
-    return _folded(" and ".join(conditions)), _folded(clamped(q, n - 1))
+    return _folded(" & ".join(f"({c})" for c in conditions)), g.clamp(q, n - 1)
 
 
 def _folded(text: str) -> str:
@@ -321,7 +309,7 @@ def _pad_element(g: Generator, eqn, read, index):
     if "False" in conditions:
         return zero
     value = read(x, at)
-    return f"({value} if {' and '.join(conditions)} else {zero})" if conditions else value
+    return g.select(" & ".join(conditions), value, zero) if conditions else value
 
 
 def _concatenate_element(g: Generator, eqn, read, index):
@@ -342,7 +330,7 @@ def _concatenate_element(g: Generator, eqn, read, index):
         start += n
     value = parts[-1][0]
     for part, end in reversed(parts[:-1]):
-        value = f"({part} if {index[axis]} < {end} else {value})"
+        value = g.select(f"{index[axis]} < {end}", part, value)
     return value
 
 
@@ -361,9 +349,9 @@ def _accumulate(op):
 
 
 def _keep_extremum(cmp):
-    # NaN wins, as in np.max: `value != value` is true only for NaN.
-    return lambda acc, value: [f"if {value} {cmp} {acc} or {value} != {value}:",
-                               f"    {acc} = {value}"]
+    # NaN wins, as in np.max: `value != value` is true only for NaN. One select, no branch.
+    return lambda acc, value: [
+        f"{acc} = rt.select(({value} {cmp} {acc}) | ({value} != {value}), {value}, {acc})"]
 
 
 # prim -> (initial value, update(acc, value) -> the lines run once per element)
@@ -477,8 +465,8 @@ def _stacked_matmul(g: Generator, eqn):
         # One matrix for the whole stack on the right (x @ W of a layer over a batch): the
         # batch axes fold into the rows of the left operand and the output, one BLAS call.
         rows = " * ".join(g.dim(d) for d in (*batch, m))
-        g.w(f"rt.gemm_into({left}.reshape(({rows}, {g.dim(k)})), {matrix(*right)}, "
-            f"{out}.reshape(({rows}, {g.dim(n)})))")
+        g.w(f"rt.gemm_into(rt.reshape({left}, ({rows}, {g.dim(k)})), {matrix(*right)}, "
+            f"rt.reshape({out}, ({rows}, {g.dim(n)})))")
         return
     blas = (f"rt.gemm_into({matrix(*operands[0])}, {matrix(*operands[1])}, "
             f"{out}[{', '.join(index)}])")
@@ -507,7 +495,7 @@ def _reshape(g: Generator, eqn):
     elif new == ():
         g.w(f"{out} = {contiguous(g.atom(x))}.ravel()[0]")
     else:
-        g.w(f"{out} = {contiguous(g.atom(x))}.reshape({g.shape(new)})")
+        g.w(f"{out} = rt.reshape({contiguous(g.atom(x))}, {g.shape(new)})")
 
 
 def _copy_into(g: Generator, x, out: str, starts: list[str], steps=None):
@@ -581,7 +569,7 @@ def _scatter_add(g: Generator, eqn):
     n = f"{out}.shape[{axis}]"
     i_expr = f"{g.atom(idx)}[{', '.join(index[axis:axis + k])}]" if k else g.atom(idx)
     g.w(f"p = {i_expr}")
-    g.w(f"p = {clamped_index('p', n)}")
+    g.w(f"p = {g.clip_index('p', n)}")
     at = ", ".join([*index[:axis], "p", *index[axis + k:]])
     g.w(f"{target}{at}] += {g.atom(upd)}[{', '.join(index)}]")
     g.w.depth -= depth
@@ -773,7 +761,7 @@ def _cond(g: Generator, eqn):
     args = [g.atom(a) for a in operands]
     which = g.fresh("branch")
     g.w(f"{which} = {g.atom(index)}")
-    g.w(f"{which} = {clamped(which, len(branches) - 1)}")
+    g.w(f"{which} = {g.clamp(which, len(branches) - 1)}")
     for i, branch in enumerate(branches):
         if len(branches) > 1:
             g.w(f"if {which} == 0:" if i == 0 else

@@ -27,7 +27,10 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed, impl_ret_new_ref
 from numba.extending import intrinsic
+from numba.np import linalg
+from numba.np.arrayobj import populate_array
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -35,74 +38,370 @@ _MADV_HUGEPAGE = 14  # Linux's <sys/mman.h>
 _HUGE_FROM = 1 << 22  # NumPy's threshold (4 MiB)
 
 
-@intrinsic
-def _madvise(typingctx, address, length):
-    """libc's ``madvise(address, length, MADV_HUGEPAGE)``; its result is ignored (advice)."""
-    def codegen(context, builder, signature, args):
-        i8p = ir.IntType(8).as_pointer()
+# ----------------------------------------------------------------- new arrays, products
+#
+# Intrinsics, not ``@njit`` wrappers: Numba links a called ``@njit`` function's LLVM IR into
+# each kernel, where LLVM optimizes and compiles it again, so a wrapper of ``np.empty`` or
+# ``np.dot`` cost every kernel that called it its whole implementation, once per argument
+# types (``np.dot``'s covers every layout and copies). An intrinsic writes only the IR the
+# call needs for the argument types at hand: the MLP gradient's 16 arrays and 5 products
+# compiled in 322 ms as wrappers and in N ms as intrinsics (its kernel without loops, in a
+# warm process).
+
+
+def _intp_args(context, builder, ty, value):
+    """The lengths of a shape argument (an integer or a tuple of them) as LLVM intp values."""
+    if isinstance(ty, types.BaseTuple):
+        return [context.cast(builder, v, t, types.intp)
+                for v, t in zip(cgutils.unpack_tuple(builder, value), ty)]
+    return [context.cast(builder, value, ty, types.intp)]
+
+
+def _allocate(context, builder, arrty, shape):
+    """A new C-contiguous array of ``arrty`` with the lengths ``shape``: one NRT allocation,
+    aligned as Numba aligns arrays; huge pages asked for from ``_HUGE_FROM`` bytes. An
+    impossible size raises ValueError and a failed allocation MemoryError, as ``np.empty``."""
+    intp = context.get_value_type(types.intp)
+    itemsize = context.get_abi_sizeof(context.get_data_type(arrty.dtype))
+    size, overflow = ir.Constant(intp, itemsize), ir.Constant(ir.IntType(1), 0)
+    for length in shape:
+        product = builder.smul_with_overflow(size, length)
+        size = builder.extract_value(product, 0)
+        overflow = builder.or_(overflow, builder.extract_value(product, 1))
+    negative = ir.Constant(ir.IntType(1), 0)
+    for length in shape:
+        negative = builder.or_(negative, builder.icmp_signed("<", length, ir.Constant(intp, 0)))
+    with builder.if_then(builder.or_(overflow, negative), likely=False):
+        context.call_conv.return_user_exc(
+            builder, ValueError, ("adjit: a new array's lengths are negative or too large",))
+    align = context.get_preferred_array_alignment(arrty.dtype)
+    meminfo = context.nrt.meminfo_alloc_aligned(builder, size, align)
+    with builder.if_then(cgutils.is_null(builder, meminfo), likely=False):
+        context.call_conv.return_user_exc(
+            builder, MemoryError, ("adjit: could not allocate a new array",))
+    data = context.nrt.meminfo_data(builder, meminfo)
+    if sys.platform.startswith("linux"):
+        _advise_huge(builder, data, size)
+    array = context.make_array(arrty)(context, builder)
+    populate_array(array, data=builder.bitcast(data, context.get_data_type(arrty.dtype)
+                                               .as_pointer()),
+                   shape=cgutils.pack_array(builder, shape, ty=intp),
+                   strides=_c_strides(builder, shape, ir.Constant(intp, itemsize)),
+                   itemsize=ir.Constant(intp, itemsize), meminfo=meminfo)
+    return array
+
+
+def _c_strides(builder, shape, itemsize):
+    """The strides of a C-contiguous array of lengths ``shape`` (LLVM values), packed."""
+    strides = [itemsize] if shape else []
+    for length in reversed(shape[1:]):
+        strides.append(builder.mul(strides[-1], length))
+    return cgutils.pack_array(builder, strides[::-1], ty=itemsize.type)
+
+
+def _advise_huge(builder, data, size):
+    """``madvise(MADV_HUGEPAGE)`` on the whole pages of a new block of ``_HUGE_FROM`` bytes or
+    more, before anything is written into it (advice: its result is ignored)."""
+    i8p, i64 = ir.IntType(8).as_pointer(), ir.IntType(64)
+    with builder.if_then(builder.icmp_signed(">=", size, ir.Constant(i64, _HUGE_FROM)),
+                         likely=False):
+        address = builder.ptrtoint(data, i64)
+        start = builder.and_(builder.add(address, ir.Constant(i64, 4095)),
+                             ir.Constant(i64, ~4095))
         fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.IntType(32), [i8p, ir.IntType(64),
-                                                             ir.IntType(32)]), "madvise")
-        builder.call(fn, [builder.inttoptr(args[0], i8p), args[1],
+            builder.module, ir.FunctionType(ir.IntType(32), [i8p, i64, ir.IntType(32)]),
+            "madvise")
+        builder.call(fn, [builder.inttoptr(start, i8p),
+                          builder.sub(builder.add(address, size), start),
                           ir.Constant(ir.IntType(32), _MADV_HUGEPAGE)])
-        return context.get_dummy_value()
-
-    return types.none(types.intp, types.intp), codegen
 
 
-if sys.platform.startswith("linux"):
-    @numba.njit(cache=True, nogil=True)
-    def advise_huge_pages(a):
-        """Asks for huge pages for a new array of 4 MiB or more (its whole pages), before
-        anything is written into it."""
-        size = a.size * a.itemsize
-        if size >= _HUGE_FROM:
-            address = a.ctypes.data
-            start = (address + 4095) & ~4095
-            _madvise(start, address + size - start)
-else:  # pragma: no cover  (madvise with this advice is Linux's)
-    @numba.njit(cache=True, nogil=True)
-    def advise_huge_pages(a):
-        """Nothing to ask for outside Linux."""
+def _new_array_type(shape, dtype):
+    """The array type of ``empty(shape, dtype)``, or None where the arguments are not a shape
+    (an integer or a tuple of integers) and a NumPy scalar type."""
+    lengths = list(shape) if isinstance(shape, types.BaseTuple) else [shape]
+    if not all(isinstance(t, types.Integer) for t in lengths):
+        return None
+    if isinstance(dtype, (types.NumberClass, types.DType)):
+        dtype = dtype.dtype
+    if not isinstance(dtype, (types.Number, types.Boolean)):
+        return None
+    return types.Array(dtype, len(lengths), "C")
 
 
-# New arrays ask for huge pages before their first write (advise_huge_pages).
+@intrinsic
+def empty(typingctx, shape, dtype):
+    """``np.empty(shape, dtype)``, C-contiguous, asking for huge pages when large."""
+    arrty = _new_array_type(shape, dtype)
+    if arrty is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _allocate(context, builder, arrty,
+                         _intp_args(context, builder, signature.args[0], args[0]))._getvalue()
+
+    return arrty(shape, dtype), codegen
+
+
+@intrinsic
+def zeros(typingctx, shape, dtype):
+    """``np.zeros(shape, dtype)``: ``empty`` and a ``memset``."""
+    arrty = _new_array_type(shape, dtype)
+    if arrty is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = _allocate(context, builder, arrty,
+                          _intp_args(context, builder, signature.args[0], args[0]))
+        cgutils.memset(builder, array.data, builder.mul(array.itemsize, array.nitems), 0)
+        return array._getvalue()
+
+    return arrty(shape, dtype), codegen
+
+
+@intrinsic
+def full(typingctx, shape, value):
+    """``np.full(shape, value)`` of ``value``'s type: ``empty`` and one loop of stores."""
+    arrty = _new_array_type(shape, value)
+    if arrty is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = _allocate(context, builder, arrty,
+                          _intp_args(context, builder, signature.args[0], args[0]))
+        with cgutils.for_range(builder, array.nitems) as loop:
+            builder.store(args[1], builder.gep(array.data, [loop.index]))
+        return array._getvalue()
+
+    return arrty(shape, value), codegen
+
+
+@intrinsic
+def reshape(typingctx, a, shape):
+    """``a.reshape(shape)`` of a C-contiguous array: a view with C strides. (Numba's method
+    compiles a helper for each number of axes in each new process, about 80 ms each.)"""
+    lengths = list(shape) if isinstance(shape, types.BaseTuple) else [shape]
+    if not (isinstance(a, types.Array) and a.layout == "C"
+            and all(isinstance(t, types.Integer) for t in lengths)):
+        return None
+    out = a.copy(ndim=len(lengths))
+
+    def codegen(context, builder, signature, args):
+        source = context.make_array(a)(context, builder, args[0])
+        new = _intp_args(context, builder, signature.args[1], args[1])
+        intp = context.get_value_type(types.intp)
+        size = ir.Constant(intp, 1)
+        for length in new:
+            size = builder.mul(size, length)
+        with builder.if_then(builder.icmp_signed("!=", size, source.nitems), likely=False):
+            context.call_conv.return_user_exc(
+                builder, ValueError, ("adjit: a reshape that changes the number of elements",))
+        view = context.make_array(out)(context, builder)
+        populate_array(view, data=source.data, shape=cgutils.pack_array(builder, new, ty=intp),
+                       strides=_c_strides(builder, new, source.itemsize),
+                       itemsize=source.itemsize, meminfo=source.meminfo, parent=source.parent)
+        return impl_ret_borrowed(context, builder, out, view._getvalue())
+
+    return out(a, shape), codegen
+
+
+def _contiguous(ty) -> bool:
+    """Whether Numba's type says every array of ``ty`` is contiguous (C or Fortran order)."""
+    return ty.layout in "CF" and (ty.ndim == 2 or ty.layout == "C" or ty.ndim == 1)
+
+
+def _blas_operands(a, b) -> bool:
+    return (isinstance(a, types.Array) and isinstance(b, types.Array) and a.dtype == b.dtype
+            and a.dtype in _BLAS_KINDS and 1 <= a.ndim <= 2 and 1 <= b.ndim <= 2
+            and _contiguous(a) and _contiguous(b))
+
+
 @_cached
-def empty(shape, dtype):
-    a = np.empty(shape, dtype)
-    advise_huge_pages(a)
-    return a
+def _contiguous_copy(a):
+    return np.ascontiguousarray(a)
 
 
 @_cached
-def zeros(shape, dtype):
-    a = np.empty(shape, dtype)
-    advise_huge_pages(a)
-    a.fill(0)
-    return a
-
-
-@_cached
-def full(shape, value):
-    a = np.empty(shape, type(value))
-    advise_huge_pages(a)
-    a.fill(value)
-    return a
-
-
-@_cached
-def copy(a):
+def _copy(a):
     return np.copy(a)
 
 
-@_cached
-def dot(a, b):
-    return np.dot(a, b)
+def _by_cached(typingctx, function, a):
+    """(signature, codegen) of a call of the cached ``@njit`` ``function`` on ``a``, for an
+    intrinsic's uncommon case: compiled once per type, and linked into the kernels that call
+    it."""
+    function_type = typingctx.resolve_value_type(function)
+    signature = typingctx.resolve_function_type(function_type, (a,), {})
+
+    def codegen(context, builder, sig, args):
+        return context.get_function(function_type, signature)(builder, args)
+
+    return signature, codegen
 
 
-@_cached
-def ascontiguousarray(a):
-    return np.ascontiguousarray(a)
+@intrinsic
+def ascontiguousarray(typingctx, a):
+    """``np.ascontiguousarray(a)``: ``a`` itself where its type is C-contiguous (no call at
+    all), else NumPy's copy."""
+    if not isinstance(a, types.Array):
+        return None
+    if a.layout != "C":
+        return _by_cached(typingctx, _contiguous_copy, a)
+    return a(a), lambda context, builder, signature, args: impl_ret_borrowed(
+        context, builder, a, args[0])
+
+
+@intrinsic
+def copy(typingctx, a):
+    """``np.copy(a)``: a new array and one ``memcpy`` where ``a``'s type is C-contiguous,
+    else NumPy's copy."""
+    if not isinstance(a, types.Array):
+        return None
+    if a.layout != "C":
+        return _by_cached(typingctx, _copy, a)
+    out = a.copy(readonly=False)
+
+    def codegen(context, builder, signature, args):
+        source = context.make_array(a)(context, builder, args[0])
+        new = _allocate(context, builder, out, cgutils.unpack_tuple(builder, source.shape))
+        cgutils.raw_memcpy(builder, new.data, source.data, source.nitems, source.itemsize)
+        return new._getvalue()
+
+    return out(a), codegen
+
+
+@intrinsic
+def dot(typingctx, a, b):
+    """``np.dot(a, b)`` of contiguous vectors and matrices (C or Fortran order, one float or
+    complex dtype): one call of Numba's BLAS helper (``?gemm``, ``?gemv`` or ``?dot``) on a new
+    C-contiguous array. Other operands go to Numba's ``np.dot``."""
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array)):
+        return None
+    ndim = a.ndim + b.ndim - 2
+    if not _blas_operands(a, b):
+        result = typingctx.resolve_function_type(np.dot, (a, b), {})
+        if result is None:
+            return None
+
+        def fallback(context, builder, signature, args):
+            return impl_ret_new_ref(context, builder, signature.return_type,
+                                    context.compile_internal(builder, lambda x, y: np.dot(x, y),
+                                                             signature, args))
+
+        return result.return_type(a, b), fallback
+    out = a.dtype if ndim == 0 else types.Array(a.dtype, ndim, "C")
+
+    def codegen(context, builder, signature, args):
+        return _blas_product(context, builder, a, b, out, args)
+
+    return out(a, b), codegen
+
+
+def _blas_product(context, builder, a, b, out, args):
+    """LLVM IR of ``np.dot(a, b)`` for ``dot``: lengths checked, the result allocated, and one
+    BLAS call (none where the result is empty; zeros where the shared length is 0)."""
+    x = context.make_array(a)(context, builder, args[0])
+    y = context.make_array(b)(context, builder, args[1])
+    xs, ys = cgutils.unpack_tuple(builder, x.shape), cgutils.unpack_tuple(builder, y.shape)
+    with builder.if_then(builder.icmp_signed("!=", xs[-1], ys[0]), likely=False):
+        context.call_conv.return_user_exc(
+            builder, ValueError, ("adjit: a matrix product of incompatible lengths",))
+    too_long = ir.Constant(ir.IntType(1), 0)
+    for length in (*xs, *ys):  # BLAS takes C ints
+        too_long = builder.or_(too_long, builder.icmp_signed(
+            ">", length, ir.Constant(length.type, 2 ** 31 - 1)))
+    with builder.if_then(too_long, likely=False):
+        context.call_conv.return_user_exc(
+            builder, OverflowError, ("adjit: a matrix product's length exceeds BLAS's C int",))
+    if out is a.dtype:  # vector . vector
+        slot = cgutils.alloca_once(builder, context.get_value_type(out))
+        linalg.call_xxdot(context, builder, False, out, xs[0], x.data, y.data, slot)
+        return builder.load(slot)
+    shape = [*xs[:-1], *ys[1:]]
+    result = _allocate(context, builder, out, shape)
+    zero = ir.Constant(xs[0].type, 0)
+    with builder.if_else(builder.icmp_signed("==", xs[-1], zero), likely=False) as (none, some):
+        with none:
+            cgutils.memset(builder, result.data,
+                           builder.mul(result.itemsize, result.nitems), 0)
+        with some:
+            with builder.if_then(builder.icmp_signed(">", result.nitems, zero), likely=True):
+                if a.ndim == b.ndim == 2:
+                    linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data,
+                                       out, shape, result.data)
+                elif a.ndim == 2:  # matrix . vector
+                    linalg.call_xxgemv(context, builder, a.layout == "C", a, xs, x.data,
+                                       y.data, result.data)
+                else:  # vector . matrix: the matrix's transpose times the vector
+                    linalg.call_xxgemv(context, builder, b.layout == "F", b, ys, y.data,
+                                       x.data, result.data)
+    return result._getvalue()
+
+
+# ----------------------------------------------------------------- branch-free scalars
+#
+# A conditional expression is a branch in Numba's IR: two blocks and a phi each, and Numba's
+# passes (SSA reconstruction, liveness) cost blocks times variables. A gather's clamped index
+# was five of them, the NaN-aware maximum two. These emit LLVM's ``select`` instead (both
+# values are computed; the generator passes only values safe to compute).
+
+
+def _integers(*tys) -> bool:
+    return all(isinstance(t, types.Integer) for t in tys)
+
+
+def _intp_values(context, builder, signature, args):
+    return [context.cast(builder, v, t, types.intp) for v, t in zip(args, signature.args)]
+
+
+def _clamp_ir(builder, i, last):
+    zero = ir.Constant(i.type, 0)
+    low = builder.select(builder.icmp_signed("<", i, zero), zero, i)
+    return builder.select(builder.icmp_signed(">", low, last), last, low)
+
+
+@intrinsic
+def clamp(typingctx, i, last):
+    """``i`` clamped into ``0..last`` (integers)."""
+    if not _integers(i, last):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _clamp_ir(builder, *_intp_values(context, builder, signature, args))
+
+    return types.intp(i, last), codegen
+
+
+@intrinsic
+def clip_index(typingctx, i, n):
+    """Index ``i`` into a length ``n``: NumPy's wrap-around of a negative index, then clamped
+    into ``0..n-1`` (jax's "clip" mode)."""
+    if not _integers(i, n):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i_, n_ = _intp_values(context, builder, signature, args)
+        wrapped = builder.select(builder.icmp_signed("<", i_, ir.Constant(i_.type, 0)),
+                                 builder.add(i_, n_), i_)
+        return _clamp_ir(builder, wrapped, builder.sub(n_, ir.Constant(n_.type, 1)))
+
+    return types.intp(i, n), codegen
+
+
+@intrinsic
+def select(typingctx, condition, a, b):
+    """``a if condition else b`` of two scalars, both computed, as one ``select``."""
+    kind = typingctx.unify_types(a, b)
+    if not isinstance(kind, (types.Number, types.Boolean)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty_c, ty_a, ty_b = signature.args
+        return builder.select(context.cast(builder, args[0], ty_c, types.boolean),
+                              context.cast(builder, args[1], ty_a, kind),
+                              context.cast(builder, args[2], ty_b, kind))
+
+    return kind(condition, a, b), codegen
 
 
 # ----------------------------------------------------------------- matrix products in place

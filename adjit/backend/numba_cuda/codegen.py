@@ -101,6 +101,18 @@ def generate(schedule: Schedule, lowerings: dict[str, dict], *, threads: int = 2
     return Generator(schedule, lowerings, threads, tile).run()
 
 
+def clamped(i: str, last) -> str:
+    """Source text of ``i`` clamped into 0..``last``: conditional expressions rather than
+    builtin ``min``/``max``."""
+    return f"(0 if {i} < 0 else {last} if {i} > {last} else {i})"
+
+
+def clamped_index(i: str, n: str) -> str:
+    """Source text of index ``i`` into a length ``n``: NumPy's wrap-around of a negative index,
+    then clamped into range (jax's "clip" mode)."""
+    return clamped(f"({i} + {n} if {i} < 0 else {i})", f"{n} - 1")
+
+
 class Generator:
     """Writes one module; array lowerings use ``kernel``/``per_element``/``launch`` and the
     naming methods (``name``, ``dim``, ``shape``, ``const``, ``elem``, ``store``, ``alloc``)."""
@@ -138,6 +150,21 @@ class Generator:
         """An index expression for the element being written (the CPU's names it, to compute
         it once for the many elements its unrolled loops write; here a thread writes one)."""
         return text
+
+    # The CPU's gather lowerings ask these for their clamps and selects: there, runtime.py's
+    # branch-free intrinsics; here conditional expressions, which the device compiles to
+    # selects itself.
+
+    def clamp(self, i: str, last) -> str:
+        """Source text of index ``i`` clamped into ``0..last``."""
+        return clamped(i, last)
+
+    def clip_index(self, i: str, n: str) -> str:
+        """Source text of index ``i`` into a length ``n`` (jax's "clip" mode)."""
+        return clamped_index(i, n)
+
+    def select(self, condition: str, a: str, b: str) -> str:
+        return f"({a} if {condition} else {b})"
 
     def param(self, name: str) -> str:
         if self.k is not None:

@@ -37,12 +37,11 @@ from adjit.backend.numba_cpu.lowering import (
     REDUCE_LOWERINGS,
     SCALAR_LOWERINGS,
     SCIPY_SPECIAL,
-    clamped_index,
 )
 from adjit.backend.numba_cpu.lowering import (
     HELPERS as CPU_HELPERS,
 )
-from adjit.backend.numba_cuda.codegen import Generator, numba_type
+from adjit.backend.numba_cuda.codegen import Generator, clamped_index, numba_type
 
 # --------------------------------------------------------------------------- scalar lowerings
 
@@ -61,6 +60,17 @@ def _libdevice(fn):
 def _sign(a, *, out_dtype, **_):
     one, zero = const_text(1, out_dtype), const_text(0, out_dtype)
     return f"({one} if {a} > {zero} else (-{one} if {a} < {zero} else {a}))"
+
+
+def _extremum(cmp):
+    # NaN wins, as in np.maximum: `a != a` is true only for NaN. (The CPU's is runtime.py's
+    # select, a host intrinsic.)
+    return lambda a, b, **_: f"({a} if ({a} {cmp} {b} or {a} != {a}) else {b})"
+
+
+def _keep_extremum(cmp):
+    return lambda acc, value: [f"if {value} {cmp} {acc} or {value} != {value}:",
+                               f"    {acc} = {value}"]
 
 
 def _polygamma(a, *, m, out_dtype, **_):
@@ -91,6 +101,8 @@ SCALAR_LOWERINGS_CUDA = {
     "digamma": _helper("_digamma"),
     "polygamma": _polygamma,
     "sign": _sign,
+    "max": _extremum(">"), "min": _extremum("<"),
+    "select": lambda p, a, b, **_: f"({a} if {p} else {b})",
 }
 
 
@@ -596,7 +608,9 @@ DECLINED: frozenset[str] = frozenset({
 LOWERINGS = {
     "elementwise": SCALAR_LOWERINGS_CUDA,
     "gather": GATHER_LOWERINGS,
-    "reduction": REDUCE_LOWERINGS,
+    "reduction": {**REDUCE_LOWERINGS,
+                  "reduce_max": (-np.inf, _keep_extremum(">")),
+                  "reduce_min": (np.inf, _keep_extremum("<"))},
     "array": ARRAY_LOWERINGS,
     "control": CONTROL_LOWERINGS,
     "helpers": HELPERS,
