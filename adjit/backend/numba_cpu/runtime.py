@@ -1,15 +1,14 @@
-"""The NumPy calls kernels make for whole arrays, as Numba functions cached on disk.
+"""The NumPy calls and scalar branches kernels make, as Numba intrinsics (``rt.empty(...)``).
 
 Numba compiles an ``@overload`` such as ``np.empty``, ``np.copy`` or ``np.dot`` anew in every
-process, for each combination of argument types and of the calling function's flags, and
-``np.dot`` compiles its BLAS call again at each call site: in a new process this was most of
-a kernel's first compilation (the MLP gradient of ``benchmarks/compile_latency.py``: about
-1 s of its 2 s went to compiling three ``np.dot`` layouts, ``np.full`` and ``np.empty``).
-Kernels call these wrappers instead (``rt.empty(...)``): each is compiled once per argument
-types on a machine, kept by Numba's disk cache (next to this file, or in Numba's cache folder
-where this one is read-only), and in a later process loaded in about a millisecond. Numba
-links a callee's LLVM IR into its caller, so LLVM inlines them into the kernel as it did the
-overloads; the kernel runs the same code.
+process, for each combination of argument types and of the calling function's flags (the MLP
+gradient of ``benchmarks/compile_latency.py`` once spent about 1 s of its 2 s first call on
+three ``np.dot`` layouts, ``np.full`` and ``np.empty``). Cached ``@njit`` wrappers fixed the
+per-process compile, but Numba links a called function's LLVM IR into its caller, so LLVM
+still optimized and compiled each wrapper's whole implementation again in every kernel. An
+intrinsic writes only the LLVM IR its call needs for the argument types at hand: an NRT
+allocation, one call of Numba's C BLAS helper, a view, a ``select``. The uncommon cases (a
+non-contiguous operand) call a cached ``@njit`` NumPy implementation.
 
 New arrays ask Linux for transparent huge pages before their first write, as NumPy does from
 4 MiB (``madvise(MADV_HUGEPAGE)``): Numba allocates with ``malloc`` and never asks, and on a
@@ -44,9 +43,9 @@ _HUGE_FROM = 1 << 22  # NumPy's threshold (4 MiB)
 # each kernel, where LLVM optimizes and compiles it again, so a wrapper of ``np.empty`` or
 # ``np.dot`` cost every kernel that called it its whole implementation, once per argument
 # types (``np.dot``'s covers every layout and copies). An intrinsic writes only the IR the
-# call needs for the argument types at hand: the MLP gradient's 16 arrays and 5 products
-# compiled in 322 ms as wrappers and in N ms as intrinsics (its kernel without loops, in a
-# warm process).
+# call needs for the argument types at hand: the MLP gradient's kernel without its loops (16
+# new arrays, 5 products) compiled in 322 ms with wrappers and in 221 ms with intrinsics, in
+# a process that had compiled another kernel.
 
 
 def _intp_args(context, builder, ty, value):
