@@ -8,12 +8,14 @@ map the small ones one to one, so both calls share the one kernel."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 
 import adjit
 import adjit.numpy as anp
 from adjit.backend import get_target
+from adjit.backend.numba_cpu import runtime as rt
 from adjit.backend.numba_cpu.lowering import BLAS_MIN_WORK
 from adjit.config import config
 from adjit.numpy.contraction import SMALL_CONTRACTION
@@ -289,3 +291,44 @@ def test_products_and_new_arrays_link_no_helper_into_the_kernel():
              and not name.startswith("NRT_")]
     assert len(defined) >= 2 and not extra, extra
     check_grads(loss, (w, b), order=1, modes=("rev",))
+
+
+@numba.njit(cache=False)
+def _runtime_calls(a, b, v, w, n):
+    """Every intrinsic of ``runtime.py`` once (``test_runtime_intrinsics_equal_numpy``)."""
+    new = (rt.empty((n, np.int64(2)), np.float64).shape, rt.zeros((n,), np.bool_),
+           rt.full((n, n), 3), rt.full((n,), True), rt.full((n,), -np.inf))
+    products = (rt.dot(a, b), rt.dot(a.T, a), rt.dot(b.T, a.T), rt.dot(a, v), rt.dot(w, a),
+                rt.dot(v, v), rt.dot(a.T, w), rt.dot(a[::2], b))
+    views = (rt.copy(a), rt.copy(a[::2]), rt.ascontiguousarray(a.T), rt.reshape(a, (a.size,)))
+    scalars = (rt.select(n > 1, 1, 2.5), rt.clamp(n - 10, 4), rt.clamp(n + 10, 4),
+               rt.clip_index(-n, 5), rt.clip_index(n + 7, 5))
+    return new, products, views, scalars
+
+
+@pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")  # the strided operand
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_runtime_intrinsics_equal_numpy(dtype):
+    """``runtime.py``'s intrinsics against NumPy: new arrays (a value of another type, booleans),
+    every product of contiguous vectors and matrices (gemm, gemv either side, dot, transposed
+    operands, a strided one through Numba's ``np.dot``, a shared length of 0), copies (a
+    strided source too, not aliasing its source), views, selects and index clamps."""
+    rng = np.random.default_rng(1)
+    for m, k in [(5, 3), (4, 0)]:
+        a = (rng.standard_normal((m, k)) * 3).astype(dtype)
+        b, v, w = [(rng.standard_normal(s) * 3).astype(dtype) for s in ((k, 2), (k,), (m,))]
+        new, products, views, scalars = _runtime_calls(a, b, v, w, np.int64(3))
+        assert new[0] == (3, 2) and new[1].dtype == np.bool_ and not new[1].any()
+        assert new[2].dtype == np.int64 and (new[2] == 3).all() and new[3].all()
+        assert (new[4] == -np.inf).all()
+        expected = (a @ b, a.T @ a, b.T @ a.T, a @ v, w @ a, v @ v, a.T @ w, a[::2] @ b)
+        for got, want in zip(products, expected):
+            assert np.shape(got) == np.shape(want)
+            assert np.ndim(got) == 0 or got.dtype == dtype  # (a scalar comes back a float)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+        for got, want in zip(views, (a, a[::2], a.T, a.reshape(-1))):
+            assert got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+        views[0][...] = 0
+        assert not (a == 0).all() or a.size == 0  # a copy, not the source
+        assert scalars == (1.0, 0, 4, 2, 4)

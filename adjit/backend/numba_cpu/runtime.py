@@ -29,7 +29,7 @@ from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed, impl_ret_new_ref
 from numba.extending import intrinsic
 from numba.np import linalg
-from numba.np.arrayobj import populate_array
+from numba.np.arrayobj import populate_array, store_item
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -123,6 +123,7 @@ def _new_array_type(shape, dtype):
         return None
     if isinstance(dtype, (types.NumberClass, types.DType)):
         dtype = dtype.dtype
+    dtype = types.unliteral(dtype)  # a value's type (full): a constant's is a literal
     if not isinstance(dtype, (types.Number, types.Boolean)):
         return None
     return types.Array(dtype, len(lengths), "C")
@@ -168,8 +169,9 @@ def full(typingctx, shape, value):
     def codegen(context, builder, signature, args):
         array = _allocate(context, builder, arrty,
                           _intp_args(context, builder, signature.args[0], args[0]))
+        value = context.cast(builder, args[1], signature.args[1], arrty.dtype)
         with cgutils.for_range(builder, array.nitems) as loop:
-            builder.store(args[1], builder.gep(array.data, [loop.index]))
+            store_item(context, builder, arrty, value, builder.gep(array.data, [loop.index]))
         return array._getvalue()
 
     return arrty(shape, value), codegen
