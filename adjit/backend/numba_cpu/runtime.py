@@ -129,52 +129,44 @@ def _new_array_type(shape, dtype):
     return types.Array(dtype, len(lengths), "C")
 
 
-@intrinsic
-def empty(typingctx, shape, dtype):
-    """``np.empty(shape, dtype)``, C-contiguous, asking for huge pages when large."""
-    arrty = _new_array_type(shape, dtype)
-    if arrty is None:
-        return None
+def _new_array_intrinsic(name: str, doc: str, fill):
+    """An intrinsic ``name(shape, kind)``: a new array of ``_new_array_type(shape, kind)``,
+    its contents written by ``fill(context, builder, array type, array, signature, args)``."""
+    def typer(typingctx, shape, kind):
+        arrty = _new_array_type(shape, kind)
+        if arrty is None:
+            return None
 
-    def codegen(context, builder, signature, args):
-        return _allocate(context, builder, arrty,
-                         _intp_args(context, builder, signature.args[0], args[0]))._getvalue()
+        def codegen(context, builder, signature, args):
+            array = _allocate(context, builder, arrty,
+                              _intp_args(context, builder, signature.args[0], args[0]))
+            fill(context, builder, arrty, array, signature, args)
+            return array._getvalue()
 
-    return arrty(shape, dtype), codegen
+        return arrty(shape, kind), codegen
 
-
-@intrinsic
-def zeros(typingctx, shape, dtype):
-    """``np.zeros(shape, dtype)``: ``empty`` and a ``memset``."""
-    arrty = _new_array_type(shape, dtype)
-    if arrty is None:
-        return None
-
-    def codegen(context, builder, signature, args):
-        array = _allocate(context, builder, arrty,
-                          _intp_args(context, builder, signature.args[0], args[0]))
-        cgutils.memset(builder, array.data, builder.mul(array.itemsize, array.nitems), 0)
-        return array._getvalue()
-
-    return arrty(shape, dtype), codegen
+    typer.__name__, typer.__qualname__, typer.__doc__ = name, name, doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def full(typingctx, shape, value):
-    """``np.full(shape, value)`` of ``value``'s type: ``empty`` and one loop of stores."""
-    arrty = _new_array_type(shape, value)
-    if arrty is None:
-        return None
+def _fill_zeros(context, builder, arrty, array, signature, args):
+    cgutils.memset(builder, array.data, builder.mul(array.itemsize, array.nitems), 0)
 
-    def codegen(context, builder, signature, args):
-        array = _allocate(context, builder, arrty,
-                          _intp_args(context, builder, signature.args[0], args[0]))
-        value = context.cast(builder, args[1], signature.args[1], arrty.dtype)
-        with cgutils.for_range(builder, array.nitems) as loop:
-            store_item(context, builder, arrty, value, builder.gep(array.data, [loop.index]))
-        return array._getvalue()
 
-    return arrty(shape, value), codegen
+def _fill_value(context, builder, arrty, array, signature, args):
+    value = context.cast(builder, args[1], signature.args[1], arrty.dtype)
+    with cgutils.for_range(builder, array.nitems) as loop:
+        store_item(context, builder, arrty, value, builder.gep(array.data, [loop.index]))
+
+
+empty = _new_array_intrinsic(
+    "empty", "``np.empty(shape, dtype)``, C-contiguous, asking for huge pages when large.",
+    lambda *_: None)
+zeros = _new_array_intrinsic("zeros", "``np.zeros(shape, dtype)``: ``empty`` and a ``memset``.",
+                             _fill_zeros)
+full = _new_array_intrinsic(
+    "full", "``np.full(shape, value)`` of ``value``'s type: ``empty`` and one loop of stores.",
+    _fill_value)
 
 
 @intrinsic
