@@ -60,10 +60,11 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   loop search each), before the scalar one matches; the k = 1000 terms program of
   ``benchmarks/compile_latency.py`` made 18,000 such searches. :func:`memoize_scalar_typing`
   remembers the signature found for a function of ``operator`` or ``math`` on arguments that
-  are all plain (not literal) numbers or booleans, per function type, typing context and target: the
-  templates of those functions give the same answer for the same types every time, and a
-  function type with templates added later is another function type. Type inference of the
-  k = 100 terms kernel fell from 127 to 44 ms. It applies to every function Numba compiles.
+  are all plain (not literal) numbers or booleans, per function type, typing context and
+  target: the templates of those functions give the same answer for the same types every
+  time, and a function type with templates added later is another function type. Type
+  inference of the k = 100 terms kernel fell from 127 to 44 ms. It applies to every function
+  Numba compiles.
 * Numba's compiler makes hundreds of thousands of Python objects, about half of them kept
   (its caches, the kernel's IR and types): CPython's cyclic garbage collector ran about 320
   times during the GMM gradient's first call, two of them full collections over every object

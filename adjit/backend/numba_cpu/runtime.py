@@ -26,7 +26,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.core.imputils import impl_ret_borrowed, impl_ret_new_ref
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np import linalg
 from numba.np.arrayobj import populate_array, store_item
@@ -219,12 +219,16 @@ def _copy(a):
     return np.copy(a)
 
 
-def _by_cached(typingctx, function, a):
-    """(signature, codegen) of a call of the cached ``@njit`` ``function`` on ``a``, for an
-    intrinsic's uncommon case: compiled once per type, and linked into the kernels that call
-    it."""
+@_cached
+def _dot(a, b):
+    return np.dot(a, b)
+
+
+def _by_cached(typingctx, function, *arg_types):
+    """(signature, codegen) of a call of the cached ``@njit`` ``function``, for an intrinsic's
+    uncommon case: compiled once per types, and linked into the kernels that call it."""
     function_type = typingctx.resolve_value_type(function)
-    signature = typingctx.resolve_function_type(function_type, (a,), {})
+    signature = typingctx.resolve_function_type(function_type, arg_types, {})
 
     def codegen(context, builder, sig, args):
         return context.get_function(function_type, signature)(builder, args)
@@ -272,16 +276,7 @@ def dot(typingctx, a, b):
         return None
     ndim = a.ndim + b.ndim - 2
     if not _blas_operands(a, b):
-        result = typingctx.resolve_function_type(np.dot, (a, b), {})
-        if result is None:
-            return None
-
-        def fallback(context, builder, signature, args):
-            return impl_ret_new_ref(context, builder, signature.return_type,
-                                    context.compile_internal(builder, lambda x, y: np.dot(x, y),
-                                                             signature, args))
-
-        return result.return_type(a, b), fallback
+        return _by_cached(typingctx, _dot, a, b)
     out = a.dtype if ndim == 0 else types.Array(a.dtype, ndim, "C")
 
     def codegen(context, builder, signature, args):
