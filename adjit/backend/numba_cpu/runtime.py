@@ -335,7 +335,8 @@ def _blas_product(context, builder, a, b, out, args):
 
 
 def _integers(*tys) -> bool:
-    return all(isinstance(t, types.Integer) for t in tys)
+    """Whether every type is an integer's (a boolean counts: a branch index may be one)."""
+    return all(isinstance(t, (types.Integer, types.Boolean)) for t in tys)
 
 
 def _intp_values(context, builder, signature, args):
