@@ -116,7 +116,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from numba.core import sigutils
+from numba.core import sigutils, types
 
 __all__ = [
     "cache_counts",
@@ -237,7 +237,6 @@ _PURE_TYPING_MODULES = ("_operator", "operator", "math")
 
 
 def _plain_scalar(ty) -> bool:
-    from numba.core import types
     return isinstance(ty, (types.Number, types.Boolean)) and not isinstance(ty, types.Literal)
 
 

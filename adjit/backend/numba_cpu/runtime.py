@@ -48,12 +48,16 @@ _HUGE_FROM = 1 << 22  # NumPy's threshold (4 MiB)
 # a process that had compiled another kernel.
 
 
+def _as_intp(context, builder, values, tys):
+    """LLVM values of the integer types ``tys`` cast to intp."""
+    return [context.cast(builder, v, t, types.intp) for v, t in zip(values, tys)]
+
+
 def _intp_args(context, builder, ty, value):
     """The lengths of a shape argument (an integer or a tuple of them) as LLVM intp values."""
     if isinstance(ty, types.BaseTuple):
-        return [context.cast(builder, v, t, types.intp)
-                for v, t in zip(cgutils.unpack_tuple(builder, value), ty)]
-    return [context.cast(builder, value, ty, types.intp)]
+        return _as_intp(context, builder, cgutils.unpack_tuple(builder, value), ty)
+    return _as_intp(context, builder, [value], [ty])
 
 
 def _allocate(context, builder, arrty, shape):
@@ -149,8 +153,13 @@ def _new_array_intrinsic(name: str, doc: str, fill):
     return intrinsic(typer)
 
 
-def _fill_zeros(context, builder, arrty, array, signature, args):
+def _zero(builder, array):
+    """Every byte of the new C-contiguous ``array`` set to zero."""
     cgutils.memset(builder, array.data, builder.mul(array.itemsize, array.nitems), 0)
+
+
+def _fill_zeros(context, builder, arrty, array, signature, args):
+    _zero(builder, array)
 
 
 def _fill_value(context, builder, arrty, array, signature, args):
@@ -198,15 +207,12 @@ def reshape(typingctx, a, shape):
     return out(a, shape), codegen
 
 
-def _contiguous(ty) -> bool:
-    """Whether Numba's type says every array of ``ty`` is contiguous (C or Fortran order)."""
-    return ty.layout in "CF" and (ty.ndim == 2 or ty.layout == "C" or ty.ndim == 1)
-
-
 def _blas_operands(a, b) -> bool:
+    """Whether ``dot`` hands ``a`` and ``b`` to BLAS: vectors or matrices of one float or
+    complex dtype whose types say they are contiguous (C or Fortran order)."""
     return (isinstance(a, types.Array) and isinstance(b, types.Array) and a.dtype == b.dtype
-            and a.dtype in _BLAS_KINDS and 1 <= a.ndim <= 2 and 1 <= b.ndim <= 2
-            and _contiguous(a) and _contiguous(b))
+            and a.dtype in _BLAS_KINDS and all(1 <= t.ndim <= 2 and t.layout in ("C", "F")
+                                                for t in (a, b)))
 
 
 @_cached
@@ -310,8 +316,7 @@ def _blas_product(context, builder, a, b, out, args):
     zero = ir.Constant(xs[0].type, 0)
     with builder.if_else(builder.icmp_signed("==", xs[-1], zero), likely=False) as (none, some):
         with none:
-            cgutils.memset(builder, result.data,
-                           builder.mul(result.itemsize, result.nitems), 0)
+            _zero(builder, result)
         with some:
             with builder.if_then(builder.icmp_signed(">", result.nitems, zero), likely=True):
                 if a.ndim == b.ndim == 2:
@@ -339,10 +344,6 @@ def _integers(*tys) -> bool:
     return all(isinstance(t, (types.Integer, types.Boolean)) for t in tys)
 
 
-def _intp_values(context, builder, signature, args):
-    return [context.cast(builder, v, t, types.intp) for v, t in zip(args, signature.args)]
-
-
 def _clamp_ir(builder, i, last):
     zero = ir.Constant(i.type, 0)
     low = builder.select(builder.icmp_signed("<", i, zero), zero, i)
@@ -356,7 +357,7 @@ def clamp(typingctx, i, last):
         return None
 
     def codegen(context, builder, signature, args):
-        return _clamp_ir(builder, *_intp_values(context, builder, signature, args))
+        return _clamp_ir(builder, *_as_intp(context, builder, args, signature.args))
 
     return types.intp(i, last), codegen
 
@@ -369,7 +370,7 @@ def clip_index(typingctx, i, n):
         return None
 
     def codegen(context, builder, signature, args):
-        i_, n_ = _intp_values(context, builder, signature, args)
+        i_, n_ = _as_intp(context, builder, args, signature.args)
         wrapped = builder.select(builder.icmp_signed("<", i_, ir.Constant(i_.type, 0)),
                                  builder.add(i_, n_), i_)
         return _clamp_ir(builder, wrapped, builder.sub(n_, ir.Constant(n_.type, 1)))
