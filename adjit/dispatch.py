@@ -25,6 +25,7 @@ import numpy as np
 
 from adjit import tree
 from adjit.backend import check_parallel, check_target_name, compile_graph
+from adjit.collector import collector_paused
 from adjit.config import config
 from adjit.errors import AdjitError, AdjitTypeError, AdjitValueError
 from adjit.freevalues import FreeValues
@@ -335,7 +336,8 @@ class Staged:
 
         scalars_before = numpy_scalars_made()
         try:
-            graph, consts = trace_symbolic(flat_body, leaves)
+            with collector_paused():  # the trace keeps most objects it makes (collector.py)
+                graph, consts = trace_symbolic(flat_body, leaves)
         except RecursionError as exc:
             raise AdjitError(
                 f"adjit: tracing {self.name} hit Python's recursion limit ({exc}). A recursive "

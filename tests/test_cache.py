@@ -343,7 +343,7 @@ class _CollectorState(numba.core.event.Listener):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_collector_paused_while_numba_compiles(cache_root, enabled):
-    """compat.collector_paused: no garbage collection while Numba compiles a kernel; the
+    """collector.collector_paused: no garbage collection while Numba compiles a kernel; the
     collector's state (on, or off by the user) is the same afterwards."""
     listener = _CollectorState()
     was = gc.isenabled()
@@ -358,6 +358,24 @@ def test_collector_paused_while_numba_compiles(cache_root, enabled):
             gc.enable()
     assert listener.seen == [False]
     run_kernel(kernel, 4.5 + enabled)
+
+
+def test_collector_paused_while_tracing():
+    """No garbage collection while a function is traced for its first call (its equations are
+    kept until the kernel is built); the collector is on again for the call's result."""
+    import adjit
+    import adjit.numpy as anp
+
+    seen = []
+
+    def f(x):
+        seen.append(gc.isenabled())
+        return anp.sum(anp.sin(x) * 3.25)
+
+    assert gc.isenabled()
+    x = np.linspace(0.0, 1.0, 7)
+    np.testing.assert_allclose(adjit.grad(f)(x), 3.25 * np.cos(x), rtol=1e-14)
+    assert seen == [False] and gc.isenabled()
 
 
 def test_collector_runs_while_a_thread_compiles(cache_root):
@@ -442,3 +460,67 @@ def test_scalar_typing_is_remembered_and_the_same(monkeypatch):
         del resolutions[:]
         assert get_call_type(fnty, context, args, {}) == first
         assert (not resolutions) == remembered, (fn, args)
+
+
+def test_constant_inference_formats_no_source_excerpt_and_still_infers(capfd):
+    """compat.skip_constant_inference_locations: an expression's constant-inference error
+    carries no source location (formatting one scanned the kernel back to its ``def``, for
+    every call: quadratic in its length), and inference through expressions still works: a
+    ``builtins.print`` reached through an attribute is still recognized as ``print``."""
+    from numba.core import errors, ir
+
+    from adjit.backend.numba_cpu import compat
+
+    assert compat.skip_constant_inference_locations()
+    loc = ir.Loc(__file__, 5)
+    module = ir.Scope(None, loc).define("m", loc)
+    with pytest.raises(errors.ConstantInferenceError) as info:
+        ir.Expr.getattr(module, "cos", loc).infer_constant()
+    assert info.value.loc is None and "getattr" in str(info.value)
+
+    import builtins
+
+    @numba.njit(cache=False)
+    def show(x):
+        builtins.print(x * 2.0)
+
+    show(1.25)
+    assert capfd.readouterr().out.strip() == "2.5"
+
+
+def test_large_kernels_loop_nests_become_functions_of_their_own(monkeypatch):
+    """compat.split_large_kernels: the top-level loops of a kernel of SPLIT_KERNEL_LINES lines
+    or more are compiled as functions of their own (LLVM's machine code generation grows
+    faster than a function's size), and the kernel computes what the interpreter does; a
+    smaller kernel stays one function."""
+    import re
+
+    import adjit
+    import adjit.numpy as anp
+    from adjit.backend.numba_cpu import compat
+
+    def kernel_functions(fun, x):
+        info = adjit.inspect(adjit.grad(fun), x)
+        names = re.findall(r'^define [^@]*@"?([^"(]+)', info.llvm, re.M)
+        return [n for n in names if compat.is_kernel_symbol(n)], info
+
+    x = np.random.default_rng(3).standard_normal(37)
+
+    def whole(x):  # a reduction, then elementwise work that reads it: two loop nests
+        return anp.sum(anp.sin(x) * anp.sum(anp.cos(x * 1.5)))
+
+    small, info = kernel_functions(whole, x)
+    assert info.schedule.loop_count >= 2
+    assert len(small) == 2  # the kernel and its CPython wrapper
+
+    monkeypatch.setattr(compat, "SPLIT_KERNEL_LINES", 1)
+
+    def split(x):  # another constant: another kernel
+        return anp.sum(anp.sin(x) * anp.sum(anp.cos(x * 2.5)))
+
+    functions, info = kernel_functions(split, x)
+    assert len(functions) > 2, functions
+    got = adjit.grad(split)(x)
+    s = np.sum(np.cos(2.5 * x))
+    want = np.cos(x) * s - 2.5 * np.sin(2.5 * x) * np.sum(np.sin(x))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

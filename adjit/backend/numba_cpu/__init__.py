@@ -30,3 +30,5 @@ compat.reuse_freed_memory()  # kernels' temporaries: glibc's heap, not a new mma
 compat.skip_kernel_function_passes()  # LLVM optimizes each kernel once, not twice
 compat.fix_scope_fixup()  # a Numba pass quadratic in a kernel's size, made linear
 compat.memoize_scalar_typing()  # a scalar operation's type is found once, not per statement
+compat.skip_constant_inference_locations()  # no source excerpt per call: quadratic in length
+compat.split_large_kernels()  # a large kernel's loop nests become functions for LLVM's backend

@@ -46,6 +46,7 @@ import types
 import warnings
 
 from adjit.backend.numba_cpu import compat
+from adjit.collector import collector_paused
 from adjit.config import config
 
 try:  # advisory inter-process lock; without it (Windows) adjit still works, see compat
@@ -311,8 +312,11 @@ def _remember_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
-def _new_module(digest: str, filename: str, memory_only: bool = False) -> types.ModuleType:
+def _new_module(source: str, digest: str, filename: str,
+                memory_only: bool = False) -> types.ModuleType:
     name = compat.kernel_module_name(digest, memory_only)
+    if source.count("\n") >= compat.SPLIT_KERNEL_LINES:
+        compat.split_loops_of(name)  # machine code per loop nest: LLVM's time stays linear
     module = types.ModuleType(name)
     module.__file__ = filename
     sys.modules[name] = module
@@ -347,7 +351,7 @@ def _load_from_disk(source, digest, folder, root, arg_types, reason):
             _write_atomic(path, data)
     if dispatcher is None:
         _remember_source(filename, source)
-        module = _new_module(digest, filename)
+        module = _new_module(source, digest, filename)
         code = compile(source, filename, "exec")
         try:
             exec(code, module.__dict__)
@@ -384,7 +388,7 @@ def _load_in_memory(source, digest, arg_types, reason):
     if dispatcher is None:
         filename = f"<adjit-kernel-{digest[:16]}>"
         _remember_source(filename, source)
-        module = _new_module(digest, filename, memory_only=True)
+        module = _new_module(source, digest, filename, memory_only=True)
         exec(compat.compile_without_disk_cache(source, filename), module.__dict__)
         dispatcher = _get_kernel(module, filename)
         _dispatchers[source] = dispatcher
@@ -397,7 +401,7 @@ def _compile(dispatcher, name, arg_types, reason, where) -> None:
     """Compile eagerly (or load from Numba's disk cache) and count which one happened."""
     hits, misses = compat.cache_counts(dispatcher)
     start = time.perf_counter()
-    with compat.collector_paused():  # Numba's compiler keeps most objects it makes
+    with collector_paused():  # Numba's compiler keeps most objects it makes
         dispatcher.compile(arg_types)
     seconds = time.perf_counter() - start
     new_hits, new_misses = compat.cache_counts(dispatcher)

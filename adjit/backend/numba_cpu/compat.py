@@ -49,6 +49,22 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   top namespace is the module :func:`kernel_module_name` names); every other library (a
   user's ``njit`` functions, Numba's own overloads, ``runtime.py``) is optimized as before.
   If Numba's internals differ from what it expects, it leaves Numba alone.
+* LLVM's machine code generation (register allocation, the two-address pass) of one function
+  grows faster than the function: the k = 1000 terms kernel of ``benchmarks/compile_latency.py``
+  (16 loop nests, 9,500 LLVM instructions) spent 2.9 s there, more than 10 times the k = 100
+  kernel's 0.21 s. :func:`split_large_kernels` runs LLVM's loop extractor after the module
+  pipeline (so every optimization, vectorization included, has seen the whole kernel) on the
+  kernels ``cache.py`` registered with :func:`split_loops_of`, those of ``SPLIT_KERNEL_LINES``
+  lines or more: each top-level loop becomes a function, generated on its own (that kernel:
+  2.2 s, LLVM in all 5.7 to 5.1 s; the k = 300 and 500 kernels' LLVM time 15% less, their
+  calls as fast). Smaller kernels stay whole: the GMM gradient's (241 lines, 70 loops) gained
+  nothing and its calls took 5-15% longer split.
+* Numba's constant inference tries ``infer_constant`` on the expression that defines each
+  called function (its ``print`` rewrite asks it of every call) and falls back to reading the
+  expression when that raises; the error raised, discarded at once, formatted a source excerpt
+  of its location, which scans the kernel's lines back to its ``def``: quadratic in a kernel's
+  length (0.27 s of the k = 1000 kernel's compilation, 9 ms of the k = 100 one's).
+  :func:`skip_constant_inference_locations` makes that error without a location.
 * Numba's ``fixup_var_define_in_scope`` (run by its ``inline_closure_likes`` pass on every
   function) defines every variable of the function in the scope of every block, once per
   block, although the blocks share one scope: blocks times variables (a GMM gradient
@@ -65,19 +81,6 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   time, and a function type with templates added later is another function type. Type
   inference of the k = 100 terms kernel fell from 127 to 44 ms. It applies to every function
   Numba compiles.
-* Numba's compiler makes hundreds of thousands of Python objects, about half of them kept
-  (its caches, the kernel's IR and types): CPython's cyclic garbage collector ran about 320
-  times during the GMM gradient's first call, two of them full collections over every object
-  of the process (100-120 ms each), about 0.25 s in all (the 164 ms once seen in the "passes"
-  stage of benchmark row 12 was one of those landing there). :func:`collector_paused` pauses
-  the collector while the runner optimizes a graph and generates its kernel (``runner.py``)
-  and while Numba compiles it (``cache.py``); a young-generation collection afterwards costs
-  less (garbage collection in the GMM gradient's first call: 0.24 s before, 0.17 s after; the
-  MLP's 0.13 s, 0.03 s after; the k = 1000 terms program's 1.08 s, 0.44 s after, the rest in
-  the trace). The collector is left alone where it is already off, and by a compilation
-  off the main thread (``config.tiered``'s: the user's code runs meanwhile); a
-  ``gc.disable()`` by another thread during the compilation is undone when it ends.
-
 Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
 would not reach the cached ``rt.empty`` that calls it).
@@ -104,15 +107,12 @@ Cache-related workarounds (used by ``cache.py``):
 from __future__ import annotations
 
 import ast
-import contextlib
 import ctypes
 import functools
-import gc
 import glob
 import os
 import platform
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,7 +121,6 @@ from numba.core import sigutils, types
 __all__ = [
     "cache_counts",
     "cache_entry_files",
-    "collector_paused",
     "compile_without_disk_cache",
     "contiguous",
     "ensure_disk_caching",
@@ -134,7 +133,10 @@ __all__ = [
     "kernel_module_name",
     "purge_cache_entry",
     "reuse_freed_memory",
+    "skip_constant_inference_locations",
     "skip_kernel_function_passes",
+    "split_large_kernels",
+    "split_loops_of",
 ]
 
 
@@ -187,13 +189,18 @@ _KERNEL_MODULE = re.compile(r"_adjit_kernel_[0-9a-f]{32}(?:_mem)?")
 _KERNEL_SYMBOL = re.compile(r"(?:cfunc\.)?_ZN(?:7cpython)?(\d+)(_adjit_kernel_\w+)")
 
 
+def _kernel_module_of(symbol: str) -> str | None:
+    """The kernel module a function's LLVM name says it was compiled from, or None."""
+    match = _KERNEL_SYMBOL.match(symbol)
+    if match is None:
+        return None
+    name = match.group(2)[:int(match.group(1))]
+    return name if _KERNEL_MODULE.fullmatch(name) else None
+
+
 def is_kernel_symbol(name: str) -> bool:
     """True for the LLVM name of a function Numba compiled from a kernel module."""
-    match = _KERNEL_SYMBOL.match(name)
-    if match is None:
-        return False
-    length = int(match.group(1))
-    return _KERNEL_MODULE.fullmatch(match.group(2)[:length]) is not None
+    return _kernel_module_of(name) is not None
 
 
 def _defines_kernel(ll_module) -> bool:
@@ -298,20 +305,75 @@ def fix_scope_fixup() -> bool:
     return True
 
 
-@contextlib.contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector off inside (see the module docstring), unless it is
-    off already or this is not the main thread: the collector is the whole process's, and
-    while a thread compiles (``config.tiered``) the user's code runs on; its state is
-    restored on the way out."""
-    if not gc.isenabled() or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    gc.disable()
+def _infer_constant_without_location(self):
+    """Numba's ``ir.Expr.infer_constant``, its error made without a source location."""
+    from numba.core.errors import ConstantInferenceError
+
+    raise ConstantInferenceError(str(self))
+
+
+def skip_constant_inference_locations() -> bool:
+    """Numba's ``ir.Expr.infer_constant`` raises its error without formatting a source excerpt
+    (see the module docstring); whether it is in place."""
     try:
-        yield
-    finally:
-        gc.enable()
+        from numba.core import consts, ir
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    # The error is discarded only where Numba's constant inference falls back to reading the
+    # expression (``ConstantInference._do_infer``): without that fallback, leave Numba alone.
+    if "_infer_expr" not in vars(consts.ConstantInference):  # pragma: no cover
+        return False
+    ir.Expr.infer_constant = _infer_constant_without_location
+    return True
+
+
+# Kernel modules (:func:`kernel_module_name`) whose loop nests LLVM compiles as functions of
+# their own: registered by ``cache.py`` for kernels of ``SPLIT_KERNEL_LINES`` lines or more.
+SPLIT_KERNEL_LINES = 1000
+_split_modules: set[str] = set()
+
+
+def split_loops_of(module_name: str) -> None:
+    """Have LLVM compile each top-level loop of this kernel module's kernel as a function of
+    its own (see the module docstring)."""
+    _split_modules.add(module_name)
+
+
+def _splits_loops(ll_module) -> bool:
+    return bool(_split_modules) and any(
+        not fn.is_declaration and _kernel_module_of(fn.name) in _split_modules
+        for fn in ll_module.functions)
+
+
+def split_large_kernels() -> bool:
+    """After the module pipeline, extract the top-level loops of registered kernels into
+    functions (LLVM's loop extractor), before machine code is generated (see the module
+    docstring); whether it is in place."""
+    try:
+        import llvmlite.binding as llvm
+        from numba.core.codegen import CPUCodeLibrary
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    original = getattr(CPUCodeLibrary, "_optimize_final_module", None)
+    if original is None or not hasattr(llvm, "create_new_module_pass_manager"):  # pragma: no cover
+        return False
+    if getattr(original, "_adjit_splits_kernels", False):
+        return True
+
+    @functools.wraps(original)
+    def _optimize_final_module(self):
+        original(self)
+        if not _splits_loops(self._final_module):
+            return
+        extract = llvm.create_new_module_pass_manager()
+        extract.add_loop_extract_pass()
+        builder = llvm.create_pass_builder(self._codegen._tm,
+                                           llvm.create_pipeline_tuning_options())
+        extract.run(self._final_module, builder)
+
+    _optimize_final_module._adjit_splits_kernels = True
+    CPUCodeLibrary._optimize_final_module = _optimize_final_module
+    return True
 
 
 def contiguous(expr: str) -> str:

@@ -32,6 +32,7 @@ from adjit.backend.numba_cpu import compat
 from adjit.backend.numba_cpu.cache import load_kernel
 from adjit.backend.numba_cpu.codegen import generate
 from adjit.backend.numba_cpu.lowering import LOWERINGS
+from adjit.collector import collector_paused
 from adjit.config import config
 from adjit.ir.graph import Graph
 from adjit.ir.interpret import interpret
@@ -46,7 +47,7 @@ class CompiledGraph:
                  lowerings: dict[str, dict] = LOWERINGS, parallel: bool = False):
         self.trail: list = []
         self.graph = graph
-        with compat.collector_paused():  # as for Numba's compiler: most objects made are kept
+        with collector_paused():  # as for Numba's compiler: most objects made are kept
             self.optimized = optimize(graph, self.trail)
             self.schedule = share_first_axis(recompute_cheap(fuse(self.optimized, blas=True)))
             self.source = generate(self.schedule, lowerings)
