@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "adjit")
 
 LAYERS = [
-    ("foundations", ["adjit.errors", "adjit.config", "adjit.tree"]),
+    ("foundations", ["adjit.errors", "adjit.config", "adjit.tree", "adjit.collector"]),
     ("IR, rule tables, symbolic zeros", ["adjit.ir"]),
     ("tracing", ["adjit.trace"]),
     ("primitives", ["adjit.primitives"]),
