@@ -549,3 +549,29 @@ def test_square_has_one_form_so_cse_merges_it():
     t = np.tanh(np.linspace(-1.0, 1.0, 3))
     np.testing.assert_allclose(value, np.sum(t ** 2))
     np.testing.assert_allclose(grad, 2 * t * (1 - t ** 2))
+
+
+def test_float64_constants_are_written_where_used_others_named_once():
+    """A float64 (or boolean) constant is a literal where it is used, not a variable assigned
+    at the top of the kernel (live through every block before its last use: Numba's liveness
+    passes cost blocks times such variables); a float32 one is still named once (its
+    ``np.float32(...)`` call typed once). Negative literals are parenthesized: the kernels
+    compute what the interpreter does."""
+    x64 = np.linspace(-1.0, 2.0, 9)
+
+    def f(x):
+        return anp.sum(anp.exp(x * -0.75) ** 2 + anp.where(x > 0.5, x, 2.25))
+
+    info = adjit.inspect(adjit.value_and_grad(f), x64)
+    assert not re.search(r"^\s+c\d+ = ", info.source, re.M), info.source
+    assert "(-0.75)" in info.source and "2.25" in info.source, info.source
+    value, grad = adjit.jit(adjit.value_and_grad(f))(x64)
+    want = np.sum(np.exp(-0.75 * x64) ** 2 + np.where(x64 > 0.5, x64, 2.25))
+    np.testing.assert_allclose(value, want, rtol=1e-14)
+    np.testing.assert_allclose(grad, -1.5 * np.exp(-1.5 * x64) + (x64 > 0.5), rtol=1e-13)
+
+    x32 = x64.astype(np.float32)
+    info32 = adjit.inspect(adjit.value_and_grad(f), x32)
+    assert re.search(r"^\s+c\d+ = np\.float32\(", info32.source, re.M), info32.source
+    value32, _ = adjit.jit(adjit.value_and_grad(f))(x32)
+    np.testing.assert_allclose(value32, want, rtol=1e-5)

@@ -200,10 +200,16 @@ class Generator:
             self.w(f"{self.name(var)}.fill(0)")
 
     def const(self, value, dtype) -> str:
-        """A name for a typed constant, assigned once at the top of the kernel."""
+        """The source text of a typed constant: a float64 or boolean one is written where it is
+        used (a literal of Numba's own type), any other is a name assigned once at the top of
+        the kernel (its call, ``np.float32(...)``, typed once). A name defined at the top is
+        live through every block before its last use: Numba's liveness and reaching-definition
+        passes cost blocks times such variables (a kernel of k terms: k constants, k blocks)."""
         text = const_text(value, dtype)
         if text not in self.consts:
-            self.consts[text] = f"c{len(self.consts)}"
+            literal = np.dtype(dtype) in (np.float64, np.bool_)
+            self.consts[text] = (f"({text})" if text.startswith("-") else text) if literal \
+                else f"c{len(self.consts)}"
         return self.consts[text]
 
     def dim(self, d) -> str:
@@ -266,7 +272,8 @@ class Generator:
         outs = [self.atom(v) for v in g.outvars]
         # One output is returned bare (no tuple to build and index on every call).
         body(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})")
-        const_lines = [f"    {name} = {text}" for text, name in self.consts.items()]
+        const_lines = [f"    {name} = {text}" for text, name in self.consts.items()
+                       if name.startswith("c")]
         # no_cfunc_wrapper: Numba would also compile a C-callable wrapper of every kernel
         # (for passing it as a first-class function), which nothing calls: a third of a small
         # kernel's lowering time. parallel=True where the kernel has no prange would only warn.
