@@ -525,6 +525,59 @@ def test_shared_loop_with_many_branches_keeps_its_loops():
         np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
 
 
+def test_concatenated_parts_are_written_in_their_place():
+    """A concatenation along the first axis of arrays the kernel computes allocates its result
+    once, and each part's nest writes into its rows (a slice of the result): no loop copies
+    them. A part that is also an output keeps its own array (the two would share memory) and
+    is copied; so is a part the kernel does not compute (an input). Compiled equals
+    interpreted."""
+    def assembled(x):
+        return anp.concatenate([anp.sin(x) * 2.0, anp.cos(x), x * x])
+
+    def shared(x):
+        s = anp.sin(x)
+        return [anp.concatenate([s, anp.cos(x)]), s, anp.concatenate([x, anp.exp(x)])]
+
+    x = np.random.default_rng(3).standard_normal((7, 3))
+    cg = _compiled(assembled, x)  # (joined along a symbolic axis, the lengths are fixed)
+    text = cg.source.text
+    assert "[0:7]" in text and "[14:21]" in text, text
+    assert len(re.findall(r"^    for ", text, re.M)) == 1, text  # one loop over x, no copy
+    cg = _compiled(shared, x)
+    assert "[0:7]" not in cg.source.text, cg.source.text
+    for rows in (7, 2):
+        np.testing.assert_allclose(adjit.jit(assembled)(x[:rows]), assembled(x[:rows]),
+                                   rtol=1e-14)
+        for got, want in zip(adjit.jit(shared)(x[:rows]), shared(x[:rows])):
+            np.testing.assert_allclose(got, want, rtol=1e-14)
+        got = adjit.jit(shared)(x[:rows])
+        got[1][0, 0] = 5.0  # the output s is an array of its own
+        assert got[0][0, 0] != 5.0
+
+
+def test_per_example_jacobians_flattened_into_one_vector():
+    """Per-example Jacobians flattened and joined with a per-example gradient into one vector
+    (a sparse Jacobian's values, as the BA benchmark assembles them): the flattening fixes the
+    number of examples, and the per-example nests still share one loop over that many
+    examples, writing the blocks into the vector itself. Equals the interpreter, and the
+    blocks equal jacfwd's."""
+    def values(x, y):
+        blocks = adjit.vmap(adjit.jacrev(per_example))(x, y)
+        tail = adjit.vmap(adjit.grad(lambda a: anp.sum(anp.sin(a))))(y)
+        return anp.concatenate([anp.reshape(blocks, (-1,)), anp.reshape(tail, (-1,))])
+
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((300, 3)), rng.standard_normal((300, 2))
+    cg = _compiled(values, x, y)
+    assert [type(it).__name__ for it in cg.schedule.items].count("SharedLoop") == 1
+    assert re.search(r"rt\.reshape\((v\d+)\[0:2700\], \(300, 3, 3\)\)", cg.source.text), \
+        cg.source.text
+    got = adjit.jit(values)(x, y)
+    np.testing.assert_allclose(got, values(x, y), rtol=1e-13, atol=1e-13)
+    blocks = adjit.jit(adjit.vmap(adjit.jacfwd(per_example)))(x, y)
+    np.testing.assert_allclose(got[:2700].reshape(300, 3, 3), blocks, rtol=1e-12, atol=1e-12)
+
+
 def test_matmul_is_not_a_loop():
     cg = _compiled(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
     assert cg.schedule.loop_count == 0

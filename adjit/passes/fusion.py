@@ -433,10 +433,11 @@ def fuse(graph: Graph, blas: bool = False) -> Schedule:
 
 
 def _per_index(nest: LoopNest) -> bool:
-    """A nest that may share its first loop: over a symbolic first axis, with few elements
-    (of known count) per index of it."""
+    """A nest that may share its first loop: with few elements (of known count) per index of
+    its first axis, which is symbolic (the examples under vmap) or longer than that bound (the
+    same code where the number of examples is fixed: a reshape flattening them fixes it)."""
     inner = nest.shape[1:]
-    return (bool(nest.shape) and is_symbolic(nest.shape[0])
+    return (bool(nest.shape) and (is_symbolic(nest.shape[0]) or nest.shape[0] > SHARED_INNER_MAX)
             and not any(is_symbolic(d) for d in inner) and math.prod(inner) <= SHARED_INNER_MAX)
 
 

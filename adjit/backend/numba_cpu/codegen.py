@@ -34,7 +34,7 @@ import re
 import numpy as np
 
 from adjit.backend.targets import find_lowering
-from adjit.ir.graph import Dim, Graph, Literal
+from adjit.ir.graph import Dim, Eqn, Graph, Literal
 from adjit.ir.rules import kind_of
 from adjit.passes.fusion import (
     LoopNest,
@@ -163,6 +163,8 @@ class Generator:
         # or computed once, then named).
         self.reads: dict[tuple, str] = {}
         self.bindings: dict[str, str] = {}
+        # The concatenations whose parts are written in their place (``assemble_in_place``).
+        self.assembled: set[int] = set()
 
     # ---------------------------------------------------------------- naming
 
@@ -266,6 +268,7 @@ class Generator:
                              for i, d in enumerate(v.aval.shape)
                              if isinstance(d, Dim) and d.name == symbol)
             body(f"{symbol} = {self.name(var)}.shape[{axis}]")
+        self.assembled = self.assemble_in_place()
         top = len(body.lines)
         self.emit_items()
         body.lines[top:top] = ["    " + line for line in self.hoisted]
@@ -297,8 +300,30 @@ class Generator:
         scalar = [v.aval.shape == () for v in g.outvars]
         return KernelSource(text, self.schedule.loop_count, scalar)
 
+    def assemble_in_place(self) -> set[int]:
+        """Allocates each concatenation along the first axis whose parts are arrays this
+        kernel computes (``_assembled_in_place``), and has each part written in its place, so
+        the joining is no copy at all; returns the ids of the items that are then written."""
+        skipped = set()
+        for item, parts in _assembled_in_place(self.schedule):
+            out = item if not isinstance(item, LoopNest) else item.eqns[0]
+            self.alloc(out.out)
+            start = 0
+            for x, source in parts:
+                rows = x.aval.shape[0]
+                stop = start + rows if isinstance(start, int) and isinstance(rows, int) else \
+                    f"{self.dim(start)} + {self.dim(rows)}"
+                place = f"{self.name(out.out)}[{self.dim(start)}:{self.dim(stop)}]"
+                self.destinations[source.id] = place if source is x else \
+                    f"rt.reshape({place}, {self.shape(source.aval.shape)})"
+                start = stop
+            skipped.add(id(item))
+        return skipped
+
     def emit_items(self):
         for item in self.schedule.items:
+            if id(item) in self.assembled:
+                continue
             if isinstance(item, SharedLoop):
                 self.shared_loop(item)
             elif isinstance(item, LoopNest):
@@ -852,6 +877,42 @@ GRAIN = 1 << 14
 def _split_axis(nest: LoopNest) -> int | None:
     """The axis a parallel kernel splits among threads: the nest's first loop."""
     return next((k for k, d in enumerate(nest.shape) if isinstance(d, Dim) or d != 1), None)
+
+
+def _assembled_in_place(schedule: Schedule) -> list[tuple]:
+    """The concatenations along the first axis (a whole-array equation, or a nest of its own)
+    whose every part is an array a nest of the kernel computes, or a reshape of one, used in no
+    other concatenation and not an output itself (it would share the result's memory), each
+    with its parts: (item, [(part, the nest's array)]). Each part's rows are a contiguous
+    piece of the result, so the nest can write its array there."""
+    producers = {}
+    for unit in schedule.units():
+        for eqn in (unit.eqns if isinstance(unit, LoopNest) else [unit]):
+            producers[eqn.out.id] = (unit, eqn)
+    found, used = [], set()
+    for item in schedule.items:
+        eqn = item.eqns[0] if isinstance(item, LoopNest) and len(item.eqns) == 1 else item
+        if not (isinstance(eqn, Eqn) and eqn.prim == "concatenate"
+                and eqn.params["dimension"] == 0 and eqn.out.aval.shape):
+            continue
+        parts = []
+        for x in eqn.inputs:
+            if isinstance(x, Literal) or x.id in schedule.views or x.id not in producers:
+                break
+            unit, source = producers[x.id]
+            if not isinstance(unit, LoopNest):  # a reshape of what a nest computes
+                if source.prim != "reshape" or source.inputs[0].id not in producers:
+                    break
+                unit, source = producers[source.inputs[0].id]
+            if (not isinstance(unit, LoopNest) or not unit.shape or source.out.id in used
+                    or source.out.aval.dtype != eqn.out.aval.dtype
+                    or "output" in schedule.readers(source.out.id) or is_reduction(source.prim)):
+                break
+            parts.append((x, source.out))
+        else:
+            found.append((item, parts))
+            used.update(source.id for _, source in parts)
+    return found
 
 
 def _escaping(schedule: Schedule) -> set[int]:
