@@ -885,10 +885,11 @@ def _assembled_in_place(schedule: Schedule) -> list[tuple]:
     other concatenation and not an output itself (it would share the result's memory), each
     with its parts: (item, [(part, the nest's array)]). Each part's rows are a contiguous
     piece of the result, so the nest can write its array there."""
-    producers = {}
+    producers = {}  # var id -> (the unit computing it, its equation)
     for unit in schedule.units():
         for eqn in (unit.eqns if isinstance(unit, LoopNest) else [unit]):
-            producers[eqn.out.id] = (unit, eqn)
+            for out in eqn.outs:
+                producers[out.id] = (unit, eqn)
     found, used = [], set()
     for item in schedule.items:
         eqn = item.eqns[0] if isinstance(item, LoopNest) and len(item.eqns) == 1 else item
