@@ -488,6 +488,61 @@ def test_constant_inference_formats_no_source_excerpt_and_still_infers(capfd):
     assert capfd.readouterr().out.strip() == "2.5"
 
 
+def test_live_map_is_numbas_on_every_map_a_compilation_asks_for(monkeypatch):
+    """compat.live_map: on every liveness map Numba's passes ask for while compiling an adjit
+    kernel with loops and branches (a scan and a while loop through grad) and a plain njit
+    function (a variable set in a loop and read after it, a branch, a loop left by a break),
+    the sets equal those of Numba's own ``compute_live_map`` (a fresh copy of its module)."""
+    import importlib.util
+
+    from numba.core import analysis, ir_utils
+
+    import adjit
+    import adjit.numpy as anp
+    from adjit.backend.numba_cpu import compat
+
+    assert compat.fast_live_map() and analysis.compute_live_map is compat.live_map
+    spec = importlib.util.spec_from_file_location("numba.core._analysis_copy", analysis.__file__)
+    numbas = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(numbas)
+    sizes = []
+
+    def both(cfg, blocks, var_use_map, var_def_map):
+        ours = compat.live_map(cfg, blocks, var_use_map, var_def_map)
+        assert ours == dict(numbas.compute_live_map(cfg, blocks, var_use_map, var_def_map))
+        sizes.append(len(blocks))
+        return ours
+
+    monkeypatch.setattr(analysis, "compute_live_map", both)
+    monkeypatch.setattr(ir_utils, "compute_live_map", both)
+
+    def f(x):
+        def step(carry, xi):
+            return carry * anp.cos(xi) + 0.3125, carry
+        total, ys = adjit.scan(step, 1.0, x)
+        small = adjit.while_loop(lambda c: c[0] > 1e-3, lambda c: (c[0] * 0.5, c[1] + 1.0),
+                                     (total * total + 1.0, 0.0))
+        return anp.sum(ys) + small[1] * total
+
+    x = np.linspace(0.1, 0.9, 7)
+    np.testing.assert_allclose(adjit.jit(adjit.grad(f))(x), adjit.grad(f)(x), rtol=1e-12)
+
+    @numba.njit(cache=False)
+    def tricky(n):
+        last = -1
+        for i in range(n):
+            last = i * 3
+        y = last + 1 if n > 3 else 0
+        while n > 0:
+            n -= 1
+            if n == 5:
+                break
+        return y + n
+
+    assert [tricky(n) for n in (9, 2, 0)] == [tricky.py_func(n) for n in (9, 2, 0)]
+    assert len(sizes) >= 2 and max(sizes) >= 10, sizes
+
+
 def test_large_kernels_loop_nests_become_functions_of_their_own(monkeypatch):
     """compat.split_large_kernels: the top-level loops of a kernel of SPLIT_KERNEL_LINES lines
     or more are compiled as functions of their own (LLVM's machine code generation grows

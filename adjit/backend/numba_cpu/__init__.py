@@ -32,3 +32,4 @@ compat.fix_scope_fixup()  # a Numba pass quadratic in a kernel's size, made line
 compat.memoize_scalar_typing()  # a scalar operation's type is found once, not per statement
 compat.skip_constant_inference_locations()  # no source excerpt per call: quadratic in length
 compat.split_large_kernels()  # a large kernel's loop nests become functions for LLVM's backend
+compat.fast_live_map()  # Numba's liveness analysis, linear in the variables

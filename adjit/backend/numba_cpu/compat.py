@@ -82,6 +82,15 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   time, and a function type with templates added later is another function type. Type
   inference of the k = 100 terms kernel fell from 127 to 44 ms. It applies to every function
   Numba compiles.
+* Numba's ``compute_live_map`` (run by its post-processor after most passes, nine times per
+  kernel) keeps a variable live into a predecessor block only if some block reaching that
+  one mentions it, and finds those by building, for every block, the set of all variables
+  mentioned in the blocks reaching it: blocks times variables (the k = 1000 terms kernel: 65
+  blocks, 8,400 variables, 0.2 s of its compilation against 3.5 ms for k = 100).
+  :func:`fast_live_map` computes the same map as plain liveness, then the same restriction
+  per variable: which blocks reach which (bit masks) and which blocks mention the variable.
+  The two agree because what reaches a block also reaches its successors; the test compares
+  them on every map a compilation asks for. It applies to every function Numba compiles.
 Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
 would not reach the cached ``rt.empty`` that calls it).
@@ -126,6 +135,7 @@ __all__ = [
     "contiguous",
     "ensure_disk_caching",
     "entry_point",
+    "fast_live_map",
     "fix_scope_fixup",
     "guard_disk_cache",
     "is_dispatcher",
@@ -303,6 +313,59 @@ def fix_scope_fixup() -> bool:
     if not hasattr(untyped_passes, "fixup_var_define_in_scope"):  # pragma: no cover
         return False
     untyped_passes.fixup_var_define_in_scope = _fixup_var_define_in_scope
+    return True
+
+
+def live_map(cfg, blocks, var_use_map, var_def_map):
+    """Numba's ``analysis.compute_live_map`` (the variables live at each block's entry) in time
+    linear in the variables: plain backward liveness over the blocks reachable from the entry,
+    then, of the variables live at a block, those a block reaching it defines or uses. Numba
+    restricts at each step of its propagation instead; since a block's reaching blocks reach
+    its successors too, restricting once at the end gives the same sets. A block the entry
+    does not reach keeps its own uses, as in Numba."""
+    order = cfg.topo_order()
+    bit = {block: 1 << k for k, block in enumerate(order)}
+    reach = dict(bit)  # the blocks reaching each block, itself included
+    changed = True
+    while changed:
+        changed = False
+        for block in order:
+            for succ, _ in cfg.successors(block):
+                if succ in reach and reach[succ] | reach[block] != reach[succ]:
+                    reach[succ] |= reach[block]
+                    changed = True
+    live = {block: set(var_use_map[block]) for block in blocks}
+    changed = True
+    while changed:
+        changed = False
+        for block in reversed(order):
+            for pred, _ in cfg.predecessors(block):
+                if pred in bit:
+                    new = live[block] - var_def_map[pred] - live[pred]
+                    if new:
+                        live[pred] |= new
+                        changed = True
+    mentioned = {}
+    for block in order:
+        for name in var_def_map[block] | var_use_map[block]:
+            mentioned[name] = mentioned.get(name, 0) | bit[block]
+    for block in order:
+        live[block] = {name for name in live[block] if mentioned.get(name, 0) & reach[block]}
+    return live
+
+
+def fast_live_map() -> bool:
+    """Numba's liveness analysis uses :func:`live_map` (see the module docstring); whether it
+    is in place."""
+    try:
+        from numba.core import analysis, ir_utils
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    if not hasattr(analysis, "compute_live_map"):  # pragma: no cover
+        return False
+    analysis.compute_live_map = live_map
+    if hasattr(ir_utils, "compute_live_map"):
+        ir_utils.compute_live_map = live_map
     return True
 
 
