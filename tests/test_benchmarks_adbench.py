@@ -13,6 +13,9 @@ import sys
 import numpy as np
 import pytest
 
+import adjit
+import adjit.numpy as anp
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks", "adbench"))
 
@@ -43,6 +46,9 @@ def test_gmm_hand_written_gradient_matches_central_differences():
 
 
 def test_ba_csr_layout_matches_central_differences():
+    """The BA Jacobian's CSR values as the benchmark computes them with adjit
+    (``ba.make_csr_values``), placed by ``ba.csr_structure``, are the dense Jacobian of the
+    NumPy objective by central differences."""
     n, m, p = 2, 3, 5
     cams, points, weights, features, obs = ba.generate(n, m, p)
     cams = cams + np.random.default_rng(0).normal(0.0, 0.05, cams.shape)  # distinct cameras
@@ -61,12 +67,11 @@ def test_ba_csr_layout_matches_central_differences():
     h = 1e-6
     dense = np.stack([(flat(z0 + h * e) - flat(z0 - h * e)) / (2 * h)
                       for e in np.eye(z0.size)], axis=1)
-    # The blocks as the benchmark's Jacobians return them: (p, 2, 15), [cam | point | weight].
-    cols = [np.r_[11 * c:11 * c + 11, 11 * n + 3 * q:11 * n + 3 * q + 3, 11 * n + 3 * m + i]
-            for i, (c, q) in enumerate(obs)]
-    blocks = np.stack([dense[2 * i:2 * i + 2, cols[i]] for i in range(p)])
+    # The CSR values as the benchmark computes them (adjit's), in the structure it builds.
+    block = ba.make_block(anp, adjit.jacrev, ba.make_residual(anp))
+    values = adjit.jit(ba.make_csr_values(anp, adjit.vmap, adjit.grad, block))
     indptr, indices, shape = ba.csr_structure(n, m, p, obs)
-    data = ba.csr_data(blocks, weights)
+    data = values(cams, points, weights, features, obs[:, 0].copy(), obs[:, 1].copy())
     rebuilt = np.zeros(shape)
     for row in range(shape[0]):
         rebuilt[row, indices[indptr[row]:indptr[row + 1]]] = data[indptr[row]:indptr[row + 1]]

@@ -107,9 +107,17 @@ def csr_structure(n: int, m: int, p: int, obs):
     return indptr.astype(np.int64), indices.astype(np.int64), (3 * p, N_CAM * n + N_PT * m + p)
 
 
-def csr_data(blocks, weights):
-    """The CSR values: the (p, 2, 15) blocks row by row, then the weight rows' -2 w."""
-    return np.concatenate([np.asarray(blocks).reshape(-1), -2.0 * np.asarray(weights)])
+def make_csr_values(xp, vmap, grad, block):
+    """``values(cams, points, weights, features, ci, pi)``: the Jacobian's CSR values, the
+    (p, 2, 15) blocks of ``block`` row by row and then the weight rows' d(1 - w^2)/dw, as one
+    function to compile (observation i's camera and point are rows ci[i] and pi[i])."""
+    weight_rows = vmap(grad(lambda w: 1.0 - w * w))
+
+    def values(cams, points, weights, features, ci, pi):
+        blocks = vmap(block)(cams[ci], points[pi], weights, features)
+        return xp.concatenate([xp.reshape(blocks, (-1,)), weight_rows(weights)])
+
+    return values
 
 
 @njit(fastmath=True)

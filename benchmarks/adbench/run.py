@@ -232,18 +232,15 @@ def run_ba(suite: Suite) -> None:
         return (adjit.vmap(res_a)(anp.take(cams, ci, axis=0), anp.take(points, pi, axis=0),
                                   weights, features), 1.0 - weights * weights)
 
-    def blocks_a(cams, points, weights, features, ci, pi):
-        return adjit.vmap(block_a)(anp.take(cams, ci, axis=0), anp.take(points, pi, axis=0),
-                                   weights, features)
-
-    obj_a, jac_a = adjit.jit(objective_a), adjit.jit(blocks_a)
+    obj_a = adjit.jit(objective_a)
+    jac_a = adjit.jit(ba.make_csr_values(anp, adjit.vmap, adjit.grad, block_a))
     if "jax" in ctx.peers:
         jax, jnp = ctx.peers["jax"]
         res_j = ba.make_residual(jnp)
         block_j = ba.make_block(jnp, jax.jacrev, res_j)
         obj_j = jax.jit(lambda c, p_, w, f, ci, pi: (jax.vmap(res_j)(c[ci], p_[pi], w, f),
                                                       1.0 - w * w))
-        jac_j = jax.jit(lambda c, p_, w, f, ci, pi: jax.vmap(block_j)(c[ci], p_[pi], w, f))
+        jac_j = jax.jit(ba.make_csr_values(jnp, jax.vmap, jax.grad, block_j))
     rng = np.random.default_rng(0)
     first = True
     for n, m, p, fname in BA_SIZES[suite.mode]:
@@ -287,8 +284,7 @@ def run_ba(suite: Suite) -> None:
         def check_csr(data_, expected=expected, indptr=indptr, indices=indices, shape=shape,
                       first=first):
             if expected is not None:
-                got = data_[:2 * p * ba.BLOCK].reshape(p, 2, ba.BLOCK)
-                check_close("Jacobian blocks", got, expected, rtol=1e-9,
+                check_close("Jacobian's CSR values", data_, expected, rtol=1e-9,
                             atol=1e-12 * float(np.max(np.abs(expected))))
             if first:  # the CSR layout: J v against central differences of the objective
                 jmat = scipy.sparse.csr_matrix((data_, indices, indptr), shape=shape)
@@ -309,20 +305,17 @@ def run_ba(suite: Suite) -> None:
                 check_close("CSR Jacobian times v (central differences)", got, fd, rtol=1e-5,
                             atol=1e-6 * float(np.max(np.abs(fd))))
 
-        def jac_csr_a(a):
-            return ba.csr_data(jac_a(*a), a[2])
-
         if ("ba", "adjit") not in suite.capped:
             try:
                 secs, _ = _first(jac_a, *args)
                 ta.note(f"`jit(vmap(jacrev))` first call {secs:.2f} s")
             except Exception as e:
                 log(f"  adjit Jacobian: {type(e).__name__}: {e}")
-        ta.j = suite.measure("ba", "adjit", "Jacobian", "Jacobian (CSR)", jac_csr_a, args,
-                             check_csr, ta)
+        ta.j = suite.measure("ba", "adjit", "Jacobian", "Jacobian (CSR)", lambda a: jac_a(*a),
+                             args, check_csr, ta)
         if expected is not None:
             tj.j = suite.measure("ba", "JAX", "Jacobian", "Jacobian (CSR)",
-                                 lambda a: ba.csr_data(jac_j(*a), a[2]), args_j, check_csr,
+                                 lambda a: np.asarray(jac_j(*a)), args_j, check_csr,
                                  tj)
         first = False
         suite.results["ba"].append((label, ("", p), tools))
@@ -547,13 +540,15 @@ def main(argv=None) -> int:
         "use ADBench's generator (seed 0); gradients are checked against JAX's to 1e-9.",
         "BA: `ba.make_residual` per observation (Rodrigues rotation with a where for r = 0, "
         "projection, radial distortion), its 2x15 block by `jacrev` over (cam, X, w), "
-        "`vmap`ped over the observations after a gather of cameras and points, inside `jit`; "
-        "the timed Jacobian includes assembling the CSR values (blocks then the -2w weight "
-        "rows; the structure, fixed by obs, is built once). Objective: reprojection and weight "
-        "errors for all observations. Instances other than ba1/ba5 replicate ba1's camera, "
-        "point, weight and feature as ADBench's generator does. Blocks are checked against "
-        "JAX's; on the first size the CSR matrix times a random vector is checked against "
-        "central differences of the NumPy objective.",
+        "`vmap`ped over the observations after a gather of cameras and points; the timed "
+        "Jacobian is the CSR values from one `jit`ted function (`ba.make_csr_values`: the "
+        "blocks flattened, then the weight rows' d(1 - w^2)/dw by `vmap(grad)`; the structure, "
+        "fixed by obs, is built once). The flattening fixes p in adjit's trace (a length is a "
+        "symbol plus a constant, not 30 p), so each size compiles its own kernel. Objective: "
+        "reprojection and weight errors for all observations. Instances other than ba1/ba5 "
+        "replicate ba1's camera, point, weight and feature as ADBench's generator does. The "
+        "CSR values are checked against JAX's; on the first size the CSR matrix times a random "
+        "vector is checked against central differences of the NumPy objective.",
         "Hand-written Numba (`@njit(fastmath=True)`, single-threaded, in "
         "benchmarks/adbench/gmm.py and ba.py): the objectives (one pass, no temporaries) and "
         "the GMM gradient (one pass over the points: the forward values of a point, then the "
