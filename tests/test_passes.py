@@ -529,14 +529,15 @@ def test_concatenated_parts_are_written_in_their_place():
     """A concatenation along the first axis of arrays the kernel computes allocates its result
     once, and each part's nest writes into its rows (a slice of the result): no loop copies
     them. A part that is also an output keeps its own array (the two would share memory) and
-    is copied; so is a part the kernel does not compute (an input). Compiled equals
-    interpreted."""
+    is copied; so is a part the kernel does not compute (an input), and one joined twice.
+    Compiled equals interpreted."""
     def assembled(x):
         return anp.concatenate([anp.sin(x) * 2.0, anp.cos(x), x * x])
 
     def shared(x):
-        s = anp.sin(x)
-        return [anp.concatenate([s, anp.cos(x)]), s, anp.concatenate([x, anp.exp(x)])]
+        s, c = anp.sin(x), anp.cos(x) * 3.0
+        return [anp.concatenate([s, anp.cos(x)]), s, anp.concatenate([x, anp.exp(x)]),
+                anp.concatenate([c, anp.tanh(x), c])]
 
     x = np.random.default_rng(3).standard_normal((7, 3))
     cg = _compiled(assembled, x)  # (joined along a symbolic axis, the lengths are fixed)

@@ -882,9 +882,9 @@ def _split_axis(nest: LoopNest) -> int | None:
 def _assembled_in_place(schedule: Schedule) -> list[tuple]:
     """The concatenations along the first axis (a whole-array equation, or a nest of its own)
     whose every part is an array a nest of the kernel computes, or a reshape of one, used in no
-    other concatenation and not an output itself (it would share the result's memory), each
-    with its parts: (item, [(part, the nest's array)]). Each part's rows are a contiguous
-    piece of the result, so the nest can write its array there."""
+    other place of a concatenation and not an output itself (it would share the result's
+    memory), each with its parts: (item, [(part, the nest's array)]). Each part's rows are a
+    contiguous piece of the result, so the nest can write its array there."""
     producers = {}  # var id -> (the unit computing it, its equation)
     for unit in schedule.units():
         for eqn in (unit.eqns if isinstance(unit, LoopNest) else [unit]):
@@ -906,6 +906,7 @@ def _assembled_in_place(schedule: Schedule) -> list[tuple]:
                     break
                 unit, source = producers[source.inputs[0].id]
             if (not isinstance(unit, LoopNest) or not unit.shape or source.out.id in used
+                    or any(source.out is other for _, other in parts)
                     or source.out.aval.dtype != eqn.out.aval.dtype
                     or "output" in schedule.readers(source.out.id) or is_reduction(source.prim)):
                 break
