@@ -305,15 +305,14 @@ class Generator:
         kernel computes (``_assembled_in_place``), and has each part written in its place, so
         the joining is no copy at all; returns the ids of the items that are then written."""
         skipped = set()
-        for item, parts in _assembled_in_place(self.schedule):
-            out = item if not isinstance(item, LoopNest) else item.eqns[0]
-            self.alloc(out.out)
+        for item, concat, parts in _assembled_in_place(self.schedule):
+            self.alloc(concat.out)
             start = 0
             for x, source in parts:
                 rows = x.aval.shape[0]
                 stop = start + rows if isinstance(start, int) and isinstance(rows, int) else \
                     f"{self.dim(start)} + {self.dim(rows)}"
-                place = f"{self.name(out.out)}[{self.dim(start)}:{self.dim(stop)}]"
+                place = f"{self.name(concat.out)}[{self.dim(start)}:{self.dim(stop)}]"
                 self.destinations[source.id] = place if source is x else \
                     f"rt.reshape({place}, {self.shape(source.aval.shape)})"
                 start = stop
@@ -883,8 +882,8 @@ def _assembled_in_place(schedule: Schedule) -> list[tuple]:
     """The concatenations along the first axis (a whole-array equation, or a nest of its own)
     whose every part is an array a nest of the kernel computes, or a reshape of one, used in no
     other place of a concatenation and not an output itself (it would share the result's
-    memory), each with its parts: (item, [(part, the nest's array)]). Each part's rows are a
-    contiguous piece of the result, so the nest can write its array there."""
+    memory), each as (item, its concatenate equation, [(part, the nest's array)]). Each part's
+    rows are a contiguous piece of the result, so the nest can write its array there."""
     producers = {}  # var id -> (the unit computing it, its equation)
     for unit in schedule.units():
         for eqn in (unit.eqns if isinstance(unit, LoopNest) else [unit]):
@@ -912,7 +911,7 @@ def _assembled_in_place(schedule: Schedule) -> list[tuple]:
                 break
             parts.append((x, source.out))
         else:
-            found.append((item, parts))
+            found.append((item, eqn, parts))
             used.update(source.id for _, source in parts)
     return found
 
