@@ -675,8 +675,11 @@ class Generator:
         loops, by the axis of the first of those loops: each such reduction accumulates in a
         scalar while they run, written back once after them. Accumulated in memory instead,
         LLVM cannot keep the value in a register (the nest's stores might overlap it), so the
-        loop does not vectorize: ADBench GMM's sum of exp over the components ran 5x slower.
-        Only through inner loops of ``RUNNING_MIN`` elements or more."""
+        loop does not vectorize: ADBench GMM's sum of exp over the components ran 5x slower,
+        and its sum of squares over d = 10 coordinates 3.8x (in memory: 546 us, in a scalar:
+        143 us, for 25 x 1000 points). That holds through a few elements too: the threshold
+        of 64 elements this had (a d = 20 nest had measured 2.7x slower in a scalar) cost
+        the GMM gradient 5-33% at every ADBench size with d < 64 when measured again."""
         looped = [k for k, d in enumerate(nest.shape) if isinstance(d, Dim) or d != 1]
         running: dict[int, list] = {}
         for eqn in nest.reductions:
@@ -684,9 +687,7 @@ class Generator:
             if not kept:  # over every axis: its accumulator is a scalar already
                 continue
             inner = [k for k in looped if k > kept[-1]]
-            lengths = [nest.shape[k] for k in inner]
-            if inner and (any(isinstance(d, Dim) for d in lengths)
-                          or math.prod(lengths) >= RUNNING_MIN):
+            if inner:
                 running.setdefault(inner[0], []).append(eqn)
         return running
 
@@ -799,12 +800,6 @@ class Generator:
 # into a loop body LLVM optimizes in superlinear time (1000 sines: 115 s against 3 s with
 # libm), and one that big is memory-bound anyway. Beyond this many calls a nest uses libm.
 _MAX_INLINED = 8
-
-# A reduction runs in a scalar through inner loops of at least this many elements in all (or
-# of symbolic length). Through shorter ones LLVM vectorized the few elements at each step,
-# with the set-up, the run-time overlap checks and the final sum costing more than they saved:
-# GMM's sum of squares over d=20 took 11.9M cycles against 4.4M accumulated in memory.
-RUNNING_MIN = 64
 
 # LLVM vectorizes a loop whose arrays may overlap only after checking at run time that they
 # do not, and gives up beyond 8 such checks (its -runtime-memory-check-threshold).
