@@ -174,6 +174,22 @@ REWRITES = [
     ("transpose", "(x @ y)^T -> y^T @ x^T",
      lambda x: anp.transpose(anp.matmul(anp.transpose(x, (0, 2, 1)), 2.0 * x), (0, 2, 1)),
      np.arange(12.0).reshape(2, 3, 2), ["broadcast_in_dim", "mul", "transpose", "matmul"]),
+    # a sum over a product's rows, through a sum and a negation: one row times the matrix
+    ("reduce_sum", "sum_i -(x @ y + z)[i] -> -((sum_i x[i]) @ y + sum_i z[i])",
+     lambda x: anp.sum(-(anp.matmul(x, x[:3] * 2.0) + x), axis=0),
+     np.arange(12.0).reshape(4, 3) / 7.0,
+     ["slice", "broadcast_in_dim", "mul", "reduce_sum", "reshape", "matmul", "reshape",
+      "reduce_sum", "add", "neg"]),
+    # ... over a batch of products' columns: matrices times a vector
+    ("reduce_sum", "sum_j (x @ y)[:, j] -> x @ sum_j y[:, j]",
+     lambda x: anp.sum(anp.matmul(x, anp.exp(x)), axis=2),
+     np.arange(12.0).reshape(3, 2, 2) / 7.0,
+     ["exp", "reduce_sum", "reshape", "matmul", "reshape"]),
+    # ... read through a transpose (of a negation: (x @ y)^T is rewritten first otherwise)
+    ("reduce_sum", "sum_i (-(x @ y))^T[:, i] -> -(sum_i x[i]) @ y",
+     lambda x: anp.sum(anp.transpose(-anp.matmul(x, anp.exp(x))), axis=1),
+     np.arange(9.0).reshape(3, 3) / 7.0,
+     ["exp", "reduce_sum", "reshape", "matmul", "reshape", "neg"]),
 ]
 
 
@@ -200,6 +216,18 @@ def test_every_rule_is_exercised():
 def test_inexact_identities_are_not_rewritten(fun):
     graph = _graph(fun, 1.0)
     assert str(dce(simplify(graph))) == str(graph)
+
+
+def test_a_sum_is_not_moved_into_a_product_read_elsewhere():
+    """The product is computed anyway where another equation reads it (or a term of the sum):
+    moving the sum inside would add a product, not remove one."""
+    def f(x):
+        p = anp.matmul(x, x.T)
+        return [anp.sum(p + 1.0, axis=0), anp.sum(-(p - x[:, :2]), axis=1)], p
+
+    graph = _graph(lambda x: f(x)[0], np.ones((2, 3)))
+    prims = [e.prim for e in dce(simplify(graph)).eqns]
+    assert prims.count("matmul") == 1 and prims.count("reduce_sum") == 2, prims
 
 
 def test_pads_apart_or_overlapping_are_not_joined():

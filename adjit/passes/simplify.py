@@ -1,7 +1,9 @@
 """Algebraic simplification: a table of rewrite rules, each with its identity, run to a fixed
 point by one engine. A rule sees an equation and returns the atom that replaces its output, an
-equation that replaces it (a canonical form), or None. Only identities exact in floating point
-are here (x * 0 is not 0 when x is inf or nan). Graphs inside equations are simplified too."""
+equation that replaces it (a canonical form), equations computing it, or None. Only identities
+exact in floating point are here (x * 0 is not 0 when x is inf or nan), but for the order of a
+sum's terms (_sum_of_products), which the kernels' fast-math flags leave to LLVM anyway.
+Graphs inside equations are simplified too."""
 
 from __future__ import annotations
 
@@ -137,6 +139,95 @@ def _transposed_product(eqn, k):
     return [*eqns, Eqn("matmul", operands, [eqn.out], {}, prod.source)]
 
 
+def _sum_of_products(eqn, k):
+    """sum over a matrix product's rows -> the product of the summed rows (over its columns:
+    of the summed columns): sum_i (x @ y)[i, :] = (sum_i x[i, :]) @ y, n times fewer
+    multiplications and no n x m product stored. Through sums, differences, negations and
+    transposes read only here (sum(-(a + b)) = -(sum a + sum b)) down to at least one such
+    product: the ADBench
+    GMM gradient's means part is the sum over the points of a batched product (the einsum's
+    transpose), a third of its BLAS time. Not exact: the terms are added in another order, as
+    the kernels' reassociating fast-math flag lets LLVM do anyway."""
+    eqns: list = []
+    total = _pushed_sum(eqn.inputs[0], eqn.params["axes"], k, eqns, eqn.source)
+    if total is None:
+        return None
+    last = eqns[-1]
+    eqns[-1] = Eqn(last.prim, last.inputs, [eqn.out], last.params, last.source)
+    return eqns
+
+
+def _is_one(d) -> bool:
+    return not is_symbolic(d) and d == 1
+
+
+def _pushed_sum(x, axes, k, eqns, source):
+    """The sum of ``x`` over ``axes``, taken inside the sums, negations and matrix products
+    that compute ``x`` (see _sum_of_products), appended to ``eqns``; None where no product is
+    reached."""
+    producer = None if isinstance(x, Literal) else k.producer.get(x.id)
+    if producer is None or k.uses.get(x.id, 2) != 1:
+        return None
+    shape = tuple(d for a, d in enumerate(x.aval.shape) if a not in axes)
+    aval = ShapedArray(shape, x.aval.dtype)
+
+    def emit(prim, inputs, params=None, out_aval=aval):
+        out = Var(out_aval)
+        eqns.append(Eqn(prim, list(inputs), [out], params or {}, source))
+        return out
+
+    if producer.prim == "neg":
+        inner = _pushed_sum(producer.inputs[0], axes, k, eqns, source)
+        return None if inner is None else emit("neg", [inner])
+    if producer.prim == "transpose":  # sum over output axis a = over input axis perm[a]
+        perm = producer.params["permutation"]
+        summed = tuple(sorted(perm[a] for a in axes))
+        inner = _pushed_sum(producer.inputs[0], summed, k, eqns, source)
+        if inner is None:
+            return None
+        kept = [p for p in perm if p not in summed]
+        order = tuple(sorted(kept).index(p) for p in kept)
+        return inner if order == tuple(range(len(order))) else \
+            emit("transpose", [inner], {"permutation": order})
+    if producer.prim in ("add", "sub"):
+        a, b = producer.inputs
+        if isinstance(a, Literal) or isinstance(b, Literal) \
+                or not (same_shape(a.aval.shape, x.aval.shape)
+                        and same_shape(b.aval.shape, x.aval.shape)):
+            return None
+        mark = len(eqns)
+        sums = [_pushed_sum(a, axes, k, eqns, source),
+                _pushed_sum(b, axes, k, eqns, source)]
+        if sums == [None, None]:
+            del eqns[mark:]
+            return None
+        sums = [emit("reduce_sum", [v], {"axes": tuple(axes)}) if t is None else t
+                for v, t in zip((a, b), sums)]
+        return emit(producer.prim, sums)
+    if producer.prim != "matmul" or len(axes) != 1 or _is_one(x.aval.shape[axes[0]]):
+        return None
+    r = x.aval.ndim
+    left, right = producer.inputs
+    batch = x.aval.shape[:-2]
+    if axes[0] == r - 2:  # over the rows: (sum of x's rows) @ y
+        rows = emit("reduce_sum", [left], {"axes": (r - 2,)},
+                    ShapedArray((*batch, left.aval.shape[-1]), x.aval.dtype))
+        row = emit("reshape", [rows], {"new_sizes": (*batch, 1, left.aval.shape[-1])},
+                   ShapedArray((*batch, 1, left.aval.shape[-1]), x.aval.dtype))
+        product = emit("matmul", [row, right], None,
+                       ShapedArray((*batch, 1, x.aval.shape[-1]), x.aval.dtype))
+    elif axes[0] == r - 1:  # over the columns: x @ (sum of y's columns)
+        cols = emit("reduce_sum", [right], {"axes": (r - 1,)},
+                    ShapedArray((*batch, right.aval.shape[-2]), x.aval.dtype))
+        col = emit("reshape", [cols], {"new_sizes": (*batch, right.aval.shape[-2], 1)},
+                   ShapedArray((*batch, right.aval.shape[-2], 1), x.aval.dtype))
+        product = emit("matmul", [left, col], None,
+                       ShapedArray((*batch, x.aval.shape[-2], 1), x.aval.dtype))
+    else:
+        return None
+    return emit("reshape", [product], {"new_sizes": shape})
+
+
 RULES = {
     # x * 1 -> x,  1 * x -> x,  x * x -> x ** 2 (one form, so CSE sees x*x and x**2 as one)
     "mul": [lambda e, k: e.inputs[0] if k.is_(e.inputs[1], 1) else None,
@@ -161,6 +252,8 @@ RULES = {
     "stop_gradient": [lambda e, k: e.inputs[0]],
     # (x @ y)^T -> y^T @ x^T where the product has no other reader
     "transpose": [_transposed_product],
+    # sum_i (x @ y)[i, :] -> (sum_i x[i, :]) @ y, through sums and negations read only there
+    "reduce_sum": [_sum_of_products],
 }
 
 
