@@ -365,9 +365,9 @@ def test_long_nest_is_split_in_demand_order(monkeypatch):
 def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     """A reduction whose result element stays the same through the innermost loops (a sum
     over the last axes) adds into a scalar kept in a register, written back once after those
-    loops, so LLVM can vectorize them, however few their elements; one over the outer axis adds
-    into its array. Compiled equals the interpreter, a NaN winning the max, at two lengths of
-    one kernel."""
+    loops, so LLVM can vectorize them; one over the outer axis adds into its array, as does one
+    through a few elements of known number in a small nest (RUNNING_MIN, RUNNING_NEST_MIN).
+    Compiled equals the interpreter, a NaN winning the max, at two lengths of one kernel."""
     def f(x):
         e = anp.exp(x)
         return [anp.sum(e, axis=2), anp.max(x, axis=(1, 2)), anp.prod(x, axis=2),
@@ -384,13 +384,17 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     in_scalars = [line for line in updates if running.search(line)]
     assert len(in_scalars) == 4 and len(updates) == 5, text  # axis 0: into its array
     assert text.count(" = run") == 4, text  # each written back once
-    # Through inner loops of few elements, known, too.
+    # Through inner loops of few elements, known: in memory in a small nest (of known lengths),
+    # in a scalar in a large one (or of symbolic length).
     def few(x):
         return anp.sum(anp.exp(x[:, :, :3]), axis=2)
 
-    short = _compiled(lambda x: [few(x)], x).source.text
+    short = _compiled(lambda x: [few(x[:2, :2])], x).source.text
+    assert not running.search(short) and "+=" in short, short
+    big = rng.standard_normal((1 << 12, 4, 3))
+    short = _compiled(lambda x: [few(x)], big).source.text
     assert running.search(short) and short.count(" = run") == 1, short
-    np.testing.assert_allclose(adjit.jit(few)(x), few(x), rtol=1e-14)
+    np.testing.assert_allclose(adjit.jit(few)(big), few(big), rtol=1e-14)
     for rows in (5, 2):
         for got, want in zip(adjit.jit(f)(x[:rows]), f(x[:rows])):
             np.testing.assert_allclose(got, want, rtol=1e-14)

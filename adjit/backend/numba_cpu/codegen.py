@@ -677,9 +677,10 @@ class Generator:
         LLVM cannot keep the value in a register (the nest's stores might overlap it), so the
         loop does not vectorize: ADBench GMM's sum of exp over the components ran 5x slower,
         and its sum of squares over d = 10 coordinates 3.8x (in memory: 546 us, in a scalar:
-        143 us, for 25 x 1000 points). That holds through a few elements too: the threshold
-        of 64 elements this had (a d = 20 nest had measured 2.7x slower in a scalar) cost
-        the GMM gradient 5-33% at every ADBench size with d < 64 when measured again."""
+        143 us, for 25 x 1000 points). Through inner loops of fewer than ``RUNNING_MIN``
+        elements, only in a nest of ``RUNNING_NEST_MIN`` elements or more (or of symbolic
+        length): in a smaller one the time LLVM spends vectorizing the few elements (with
+        run-time overlap checks) is not repaid."""
         looped = [k for k, d in enumerate(nest.shape) if isinstance(d, Dim) or d != 1]
         running: dict[int, list] = {}
         for eqn in nest.reductions:
@@ -687,7 +688,8 @@ class Generator:
             if not kept:  # over every axis: its accumulator is a scalar already
                 continue
             inner = [k for k in looped if k > kept[-1]]
-            if inner:
+            if inner and (_at_least(nest.shape, RUNNING_NEST_MIN)
+                          or _at_least([nest.shape[k] for k in inner], RUNNING_MIN)):
                 running.setdefault(inner[0], []).append(eqn)
         return running
 
@@ -804,6 +806,20 @@ _MAX_INLINED = 8
 # LLVM vectorizes a loop whose arrays may overlap only after checking at run time that they
 # do not, and gives up beyond 8 such checks (its -runtime-memory-check-threshold).
 _LLVM_CHECK_LIMIT = 8
+
+
+# A reduction runs in a scalar through inner loops of at least RUNNING_MIN elements in all, or
+# in a nest of at least RUNNING_NEST_MIN (see running_sums). With sums over few elements all
+# in scalars, the ADBench GMM gradient ran 5-33% faster at every size with d < 64 (nests of
+# 10^4 elements and more); the MLP gradient's over 10 classes (nests of 512 x 10) ran as fast
+# either way, but its first call took 819 ms against 743 ms (LLVM: 387 against 311 ms).
+RUNNING_MIN = 64
+RUNNING_NEST_MIN = 1 << 14
+
+
+def _at_least(lengths, count: int) -> bool:
+    """Whether loops of these lengths run ``count`` times or more (a symbolic length may)."""
+    return any(isinstance(d, Dim) for d in lengths) or math.prod(lengths) >= count
 
 
 # A shared loop is written element by element (no loops of its nests) up to this many
