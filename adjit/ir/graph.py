@@ -155,6 +155,11 @@ def is_symbolic(d) -> bool:
     return isinstance(d, Dim)
 
 
+def is_one(d) -> bool:
+    """A length known to be 1 (a symbolic one may be any length)."""
+    return not is_symbolic(d) and d == 1
+
+
 def dim_add(a, b):
     if not is_symbolic(a) and not is_symbolic(b):
         return int(a) + int(b)

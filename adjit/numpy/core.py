@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from adjit.errors import AdjitTypeError, AdjitValueError
-from adjit.ir.graph import Dim, LengthsNeeded, is_symbolic, same_shape
+from adjit.ir.graph import Dim, LengthsNeeded, is_one, is_symbolic, same_shape
 from adjit.primitives import elementwise as ew
 from adjit.primitives import indexing as ix
 from adjit.primitives import linalg as la
@@ -99,9 +99,9 @@ def broadcast_shapes(*shapes):
         dims = [s[axis - ndim + len(s)] for s in shapes if axis - ndim + len(s) >= 0]
         chosen = 1
         for d in dims:
-            if not is_symbolic(d) and d == 1:
+            if is_one(d):
                 continue
-            if not is_symbolic(chosen) and chosen == 1:
+            if is_one(chosen):
                 chosen = d
             elif not same_shape((chosen,), (d,)):
                 if is_symbolic(chosen) or is_symbolic(d):
@@ -119,10 +119,6 @@ def broadcast_shapes(*shapes):
     return tuple(out)
 
 
-def _is_one(d) -> bool:
-    return not is_symbolic(d) and d == 1
-
-
 def broadcast_to(x, shape):
     x = asarray(x)
     aval = get_aval(x)
@@ -132,7 +128,7 @@ def broadcast_to(x, shape):
     lead = len(shape) - aval.ndim
     broadcast_shapes(aval.shape, shape)
     keep = [i for i, d in enumerate(aval.shape)
-            if is_symbolic(d) or d != 1 or _is_one(shape[lead + i])]
+            if is_symbolic(d) or d != 1 or is_one(shape[lead + i])]
     squeezed = st.reshape(x, [aval.shape[i] for i in keep])
     return st.broadcast_in_dim(squeezed, shape, [lead + i for i in keep])
 
@@ -604,7 +600,7 @@ def squeeze(a, axis=None):
     x = asarray(a)
     old = get_aval(x).shape
     if axis is None:
-        axes = [i for i, d in enumerate(old) if not is_symbolic(d) and d == 1]
+        axes = [i for i, d in enumerate(old) if is_one(d)]
     else:
         axes = _axes(axis, len(old))
         if any(is_symbolic(old[i]) or old[i] != 1 for i in axes):

@@ -14,6 +14,7 @@ from adjit.ir.graph import (
     ShapedArray,
     Var,
     dim_add,
+    is_one,
     is_symbolic,
     map_subgraphs,
     same_shape,
@@ -144,10 +145,9 @@ def _sum_of_products(eqn, k):
     of the summed columns): sum_i (x @ y)[i, :] = (sum_i x[i, :]) @ y, n times fewer
     multiplications and no n x m product stored. Through sums, differences, negations and
     transposes read only here (sum(-(a + b)) = -(sum a + sum b)) down to at least one such
-    product: the ADBench
-    GMM gradient's means part is the sum over the points of a batched product (the einsum's
-    transpose), a third of its BLAS time. Not exact: the terms are added in another order, as
-    the kernels' reassociating fast-math flag lets LLVM do anyway."""
+    product: the ADBench GMM gradient's means part is the sum over the points of a batched
+    product (the einsum's transpose), a third of its BLAS time. Not exact: the terms are
+    added in another order, as the kernels' reassociating fast-math flag lets LLVM do anyway."""
     eqns: list = []
     total = _pushed_sum(eqn.inputs[0], eqn.params["axes"], k, eqns, eqn.source)
     if total is None:
@@ -155,10 +155,6 @@ def _sum_of_products(eqn, k):
     last = eqns[-1]
     eqns[-1] = Eqn(last.prim, last.inputs, [eqn.out], last.params, last.source)
     return eqns
-
-
-def _is_one(d) -> bool:
-    return not is_symbolic(d) and d == 1
 
 
 def _pushed_sum(x, axes, k, eqns, source):
@@ -204,7 +200,7 @@ def _pushed_sum(x, axes, k, eqns, source):
         sums = [emit("reduce_sum", [v], {"axes": tuple(axes)}) if t is None else t
                 for v, t in zip((a, b), sums)]
         return emit(producer.prim, sums)
-    if producer.prim != "matmul" or len(axes) != 1 or _is_one(x.aval.shape[axes[0]]):
+    if producer.prim != "matmul" or len(axes) != 1 or is_one(x.aval.shape[axes[0]]):
         return None
     r = x.aval.ndim
     left, right = producer.inputs
@@ -252,7 +248,7 @@ RULES = {
     "stop_gradient": [lambda e, k: e.inputs[0]],
     # (x @ y)^T -> y^T @ x^T where the product has no other reader
     "transpose": [_transposed_product],
-    # sum_i (x @ y)[i, :] -> (sum_i x[i, :]) @ y, through sums and negations read only there
+    # sum_i (x @ y)[i, :] -> (sum_i x[i, :]) @ y, through sums, negations, transposes read here
     "reduce_sum": [_sum_of_products],
 }
 
