@@ -10,6 +10,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
+from adjit.backend.numba_cpu.codegen import RUNNING_NEST_MIN
 from adjit.backend.numba_cpu.runner import CompiledGraph
 from adjit.passes import PIPELINE, fusion, optimize
 from adjit.passes.cse import cse
@@ -384,17 +385,22 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     in_scalars = [line for line in updates if running.search(line)]
     assert len(in_scalars) == 4 and len(updates) == 5, text  # axis 0: into its array
     assert text.count(" = run") == 4, text  # each written back once
-    # Through inner loops of few elements, known: in memory in a small nest (of known lengths),
-    # in a scalar in a large one (or of symbolic length).
+    # Through inner loops of few elements, known: in memory in a small nest, in a scalar in a
+    # large one (RUNNING_NEST_MIN elements, known here: the slices fix the lengths) or in one
+    # of symbolic length.
     def few(x):
         return anp.sum(anp.exp(x[:, :, :3]), axis=2)
 
     short = _compiled(lambda x: [few(x[:2, :2])], x).source.text
     assert not running.search(short) and "+=" in short, short
     big = rng.standard_normal((1 << 12, 4, 3))
-    short = _compiled(lambda x: [few(x)], big).source.text
-    assert running.search(short) and short.count(" = run") == 1, short
-    np.testing.assert_allclose(adjit.jit(few)(big), few(big), rtol=1e-14)
+    rows = -(-RUNNING_NEST_MIN // 12)  # the fewest (rows, 4, 3) of RUNNING_NEST_MIN or more
+    below = _compiled(lambda x: [few(x[:rows - 1, :4])], big).source.text
+    assert not running.search(below), below
+    for text in (_compiled(lambda x: [few(x[:rows, :4])], big).source.text,
+                 _compiled(lambda x: [few(x)], x).source.text):
+        assert running.search(text) and text.count(" = run") == 1, text
+    np.testing.assert_allclose(adjit.jit(few)(big[:rows]), few(big[:rows]), rtol=1e-14)
     for rows in (5, 2):
         for got, want in zip(adjit.jit(f)(x[:rows]), f(x[:rows])):
             np.testing.assert_allclose(got, want, rtol=1e-14)
