@@ -31,9 +31,15 @@ Allocation (Numba's runtime allocates arrays with the C library's ``malloc``):
   to 32 MiB). Until then every call of a kernel maps its temporaries anew and page-faults on
   their first writes: the ADBench GMM objective (seven 2 MB temporaries) took 6.4 ms per call
   in a fresh process against 0.72 ms once a large NumPy product had raised the threshold (so a
-  benchmark's order decided its result). :func:`reuse_freed_memory` fixes the thresholds at
-  what glibc would reach (``mallopt``: mmap from 32 MiB, trim above 64 MiB), when adjit's CPU
-  target is imported, unless the user set them (``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``).
+  benchmark's order decided its result). Even at glibc's highest dynamic thresholds (mmap
+  from 32 MiB, trim above 64 MiB) larger kernels faulted on every call: the ADBench GMM
+  gradient at d=32, K=100 frees four 25.6 MB temporaries at its end, the heap's top then
+  exceeds 64 MiB and is trimmed, and the next call faulted 1,465 times (13 ms of its 42 ms
+  in the kernel's page faults); the BA Jacobian's 248 MB result was a new mapping per call.
+  :func:`reuse_freed_memory` sets the thresholds (``mallopt``: mmap from 512 MiB, trim above
+  1 GiB: a process keeps up to 1 GiB of freed memory for its next calls) when adjit's CPU
+  target is imported, unless the user set them (``MALLOC_MMAP_THRESHOLD_``,
+  ``GLIBC_TUNABLES``).
 
 Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
 
@@ -175,8 +181,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 
 
 def reuse_freed_memory() -> bool:
-    """Keep blocks below 32 MiB in glibc's heap (see the module docstring); whether it did
-    (False off glibc, or where the user set malloc's thresholds)."""
+    """Keep blocks below 512 MiB in glibc's heap, and up to 1 GiB of them freed (see the
+    module docstring); whether it did (False off glibc, or where the user set malloc's
+    thresholds)."""
     tunables = os.environ.get("GLIBC_TUNABLES", "")
     if (platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ
             or "MALLOC_TRIM_THRESHOLD_" in os.environ or "threshold" in tunables):
@@ -185,7 +192,7 @@ def reuse_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover (a glibc without it)
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 64 << 20))
+    return bool(mallopt(_M_MMAP_THRESHOLD, 512 << 20) and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def kernel_module_name(digest: str, memory_only: bool = False) -> str:
