@@ -129,12 +129,11 @@ def test_simplify_and_full_pipeline():
     e:f64[] = neg d
     f:f64[] = mul c e
   in (f) }"""
-    # simplify leaves the dead `neg` for the next dce.
+    # simplify drops the `neg` its rewrites left unread (its rules count live readers).
     assert after == """\
 { lambda ; a:f64[] .
-    b:f64[] = neg a
-    c:f64[] = integer_pow[y=2] a
-  in (c) }"""
+    b:f64[] = integer_pow[y=2] a
+  in (b) }"""
     trail = []
     optimize(_graph(lambda x: (x * 1.0 + 0.0) * anp.negative(-x), 1.0), trail)
     assert [name for name, _ in trail] == [name for name, _ in PIPELINE]
@@ -191,6 +190,25 @@ REWRITES = [
      lambda x: anp.sum(anp.transpose(-anp.matmul(x, anp.exp(x))), axis=1),
      np.arange(9.0).reshape(3, 3) / 7.0,
      ["exp", "reduce_sum", "reshape", "matmul", "reshape", "neg"]),
+    # a factor the same along the summed axis is taken out: one product per sum
+    ("reduce_sum", "sum_i y[i] * a -> (sum_i y[i]) * a",
+     lambda x: anp.sum(anp.exp(x) * x[0], axis=0), np.arange(12.0).reshape(4, 3) / 7.0,
+     ["exp", "slice", "reshape", "broadcast_in_dim", "slice", "reshape", "reduce_sum", "mul"]),
+    # ... a divisor, broadcast from a length-1 axis along the summed one, transposed (as AD
+    # and the layout pass write it)
+    ("reduce_sum", "sum_j y[:, j] / a^T[:, 0] -> (sum_j y[:, j]) / a",
+     lambda x: anp.sum(anp.exp(x) / anp.transpose(st.broadcast_in_dim(
+         anp.transpose(x[:, 1:2]), (x.shape[1], x.shape[0]), (0, 1))), axis=1),
+     np.arange(1.0, 13.0).reshape(4, 3) / 7.0,
+     ["exp", "slice", "transpose", "broadcast_in_dim", "transpose", "slice", "reshape",
+      "reduce_sum", "div"]),
+    # a sum of a transpose sums the source, so that CSE sees one sum in either layout
+    ("reduce_sum", "sum_i (x^T)[i] + sum_j x[:, j] -> 2 sum_j x[:, j]",
+     lambda x: anp.sum(anp.transpose(anp.exp(x)), axis=0) + anp.sum(anp.exp(x), axis=1),
+     np.arange(6.0).reshape(2, 3) / 7.0, ["exp", "reduce_sum", "exp", "reduce_sum", "add"]),
+    ("reduce_sum", "sum_j (x^T)[:, :, j] -> sum_j x[j]^T",
+     lambda x: anp.sum(anp.transpose(anp.exp(x), (2, 1, 0)), axis=2),
+     np.arange(24.0).reshape(2, 3, 4) / 7.0, ["exp", "reduce_sum", "transpose"]),
 ]
 
 
@@ -229,6 +247,22 @@ def test_a_sum_is_not_moved_into_a_product_read_elsewhere():
     graph = _graph(lambda x: f(x)[0], np.ones((2, 3)))
     prims = [e.prim for e in dce(simplify(graph)).eqns]
     assert prims.count("matmul") == 1 and prims.count("reduce_sum") == 2, prims
+
+
+def test_a_factor_varying_along_the_sum_stays_inside():
+    """Only a factor the same along every summed axis comes out of the sum; and not out of a
+    product another equation reads (the product is computed for it anyway)."""
+    def read_twice(x):
+        p = anp.exp(x) * x[0]
+        return anp.sum(p, axis=0) + p
+
+    x = np.arange(12.0).reshape(4, 3) / 7.0
+    for fun in [lambda x: anp.sum(anp.exp(x) * x[:, 0:1], axis=0),   # varies along axis 0
+                lambda x: anp.sum(anp.exp(x) * x, axis=1),
+                lambda x: anp.sum(x[0] / anp.exp(x), axis=0),         # a dividend
+                read_twice]:
+        graph = _graph(fun, x)
+        assert str(dce(simplify(graph))) == str(dce(graph))
 
 
 def test_pads_apart_or_overlapping_are_not_joined():
