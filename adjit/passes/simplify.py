@@ -9,6 +9,7 @@ Graphs inside equations are simplified too."""
 from __future__ import annotations
 
 from adjit.ir.graph import (
+    Dim,
     Eqn,
     Graph,
     Literal,
@@ -248,56 +249,83 @@ def _pushed_sum(x, axes, k, eqns, source):
     return emit("reshape", [product], {"new_sizes": shape})
 
 
-def _constant_axes(x, k) -> set:
-    """The axes along which ``x`` is the same everywhere, as broadcasts (new axes, stretched
-    length-1 ones) and transposes of them say."""
-    producer = None if isinstance(x, Literal) else k.producer.get(x.id)
-    if producer is None:
-        return set()
-    if producer.prim == "transpose":
-        inner = _constant_axes(producer.inputs[0], k)
-        return {i for i, p in enumerate(producer.params["permutation"]) if p in inner}
-    if producer.prim == "broadcast_in_dim":
-        a = producer.inputs[0]
-        inner = set() if isinstance(a, Literal) else _constant_axes(a, k)
-        dims = producer.params["broadcast_dimensions"]
-        varying = {d for j, d in enumerate(dims) if j not in inner and not is_one(a.aval.shape[j])}
-        return set(range(x.aval.ndim)) - varying
-    return set()
+def _broadcast_source(x, k):
+    """(a, where): ``x`` as transposes of a broadcast of ``a``, ``where[j]`` the axis of ``x``
+    holding ``a``'s axis ``j``; None where ``x`` is not made so."""
+    where = list(range(x.aval.ndim))  # x's axis i is axis where[i] of the value reached
+    while not isinstance(x, Literal) and x.id in k.producer:
+        producer = k.producer[x.id]
+        if producer.prim == "transpose":  # output axis i is input axis perm[i]
+            perm = producer.params["permutation"]
+            where = [perm[w] for w in where]
+            x = producer.inputs[0]
+        elif producer.prim == "broadcast_in_dim":
+            dims = producer.params["broadcast_dimensions"]
+            return producer.inputs[0], [where.index(d) for d in dims]
+        else:
+            return None
+    return None
+
+
+def _never_empty(d) -> bool:
+    """A length that is at least 1 whatever the symbols' values (a symbol stands for 2 or more:
+    lengths 0 and 1 are traced as numbers)."""
+    return d.offset >= -1 if isinstance(d, Dim) else d >= 1
 
 
 def _factored_sum(eqn, k):
     """sum over axes of (a * y) (or of y / a), a the same along those axes (a broadcast along
-    them, maybe transposed) -> a * (sum of y) (or (sum of y) / a), a read at index 0 of those
-    axes (a slice and a reshape: views, no copy): one product per element of the sum, not one
-    per term, and one accumulator less where the nest sums y anyway. A derivative meets it at
-    every broadcast factor: the ADBench GMM gradient's means part sums exp(q) * g over the
-    points (d=10, K=5, n=10^4: that nest 877 -> 630 us). Not exact (a * b + a * c rounds
-    otherwise than a * (b + c)), as with _sum_of_products; only where the product has no other
-    reader."""
+    them, maybe transposed) -> a * (sum of y) (or (sum of y) / a), a broadcast from its source
+    to the sum's shape: one product per element of the sum, not one per term, and one
+    accumulator less where the nest sums y anyway. A derivative meets it at every broadcast
+    factor: the ADBench GMM gradient's means part sums exp(q) * g over the points (d=10, K=5,
+    n=10^4: that nest 877 -> 630 us). Not exact (a * b + a * c rounds otherwise than
+    a * (b + c)), as with _sum_of_products; only where the product has no other reader, and
+    a quotient only of floats (integer division does not distribute)."""
     x = eqn.inputs[0]
     prod = None if isinstance(x, Literal) else k.producer.get(x.id)
-    if prod is None or prod.prim not in ("mul", "div") or k.uses.get(x.id, 2) != 1:
+    if prod is None or prod.prim not in ("mul", "div") or k.uses.get(x.id, 2) != 1 or (
+            prod.prim == "div" and x.aval.dtype.kind not in "fc"):
         return None
     axes = eqn.params["axes"]
     for side in ((0, 1) if prod.prim == "mul" else (1,)):
         factor, y = prod.inputs[side], prod.inputs[1 - side]
-        if isinstance(factor, Literal) or isinstance(y, Literal) or \
-                not same_shape(factor.aval.shape, x.aval.shape) or \
-                not set(axes) <= _constant_axes(factor, k):
+        source = None if isinstance(factor, Literal) or isinstance(y, Literal) or \
+            not same_shape(factor.aval.shape, x.aval.shape) else _broadcast_source(factor, k)
+        if source is None:
             continue
-        shape, dtype = x.aval.shape, x.aval.dtype
-        at_zero = tuple(1 if a in axes else d for a, d in enumerate(shape))
-        corner = Var(ShapedArray(at_zero, dtype))
-        a = Var(ShapedArray(eqn.out.aval.shape, dtype))
+        a, where = source
+        # Each summed axis is a new one of the broadcast, or stretches a length-1 axis of a;
+        # and has terms: a sum of none is 0, where inf * 0 would be NaN.
+        if not all(w not in axes or is_one(a.aval.shape[j]) for j, w in enumerate(where)) \
+                or not all(_never_empty(x.aval.shape[s]) for s in axes):
+            continue
+        kept = sorted((w - sum(1 for s in axes if s < w), j)
+                      for j, w in enumerate(where) if w not in axes)
+        eqns: list = []
+
+        def emit(prim, value, params, shape):
+            out = Var(ShapedArray(tuple(shape), value.aval.dtype))
+            eqns.append(Eqn(prim, [value], [out], params, eqn.source))
+            return out
+
+        if len(kept) < a.aval.ndim:  # a's stretched length-1 axes dropped
+            order = sorted(j for _, j in kept)
+            a = emit("reshape", a, {"new_sizes": tuple(a.aval.shape[j] for j in order)},
+                     [a.aval.shape[j] for j in order])
+            kept = [(w, order.index(j)) for w, j in kept]
+        if [j for _, j in kept] != list(range(len(kept))):  # in the sum's axis order
+            perm = tuple(j for _, j in kept)
+            a = emit("transpose", a, {"permutation": perm}, [a.aval.shape[j] for j in perm])
+        shape = eqn.out.aval.shape
+        if not same_shape(a.aval.shape, shape):
+            a = emit("broadcast_in_dim", a, {"shape": tuple(shape), "broadcast_dimensions":
+                                             tuple(w for w, _ in kept)}, shape)
         total = Var(eqn.out.aval)
-        operands = [a, total] if prod.prim == "mul" else [total, a]
-        return [Eqn("slice", [factor], [corner], {"start_indices": (0,) * len(shape),
-                                                  "limit_indices": at_zero,
-                                                  "strides": (1,) * len(shape)}, eqn.source),
-                Eqn("reshape", [corner], [a], {"new_sizes": eqn.out.aval.shape}, eqn.source),
-                Eqn("reduce_sum", [y], [total], {"axes": tuple(axes)}, eqn.source),
-                Eqn(prod.prim, operands, [eqn.out], {}, prod.source)]
+        eqns.append(Eqn("reduce_sum", [y], [total], {"axes": tuple(axes)}, eqn.source))
+        eqns.append(Eqn(prod.prim, [a, total] if prod.prim == "mul" else [total, a],
+                        [eqn.out], {}, prod.source))
+        return eqns
     return None
 
 
