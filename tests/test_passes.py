@@ -266,16 +266,22 @@ def test_a_factor_varying_along_the_sum_stays_inside():
         assert str(dce(simplify(graph))) == str(dce(graph))
 
 
-def test_a_factored_sum_over_no_terms_is_zero():
-    """The factor comes from its broadcast's source, never read at an index of the summed
-    axis: a sum over zero terms (the same kernel, a symbolic length) is still zero."""
-    f = adjit.jit(lambda x, a: anp.sum(x * a[None, :] + 0.0 * x, axis=0) + anp.sum(x / a, axis=0))
+def test_a_factor_comes_out_only_of_sums_that_have_terms():
+    """A sum of no terms is 0 even where its factor is inf or NaN (inf * 0 would be NaN): at 0
+    rows (a length traced as a number) the products stay inside the sums; at 4 rows (a symbol,
+    2 or more) they come out. Compiled results equal NumPy's both ways, inf and NaN included."""
+    def f(x, a):
+        return anp.sum(x * a, axis=0) + anp.sum(x / a, axis=0)
+
     a = np.array([1.0, np.inf, np.nan])
-    for n in (4, 0):
+    for n, factored in ((4, True), (0, False)):
         x = np.arange(3.0 * n).reshape(n, 3)
+        graph = dce(simplify(_graph(f, x, a)))
+        made = {e.out.id: e.prim for e in graph.eqns}
+        summed = [made.get(e.inputs[0].id) for e in graph.eqns if e.prim == "reduce_sum"]
+        assert summed == ([None, None] if factored else ["mul", "div"]), (n, str(graph))
         with np.errstate(invalid="ignore"):
-            want = np.sum(x * a[None, :] + 0.0 * x, axis=0) + np.sum(x / a, axis=0)
-        np.testing.assert_array_equal(f(x, a), want)
+            np.testing.assert_array_equal(adjit.jit(f)(x, a), f(x, a))
 
 
 def test_pads_apart_or_overlapping_are_not_joined():
