@@ -305,7 +305,16 @@ def _runtime_calls(a, b, v, w, n):
     views = (rt.copy(a), rt.copy(a[::2]), rt.ascontiguousarray(a.T), rt.reshape(a, (a.size,)))
     scalars = (rt.select(n > 1, 1, 2.5), rt.clamp(n - 10, 4), rt.clamp(n + 10, 4),
                rt.clip_index(-n, 5), rt.clip_index(n + 7, 5))
-    return new, products, views, scalars
+    rows = rt.zeros((2, a.shape[0], a.shape[1]), a.dtype)
+    rt.copy_into(rows[1], a)  # contiguous both: a memcpy
+    columns = rt.zeros((a.shape[1], a.shape[0]), a.dtype).T
+    rt.copy_into(columns, a[:, ::-1])  # neither contiguous: a loop
+    return new, products, views, scalars, (rows, columns)
+
+
+@numba.njit(cache=False)
+def _copy_into(out, a):
+    rt.copy_into(out, a)
 
 
 @pytest.mark.filterwarnings("ignore::numba.NumbaPerformanceWarning")  # the strided operand
@@ -314,12 +323,15 @@ def test_runtime_intrinsics_equal_numpy(dtype):
     """``runtime.py``'s intrinsics against NumPy: new arrays (a value of another type, booleans),
     every product of contiguous vectors and matrices (gemm, gemv either side, dot, transposed
     operands, a strided one through Numba's ``np.dot``, a shared length of 0), copies (a
-    strided source too, not aliasing its source), views, selects and index clamps."""
+    strided source too, not aliasing its source; into a row, into a strided array, into one of
+    another shape), views, selects and index clamps."""
     rng = np.random.default_rng(1)
     for m, k in [(5, 3), (4, 0)]:
         a = (rng.standard_normal((m, k)) * 3).astype(dtype)
         b, v, w = [(rng.standard_normal(s) * 3).astype(dtype) for s in ((k, 2), (k,), (m,))]
-        new, products, views, scalars = _runtime_calls(a, b, v, w, np.int64(3))
+        new, products, views, scalars, (rows, columns) = _runtime_calls(a, b, v, w, np.int64(3))
+        np.testing.assert_array_equal(rows, np.stack([np.zeros_like(a), a]))
+        np.testing.assert_array_equal(columns, a[:, ::-1])
         assert new[0] == (3, 2) and new[1].dtype == np.bool_ and not new[1].any()
         assert new[2].dtype == np.int64 and (new[2] == 3).all() and new[3].all()
         assert (new[4] == -np.inf).all()
@@ -334,3 +346,5 @@ def test_runtime_intrinsics_equal_numpy(dtype):
         views[0][...] = 0
         assert not (a == 0).all() or a.size == 0  # a copy, not the source
         assert scalars == (1.0, 0, 4, 2, 4)
+    with pytest.raises(ValueError, match="copying an array into one of another shape"):
+        _copy_into(np.zeros((2, 3), dtype), np.ones((3, 2), dtype))

@@ -784,7 +784,7 @@ def _spare_buffers(g: Generator, outs, names, graph) -> dict:
         if out.aval.shape and not isinstance(out, Literal) and out.id not in inputs \
                 and out.id not in spare:
             spare[out.id] = g.fresh("next")
-            g.w(f"{spare[out.id]} = np.empty_like({name})")
+            g.w(f"{spare[out.id]} = rt.empty({name}.shape, {name}.dtype)")
     return spare
 
 
@@ -812,6 +812,12 @@ def _init_carry(g: Generator, eqn, atoms):
     return names
 
 
+def _store(g: Generator, target: str, text: str, aval) -> None:
+    """``target = text`` where ``target`` is an element or a row of an array: an array value
+    is copied by ``rt.copy_into`` (see ``runtime.py``)."""
+    g.w(f"rt.copy_into({target}, {text})" if aval.shape else f"{target} = {text}")
+
+
 def _scan(g: Generator, eqn):
     """A loop over the steps. A carry computed element by element is written into a second
     buffer allocated once, then the two swap; a y computed so is written into its row of the
@@ -822,7 +828,7 @@ def _scan(g: Generator, eqn):
     carry = _init_carry(g, eqn, eqn.inputs[n_consts:n_consts + n_carry])
     xs = eqn.inputs[n_consts + n_carry:]
     for y in eqn.outs[n_carry:]:
-        g.w(f"{g.name(y)} = np.empty({g.shape(y.aval.shape)}, np.{y.aval.dtype.name})")
+        g.w(f"{g.name(y)} = rt.empty({g.shape(y.aval.shape)}, np.{y.aval.dtype.name})")
     step, n = g.fresh("step"), g.dim(p["length"])
     spare = _spare_buffers(g, body.outvars[:n_carry], carry, body)
     destinations = dict(spare)
@@ -845,7 +851,7 @@ def _scan(g: Generator, eqn):
     for k, (out, y, text) in enumerate(zip(body.outvars[n_carry:], eqn.outs[n_carry:],
                                            outs[n_carry:])):
         if k not in in_row or out.id not in written:
-            g.w(f"{g.name(y)}[{step}] = {text}")
+            _store(g, f"{g.name(y)}[{step}]", text, out.aval)
     _assign_carry(g, carry, outs[:n_carry], body, body.invars[n_consts:n_consts + n_carry],
                   spare, written)
     g.w.depth -= 1
@@ -885,11 +891,11 @@ def _revolve(g: Generator, eqn):
     n_slots = p["snapshots"]
     for name, slot, a in zip(carry, slots, carry0):
         g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
-        g.w(f"{slot} = np.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
-        g.w(f"{slot}[0] = {name}")  # slot 0 holds the start
+        g.w(f"{slot} = rt.empty({g.shape((n_slots, *a.aval.shape))}, np.{a.aval.dtype.name})")
+        _store(g, f"{slot}[0]", name, a.aval)  # slot 0 holds the start
     spare = _spare_buffers(g, p["forward"].outvars, carry, p["forward"])
     slot_step, step, action = g.fresh("slot_step"), g.fresh("step"), g.fresh("action")
-    g.w(f"{slot_step} = np.zeros({n_slots}, np.int64)")
+    g.w(f"{slot_step} = rt.zeros({n_slots}, np.int64)")
     g.w(f"{step} = 0")
     outs = eqn.outs
     ct_carry = [g.name(v) for v in outs[:n_ctc]]
@@ -898,7 +904,7 @@ def _revolve(g: Generator, eqn):
     for name, a in zip([*ct_carry, *acc], [*ct_carry0, *acc0]):
         g.w(f"{name} = rt.copy({g.atom(a)})" if a.aval.shape else f"{name} = {g.atom(a)}")
     for v in ct_xs:
-        g.w(f"{g.name(v)} = np.zeros({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
+        g.w(f"{g.name(v)} = rt.zeros({g.shape(v.aval.shape)}, np.{v.aval.dtype.name})")
     n = g.dim(p["length"])
 
     def at(i):
@@ -931,8 +937,8 @@ def _revolve(g: Generator, eqn):
     g.w.depth -= 2
     g.w(f"elif {kind} == 1:  # store")
     g.w.depth += 1
-    for name, slot in zip(carry, slots):
-        g.w(f"{slot}[{arg}] = {name}")
+    for name, slot, a in zip(carry, slots, carry0):
+        _store(g, f"{slot}[{arg}]", name, a.aval)
     g.w(f"{slot_step}[{arg}] = {step}")
     g.w.depth -= 1
     g.w(f"elif {kind} == 2:  # restore")
@@ -946,8 +952,9 @@ def _revolve(g: Generator, eqn):
     adjoint = p["adjoint"]
     results = g.inline_graph(adjoint, [*kc, *carry, *slices(kx, arg), *ct_carry,
                                        *slices(ct_ys, arg), *acc], loop=True)
-    for v, text in zip(ct_xs, results[n_ctc:n_ctc + n_lx]):
-        g.w(f"{g.name(v)}[{at(arg)}] = {text}")
+    for v, text, out in zip(ct_xs, results[n_ctc:n_ctc + n_lx],
+                            adjoint.outvars[n_ctc:n_ctc + n_lx]):
+        _store(g, f"{g.name(v)}[{at(arg)}]", text, out.aval)
     targets = [*ct_carry, *acc]
     texts = [*results[:n_ctc], *results[n_ctc + n_lx:]]
     if targets:

@@ -29,7 +29,7 @@ from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np import linalg
-from numba.np.arrayobj import populate_array, store_item
+from numba.np.arrayobj import load_item, populate_array, store_item
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -271,6 +271,41 @@ def copy(typingctx, a):
         return new._getvalue()
 
     return out(a), codegen
+
+
+@intrinsic
+def copy_into(typingctx, out, a):
+    """``out[...] = a`` of two arrays of one dtype and shape (a ``scan``'s row of stacked
+    values, a snapshot): a ``memcpy`` where both types are C-contiguous, else a loop over
+    the elements. Numba's own assignment checks the shapes with an error that formats them,
+    whose string code Numba compiled in every process that assigned an array (2 s)."""
+    if not (isinstance(out, types.Array) and isinstance(a, types.Array)
+            and out.ndim == a.ndim and out.dtype == a.dtype and out.mutable):
+        return None
+
+    def codegen(context, builder, signature, args):
+        target = context.make_array(out)(context, builder, args[0])
+        source = context.make_array(a)(context, builder, args[1])
+        shape = cgutils.unpack_tuple(builder, source.shape)
+        same = cgutils.true_bit
+        for m, n in zip(cgutils.unpack_tuple(builder, target.shape), shape):
+            same = builder.and_(same, builder.icmp_signed("==", m, n))
+        with builder.if_then(builder.not_(same), likely=False):
+            context.call_conv.return_user_exc(
+                builder, ValueError, ("adjit: copying an array into one of another shape",))
+        if out.layout == "C" and a.layout == "C":
+            cgutils.raw_memcpy(builder, target.data, source.data, source.nitems,
+                               source.itemsize)
+        else:
+            with cgutils.loop_nest(builder, shape, shape[0].type if shape else
+                                   context.get_value_type(types.intp)) as index:
+                value = load_item(context, builder, a, cgutils.get_item_pointer(
+                    context, builder, a, source, index))
+                store_item(context, builder, out, value, cgutils.get_item_pointer(
+                    context, builder, out, target, index))
+        return context.get_dummy_value()
+
+    return types.none(out, a), codegen
 
 
 @intrinsic
