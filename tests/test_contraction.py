@@ -134,7 +134,7 @@ def _schedule(fn, *args):
     """The CPU target's schedule and kernel source for ``fn`` (not compiled by Numba)."""
     graph, _ = trace_symbolic(fn, list(args))
     compiled = get_target("cpu").compile(graph, reason="test")
-    return compiled.schedule, compiled.source.text
+    return compiled.schedule, compiled.source.plain
 
 
 @pytest.mark.parametrize("spec", ["bij,bjk->bik", "bij,bkj->bik", "bhqd,bhkd->bhqk"])

@@ -331,8 +331,8 @@ def test_a_later_reduction_of_a_nest_joins_it():
     cg = _compiled(_pulled, x, w)
     nests = [n for n in cg.schedule.units() if isinstance(n, LoopNest) and len(n.shape) == 2]
     first = nests[0]
-    assert sum(fusion.is_reduction(e.prim) for e in first.eqns) == 2, cg.source.text
-    assert len(nests) == 2 and [e.prim for e in nests[1].eqns] == ["exp"], cg.source.text
+    assert sum(fusion.is_reduction(e.prim) for e in first.eqns) == 2, cg.source.plain
+    assert len(nests) == 2 and [e.prim for e in nests[1].eqns] == ["exp"], cg.source.plain
     for rows in (7, 3):
         args = x[:rows], w
         for got, want in zip(adjit.jit(_pulled)(*args), _pulled(*args)):
@@ -361,9 +361,9 @@ def test_a_cheap_value_is_computed_again_where_it_is_read():
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((6, 300)), rng.standard_normal((6, 300))
     cg = _compiled(_recomputed, x, y)
-    arrays = re.findall(r"rt\.(?:empty|full)\(\((n0, n1|c\d+, c\d+)\)", cg.source.text)
-    assert len(arrays) == 1, cg.source.text
-    assert cg.source.text.count(" * ") >= 2, cg.source.text
+    arrays = re.findall(r"rt\.(?:empty|full)\(\((n0, n1|c\d+, c\d+)\)", cg.source.plain)
+    assert len(arrays) == 1, cg.source.plain
+    assert cg.source.plain.count(" * ") >= 2, cg.source.plain
     for fn in (_recomputed, _recomputed_chain):
         for rows in (6, 2):
             args = x[:rows], y[:rows]
@@ -375,7 +375,7 @@ def test_value_and_grad_is_one_loop():
     cg = _compiled(adjit.value_and_grad(lambda x: anp.sum(x ** 2 + anp.sin(x))), np.ones(5))
     assert cg.schedule.loop_count == 1
     assert cg.source.n_loops == 1
-    text = cg.source.text
+    text = cg.source.plain
     assert text.count("math.sin(") == 1
     assert text.count("math.cos(") == 1
     # And it computes the right thing.
@@ -431,7 +431,7 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     x = rng.standard_normal((5, 4, 3))
     x[1, 2, 0] = np.nan
     cg = _compiled(f, x)
-    text = cg.source.text
+    text = cg.source.plain
     updates = [line for line in text.splitlines() if "+=" in line or "*=" in line
                or "= rt.select(" in line]  # max, min: a select (runtime.py), no branch
     running = re.compile(r"\brun\d")  # the scalar a reduction runs in (codegen: run<n>)
@@ -444,14 +444,14 @@ def test_reductions_along_the_inner_loops_accumulate_in_a_scalar():
     def few(x):
         return anp.sum(anp.exp(x[:, :, :3]), axis=2)
 
-    short = _compiled(lambda x: [few(x[:2, :2])], x).source.text
+    short = _compiled(lambda x: [few(x[:2, :2])], x).source.plain
     assert not running.search(short) and "+=" in short, short
     big = rng.standard_normal((1 << 12, 4, 3))
     rows = -(-RUNNING_NEST_MIN // 12)  # the fewest (rows, 4, 3) of RUNNING_NEST_MIN or more
-    below = _compiled(lambda x: [few(x[:rows - 1, :4])], big).source.text
+    below = _compiled(lambda x: [few(x[:rows - 1, :4])], big).source.plain
     assert not running.search(below), below
-    for text in (_compiled(lambda x: [few(x[:rows, :4])], big).source.text,
-                 _compiled(lambda x: [few(x)], x).source.text):
+    for text in (_compiled(lambda x: [few(x[:rows, :4])], big).source.plain,
+                 _compiled(lambda x: [few(x)], x).source.plain):
         assert running.search(text) and text.count(" = run") == 1, text
     np.testing.assert_allclose(adjit.jit(few)(big[:rows]), few(big[:rows]), rtol=1e-14)
     for rows in (5, 2):
@@ -474,8 +474,8 @@ def test_pads_and_concatenations_are_read_in_their_readers_nest():
     x, y, z = (rng.standard_normal(shape) for shape in [(5, 3), (5, 2), (7, 2)])
     cg = _compiled(f, x, y, z)
     assert [it.prim for it in cg.schedule.items if not isinstance(it, LoopNest)] == \
-        ["pad"], cg.source.text
-    text = cg.source.text
+        ["pad"], cg.source.plain
+    text = cg.source.plain
     assert text.count("rt.zeros(") + text.count(".fill(0)") == 1, text  # the whole-array pad
     for n in (5, 1):  # the same kernel at another length
         args = x[:n], y[:n], z[:n + 2]
@@ -508,16 +508,16 @@ def test_per_example_nests_share_their_first_loop():
     x, y = rng.standard_normal((9, 3)), rng.standard_normal((9, 2))
     cg = _compiled(per_example_jacobians, x, y)
     shared = [it for it in cg.schedule.items if isinstance(it, fusion.SharedLoop)]
-    assert len(shared) == 1 and len(shared[0].nests) > 5, cg.source.text
+    assert len(shared) == 1 and len(shared[0].nests) > 5, cg.source.plain
     centred = cg.optimized.outvars[3]
     assert not any(eqn.out is centred for nest in shared[0].nests for eqn in nest.eqns)
     n = next(d for d in cg.optimized.invars[0].aval.shape)
-    over_examples = [line for line in cg.source.text.splitlines()
+    over_examples = [line for line in cg.source.plain.splitlines()
                      if f"rt.empty(({n.name}," in line or f"rt.full(({n.name}," in line]
     assert len(over_examples) <= 4, over_examples  # the outputs and z (read after the loop)
-    assert _loop_bodies(cg.source.text, n.name)[0] == [], cg.source.text  # written out
+    assert _loop_bodies(cg.source.plain, n.name)[0] == [], cg.source.plain  # written out
     # ... reading each kept scalar as it is: no statement copying one name into another
-    assert not re.search(r"^\s+[et]\d+ = [A-Za-z_]\w*$", cg.source.text, re.M), cg.source.text
+    assert not re.search(r"^\s+[et]\d+ = [A-Za-z_]\w*$", cg.source.plain, re.M), cg.source.plain
     for rows in (9, 2):
         args = x[:rows], y[:rows]
         for got, want in zip(adjit.jit(per_example_jacobians)(*args),
@@ -587,8 +587,8 @@ def test_shared_loop_reading_a_kept_value_at_a_computed_index_keeps_its_loops():
     cg = _compiled(f, x, y)
     assert [type(it).__name__ for it in cg.schedule.items].count("SharedLoop") == 1
     n = cg.optimized.invars[0].aval.shape[0]
-    assert all(len(body) >= 3 for body in _loop_bodies(cg.source.text, n.name)), \
-        cg.source.text
+    assert all(len(body) >= 3 for body in _loop_bodies(cg.source.plain, n.name)), \
+        cg.source.plain
     np.testing.assert_allclose(adjit.jit(f)(x, y), f(x, y), rtol=1e-14)
     x[3, 1] = 1e7  # beyond the vectorizable sine's reduction: the loop runs again with libm
     np.testing.assert_allclose(adjit.jit(f)(x, y), f(x, y), rtol=1e-14)
@@ -616,7 +616,7 @@ def test_shared_loop_with_many_branches_keeps_its_loops():
     for f, loops in ((logical, True), (maxima, False)):
         cg = _compiled(f, x)
         n = cg.optimized.invars[0].aval.shape[0]
-        assert any(_loop_bodies(cg.source.text, n.name)) == loops, cg.source.text
+        assert any(_loop_bodies(cg.source.plain, n.name)) == loops, cg.source.plain
         np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
 
 
@@ -636,11 +636,11 @@ def test_concatenated_parts_are_written_in_their_place():
 
     x = np.random.default_rng(3).standard_normal((7, 3))
     cg = _compiled(assembled, x)  # (joined along a symbolic axis, the lengths are fixed)
-    text = cg.source.text
+    text = cg.source.plain
     assert "[0:7]" in text and "[14:21]" in text, text
     assert len(re.findall(r"^    for ", text, re.M)) == 1, text  # one loop over x, no copy
     cg = _compiled(shared, x)
-    assert "[0:7]" not in cg.source.text, cg.source.text
+    assert "[0:7]" not in cg.source.plain, cg.source.plain
     for rows in (7, 2):
         np.testing.assert_allclose(adjit.jit(assembled)(x[:rows]), assembled(x[:rows]),
                                    rtol=1e-14)
@@ -667,7 +667,7 @@ def test_per_example_jacobians_flattened_into_one_vector():
     x, y = rng.standard_normal((n, 3)), rng.standard_normal((n, 2))
     cg = _compiled(values, x, y)
     assert [type(it).__name__ for it in cg.schedule.items].count("SharedLoop") == 1
-    assert f"[0:{9 * n}], ({n}, 3, 3))" in cg.source.text, cg.source.text
+    assert f"[0:{9 * n}], ({n}, 3, 3))" in cg.source.plain, cg.source.plain
     got = adjit.jit(values)(x, y)
     np.testing.assert_allclose(got, values(x, y), rtol=1e-13, atol=1e-13)
     blocks = adjit.jit(adjit.vmap(adjit.jacfwd(per_example)))(x, y)
@@ -679,13 +679,13 @@ def test_per_example_jacobians_flattened_into_one_vector():
 def test_matmul_is_not_a_loop():
     cg = _compiled(lambda a, b: a @ b, np.ones((2, 3)), np.ones((3, 4)))
     assert cg.schedule.loop_count == 0
-    assert "rt.dot(" in cg.source.text
+    assert "rt.dot(" in cg.source.plain
 
 
 def test_float32_kernel_has_typed_constants():
     cg = _compiled(lambda x: x * 2.0 + 1.5, np.ones(3, np.float32))
-    assert "np.float64" not in cg.source.text
-    assert "np.float32(2.0)" in cg.source.text
+    assert "np.float64" not in cg.source.plain
+    assert "np.float32(2.0)" in cg.source.plain
 
 
 def test_square_has_one_form_so_cse_merges_it():

@@ -13,7 +13,7 @@ import numpy as np
 
 from adjit import tree
 from adjit.backend import get_target
-from adjit.backend.numba_cpu.cache import load_kernel
+from adjit.backend.numba_cpu.runner import load_source
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Dim
 from adjit.trace import get_aval, trace_symbolic
@@ -60,7 +60,7 @@ class Staged:
     def kernel(self):
         """The njit dispatcher of the kernel, compiled for :meth:`arg_types` (disk-cached)."""
         if self._kernel is None:
-            self._kernel = load_kernel(self.source, self.arg_types(), "to_numba/aot")
+            self._kernel = load_source(self.compiled.source, self.arg_types(), "to_numba/aot")
         return self._kernel
 
     def symbol_checks(self):

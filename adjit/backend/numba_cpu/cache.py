@@ -136,10 +136,10 @@ def cache_tag() -> str:
         f"features={llvm.get_host_cpu_features().flatten()}",
         f"numba_cpu={numba.config.CPU_NAME}:{numba.config.CPU_FEATURES}",
         # Kernels import their transcendental functions from vecmath.py and their array
-        # allocations and products from runtime.py, and inline them: a cached kernel holds
-        # that code, which its own source text does not show.
+        # allocations and products from runtime.py, and inline them, and nests.py writes
+        # their loops: a cached kernel holds that code, which its own source text does not show.
         *(f"{name}=" + hashlib.sha256(pathlib.Path(__file__).with_name(name).read_bytes())
-          .hexdigest() for name in ("vecmath.py", "runtime.py")),
+          .hexdigest() for name in ("vecmath.py", "runtime.py", "nests.py")),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     py = f"py{sys.version_info[0]}{sys.version_info[1]}"

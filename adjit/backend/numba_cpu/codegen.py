@@ -33,6 +33,7 @@ import re
 
 import numpy as np
 
+from adjit.backend.numba_cpu import nests
 from adjit.backend.targets import find_lowering
 from adjit.ir.graph import Dim, Eqn, Graph, Literal
 from adjit.ir.rules import kind_of
@@ -103,10 +104,13 @@ class _Writer:
 
 
 class KernelSource:
-    """The generated module text and what the dispatcher needs to call it."""
+    """The generated module text and what the dispatcher needs to call it: ``text`` with its
+    loops as ``nests.nest`` calls (not in a parallel kernel), ``plain`` with Python loops
+    (what the runner compiles where a nest cannot be lowered)."""
 
-    def __init__(self, text: str, n_loops: int, scalar_outputs: list[bool]):
-        self.text = text
+    def __init__(self, plain: str, n_loops: int, scalar_outputs: list[bool], nested: bool):
+        self.plain = plain
+        self.text = nests.wrap(plain) if nested else plain
         self.n_loops = n_loops
         self.scalar_outputs = scalar_outputs
 
@@ -298,7 +302,7 @@ class Generator:
         header += ["", decorator, f"def kernel({', '.join(params)}):"]
         text = "\n".join(header + const_lines + body.lines) + "\n"
         scalar = [v.aval.shape == () for v in g.outvars]
-        return KernelSource(text, self.schedule.loop_count, scalar)
+        return KernelSource(text, self.schedule.loop_count, scalar, not self.parallel)
 
     def assemble_in_place(self) -> set[int]:
         """Allocates each concatenation along the first axis whose parts are arrays this

@@ -23,14 +23,15 @@ the source themselves) and the parallel kernel compile in the foreground.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numba
 import numpy as np
 
-from adjit.backend.numba_cpu import compat
+from adjit.backend.numba_cpu import compat, nests
 from adjit.backend.numba_cpu.cache import load_kernel
-from adjit.backend.numba_cpu.codegen import generate
+from adjit.backend.numba_cpu.codegen import KernelSource, generate
 from adjit.backend.numba_cpu.lowering import LOWERINGS
 from adjit.collector import collector_paused
 from adjit.config import config
@@ -40,6 +41,8 @@ from adjit.passes import optimize
 from adjit.passes.fusion import fuse, recompute_cheap, share_first_axis
 
 PARALLEL_MIN_ELEMENTS = 1 << 16
+
+logger = logging.getLogger("adjit")
 
 
 class CompiledGraph:
@@ -71,8 +74,8 @@ class CompiledGraph:
 
     def _load(self, arg_types: tuple, reason: str):
         # The kernel is assigned last: a call that sees it sees its arg_types and dispatcher.
-        self.arg_types, self.dispatcher, self.kernel = _compile(self.source.text, arg_types,
-                                                                reason)
+        self.arg_types, self.dispatcher, self.kernel = compile_source(self.source, arg_types,
+                                                                      reason)
 
     def __call__(self, inputs):
         if self.parallel is not None and sum(
@@ -165,6 +168,27 @@ _POOL = numba.config.NUMBA_NUM_THREADS
 
 def _types(inputs) -> tuple:
     return tuple(numba.typeof(x) for x in inputs)
+
+
+def load_source(source: KernelSource, arg_types: tuple, reason: str):
+    """The dispatcher of ``source``'s kernel for ``arg_types``: its text with nests; where a
+    nest cannot be lowered (``NestError``), the text again with that loop in Python."""
+    text, keep = source.text, frozenset()
+    while True:
+        try:
+            return load_kernel(text, arg_types, reason)
+        except nests.NestError as exc:
+            if exc.loop is None or exc.loop in keep:  # pragma: no cover (wrap's own bug)
+                raise
+            logger.debug("adjit: %s; compiling that loop in Python", exc)
+            keep |= {exc.loop}
+            text = nests.wrap(source.plain, keep)
+
+
+def compile_source(source: KernelSource, arg_types: tuple, reason: str):
+    """``_compile`` of ``source``'s kernel, with nests where they can be lowered."""
+    dispatcher = load_source(source, arg_types, reason)
+    return arg_types, dispatcher, compat.entry_point(dispatcher, arg_types)
 
 
 def _compile(text: str, arg_types: tuple, reason: str):

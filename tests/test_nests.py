@@ -1,0 +1,236 @@
+"""Loop nests lowered by adjit (``backend/numba_cpu/nests.py``): the text ``wrap`` writes, and
+each construct of the nest language compiled both ways (Numba's Python loops, adjit's nests),
+compared."""
+
+import logging
+import textwrap
+
+import numpy as np
+import pytest
+
+import adjit
+import adjit.numpy as anp
+from adjit.backend.numba_cpu import nests
+
+HEADER = """import cmath
+import math
+
+import numba
+import numpy as np
+
+from adjit.backend.numba_cpu import runtime as rt
+
+from adjit.backend.numba_cpu.vecmath import _cos, _exp, _sin, _tanh
+
+
+@numba.njit(fastmath={"reassoc", "contract", "nsz"}, error_model="numpy")
+"""
+
+
+def _kernel(text: str):
+    namespace: dict = {}
+    exec(compile(text, "<test kernel>", "exec"), namespace)
+    return namespace["kernel"]
+
+
+def test_wrap_names_what_a_loop_reads_and_what_the_kernel_reads_after_it():
+    text = HEADER + textwrap.dedent("""\
+        def kernel(a):
+            n = a.shape[0]
+            out = rt.empty((n,), np.float64)
+            total = 0.0
+            for i in range(n):
+                e = a[i]
+                out[i] = e * 2.0
+                total += e
+            return out, total
+        """)
+    wrapped = nests.wrap(text)
+    assert "from adjit.backend.numba_cpu.nests import nest\n" in wrapped
+    assert wrapped.split("def kernel(a):\n")[1] == textwrap.indent(textwrap.dedent('''\
+        n = a.shape[0]
+        out = rt.empty((n,), np.float64)
+        total = 0.0
+        total, = nest("""
+            n, a, out, total -> total | apart: a; out
+            for i in range(n):
+                e = a[i]
+                out[i] = e * 2.0
+                total += e
+        """, (n, a, out, total))
+        return out, total
+        '''), "    ")
+    a = np.arange(5.0)
+    out, total = _kernel(wrapped)(a)
+    np.testing.assert_array_equal(out, 2 * a)
+    assert total == 10.0
+
+
+def test_arrays_are_declared_apart_by_the_memory_they_may_lie_in():
+    """The kernel's arguments share one group (a caller may pass overlapping arrays), a new
+    array and the views of it another, a copy a third; carries that swap belong to none."""
+    text = HEADER + textwrap.dedent("""\
+        def kernel(a, b, n):
+            fresh = rt.empty((n,), np.float64)
+            viewed = rt.full((2 * n,), 0.5)
+            half = viewed[0:n]
+            view = rt.reshape(rt.ascontiguousarray(half), (n,))
+            left = rt.zeros((n,), np.float64)
+            right = rt.full((n,), 2.0)
+            left, right = right, left
+            row = rt.copy(a)
+            for i in range(n):
+                fresh[i] = a[i] + b[i]
+                half[i] = view[i] * 3.0
+                left[i] = right[i] + 1.0
+                row[i] = row[i] * 2.0
+            return fresh, viewed, left, row
+        """)
+    wrapped = nests.wrap(text)
+    header = wrapped.split('nest("""\n')[1].split("\n")[0].strip()
+    assert header == "n, fresh, a, b, half, view, left, right, row -> " \
+        "| apart: fresh; a b; half view; row", header
+    a, b = np.arange(4.0), np.ones(4)
+    for got, want in zip(_kernel(wrapped)(a, b, 4), _kernel(text)(a, b, 4)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_wrap_leaves_what_the_language_does_not_hold():
+    # A slice, a call of a function the nest does not know, an assignment of a tuple.
+    text = HEADER + textwrap.dedent("""\
+        def kernel(a, b):
+            for i in range(3):
+                b[i] = a[i:].sum()
+            for i in range(3):
+                b[i] = len(a)
+            for i in range(3):
+                x, y = a[i], b[i]
+            return b
+        """)
+    assert nests.wrap(text) == text
+
+
+# Each program runs compiled from its Python loops and from its nests; results compared
+# (floats to rounding: LLVM may vectorize the two differently and reassociate sums).
+PROGRAMS = {
+    "floats": ("""\
+        def kernel(a, b, s):
+            n = a.shape[0]
+            out = np.empty((n, 3), np.float64)
+            acc = np.zeros(n)
+            total = 0.0
+            flag = False
+            for i in range(n):
+                for j in range(3):
+                    x = a[i, j] * s + b[j]
+                    y = _exp(x) - math.log1p(abs(x)) + _sin(x) * _cos(x) + _tanh(x) + x ** 2.5
+                    out[i, j] = rt.select((x > 0.5) | (x != x), y, -y)
+                    acc[i] += y
+                    total += x * x
+                    flag |= x != x
+            if flag:
+                total = -1.0
+            else:
+                total = total / n
+            return out, acc, total
+        """, lambda rng: (rng.standard_normal((50, 3)), np.array([0.5, np.nan, -np.inf]), 1.5)),
+    "integers": ("""\
+        def kernel(k, v):
+            n = k.shape[0]
+            out = np.empty(n, np.int64)
+            f = np.empty(n, np.float64)
+            for i in range(n):
+                q = k[i] // 3
+                r = k[i] % 3
+                z = k[i] // (i - i)
+                out[i] = q * 7 + r - z + ((k[i] >> 1) ^ (k[i] & 5))
+                f[i] = np.float64(k[i]) / 2 + v[-1 - i] + v[rt.clip_index(k[i], v.shape[0])] \\
+                    + v[rt.clamp(k[i], n - 1)] + (i / (i - i))
+            s = 0
+            for i in range(1, n):
+                s += out[i - 1] * 2
+            return out, f, s
+        """, lambda rng: (rng.integers(-20, 20, 40), rng.standard_normal(40))),
+    "float32 and booleans": ("""\
+        def kernel(x, m):
+            n = x.shape[0]
+            y = np.empty(n, np.float32)
+            b = np.empty(n, np.bool_)
+            for i in range(n):
+                t = 0
+                if m[i]:
+                    t = x[i] * np.float32(2.0)
+                y[i] = t + np.float32(1.5)
+                b[i] = (x[i] > 0) != m[i]
+            return y, b
+        """, lambda rng: (rng.standard_normal(33).astype(np.float32), rng.random(33) > 0.5)),
+    "strided, Fortran order, complex": ("""\
+        def kernel(a, c):
+            n = a.shape[0]
+            m = a.shape[1]
+            out = np.empty((n, m), np.complex128)
+            for i in range(n):
+                for j in range(m):
+                    out[i, j] = c[j, i] * a[i, j] + cmath.exp(c[j, i])
+            return out
+        """, lambda rng: (rng.standard_normal((14, 12))[::2, ::3],
+                          np.asfortranarray(rng.standard_normal((4, 7))
+                                            + 1j * rng.standard_normal((4, 7))))),
+    "empty loops": ("""\
+        def kernel(a):
+            best = -np.inf
+            last = 7
+            for i in range(a.shape[0]):
+                best = rt.select(a[i] > best, a[i], best)
+                last = i
+            return best, last
+        """, lambda rng: (np.empty(0),)),
+}
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_a_nest_computes_what_its_python_loop_computes(name):
+    body, make = PROGRAMS[name]
+    plain = HEADER + textwrap.dedent(body)
+    wrapped = nests.wrap(plain)
+    assert 'nest("""' in wrapped
+    args = make(np.random.default_rng(0))
+    want, got = _kernel(plain)(*args), _kernel(wrapped)(*args)
+    for w, g in zip(want if isinstance(want, tuple) else (want,),
+                    got if isinstance(got, tuple) else (got,)):
+        w, g = np.asarray(w), np.asarray(g)
+        assert w.dtype == g.dtype
+        if w.dtype.kind in "fc":
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=0)
+        else:
+            np.testing.assert_array_equal(g, w)
+
+
+def test_a_nest_numba_cannot_type_is_an_error_naming_it():
+    # float // complex has no Numba typing: the intrinsic says which nest failed.
+    wrapped = nests.wrap(HEADER + textwrap.dedent("""\
+        def kernel(a, c):
+            for i in range(a.shape[0]):
+                a[i] = a[i] // c
+            return a
+        """))
+    with pytest.raises(nests.NestError, match="adjit nest: no typing of floordiv"):
+        _kernel(wrapped)(np.ones(3), 1j)
+
+
+def test_the_runner_compiles_python_loops_where_a_nest_fails(monkeypatch, caplog):
+    def refuse(self, *args):
+        raise nests.NestError("refused by the test")
+
+    monkeypatch.setattr(nests._Typed, "__init__", refuse)
+    x = np.linspace(-1.0, 1.0, 7)
+    with caplog.at_level(logging.DEBUG, logger="adjit"):
+        g = adjit.grad(lambda x: anp.sum(anp.sin(x) * x * 1.25))(x)
+    np.testing.assert_allclose(g, 1.25 * (np.cos(x) * x + np.sin(x)), rtol=1e-14)
+    assert "refused by the test; compiling that loop in Python" in caplog.text
+
+
+def test_kernels_run_their_loops_as_nests():
+    x = np.linspace(-1.0, 1.0, 7)
+    source = adjit.inspect(adjit.grad(lambda x: anp.sum(anp.exp(x) * x)), x).source
+    assert 'nest("""' in source and "\n    for " not in source
