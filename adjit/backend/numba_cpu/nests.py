@@ -175,36 +175,47 @@ def _is_statement(node) -> bool:
     return isinstance(node, ast.Pass)
 
 
-def _reads_writes(node) -> tuple[list[str], list[str]]:
-    """The variables ``node`` reads and those it assigns, each in order of first appearance
-    in the text (an augmented assignment reads its target too)."""
-    reads: dict[str, tuple] = {}
-    writes: dict[str, tuple] = {}
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name):
-            found = reads if isinstance(n.ctx, ast.Load) else writes
-            at = (n.lineno, n.col_offset)
-            if found.get(n.id, at) >= at:
-                found[n.id] = at
-        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            at = (n.target.lineno, n.target.col_offset)
-            if reads.get(n.target.id, at) >= at:
-                reads[n.target.id] = at
-    return sorted(reads, key=reads.get), sorted(writes, key=writes.get)
+class _Names:
+    """What a statement reads and assigns, from one walk of it: ``reads`` and ``writes`` in
+    order of first appearance in the text (an augmented assignment reads its target too),
+    ``counts`` (how often each is read), ``arrays`` (the variables it indexes) and
+    ``written`` (the arrays whose elements it assigns, in order)."""
+
+    def __init__(self, node):
+        reads: dict[str, tuple] = {}
+        writes: dict[str, tuple] = {}
+        self.counts: Counter = Counter()
+        self.arrays: set[str] = set()
+        written: dict[str, None] = {}
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name):
+                load = isinstance(n.ctx, ast.Load)
+                found = reads if load else writes
+                at = (n.lineno, n.col_offset)
+                if found.get(n.id, at) >= at:
+                    found[n.id] = at
+                if load:
+                    self.counts[n.id] += 1
+            elif isinstance(n, ast.Subscript):
+                if isinstance(n.value, ast.Name):
+                    self.arrays.add(n.value.id)
+                    if not isinstance(n.ctx, ast.Load):
+                        written.setdefault(n.value.id)
+            elif isinstance(n, ast.AugAssign):
+                target = n.target
+                if isinstance(target, ast.Name):
+                    at = (target.lineno, target.col_offset)
+                    if reads.get(target.id, at) >= at:
+                        reads[target.id] = at
+                    self.counts[target.id] += 1
+                elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    written.setdefault(target.value.id)
+        self.reads = sorted(reads, key=reads.get)
+        self.writes = sorted(writes, key=writes.get)
+        self.written = list(written)
 
 
 _IMPORT_AFTER = "from adjit.backend.numba_cpu import runtime as rt"
-
-
-def _read_counts(node) -> Counter:
-    """How often ``node`` reads each variable."""
-    counts: Counter = Counter()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            counts[n.id] += 1
-        elif isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name):
-            counts[n.target.id] += 1
-    return counts
 
 
 # The runtime's calls that return a new array (never a view of an argument).
@@ -215,18 +226,6 @@ def _new_array(value) -> bool:
     return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
         and isinstance(value.func.value, ast.Name) and value.func.value.id == "rt" \
         and value.func.attr in _NEW_ARRAYS
-
-
-def _written_arrays(node) -> list[str]:
-    """The arrays whose elements ``node`` assigns, in order."""
-    found: dict[str, None] = {}
-    for n in ast.walk(node):
-        targets = n.targets if isinstance(n, ast.Assign) else \
-            [n.target] if isinstance(n, ast.AugAssign) else []
-        for t in targets:
-            if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
-                found.setdefault(t.value.id)
-    return list(found)
 
 
 # The runtime's calls whose result is a view of their first argument (or that argument).
@@ -288,17 +287,15 @@ def _memory_groups(kernel, nests: set) -> dict[str, int]:
     return groups
 
 
-def _apart(stmt, inputs: list[str], groups: dict[str, int]) -> str:
+def _apart(names: _Names, inputs: list[str], groups: dict[str, int]) -> str:
     """The header's ``apart`` part: the arrays whose elements the nest reads or writes, by
     memory group (``_memory_groups``), ``;`` between groups, where there are two groups or
     more and the nest writes into one; else empty."""
-    arrays = {n.value.id for n in ast.walk(stmt)
-              if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)}
     by_group: dict[int, list[str]] = {}
     for name in inputs:
-        if name in groups and name in arrays:
+        if name in groups and name in names.arrays:
             by_group.setdefault(groups[name], []).append(name)
-    written = set(_written_arrays(stmt))
+    written = set(names.written)
     if len(by_group) < 2 or not any(written.intersection(g) for g in by_group.values()):
         return ""
     return "; ".join(" ".join(names) for names in by_group.values())
@@ -323,37 +320,36 @@ def wrap(text: str, keep: frozenset = frozenset()) -> str:
     def _source(stmt) -> str:
         return textwrap.dedent("\n".join(lines[stmt.lineno - 1:stmt.end_lineno]))
 
-    reads = _read_counts(kernel)
+    top = [_Names(stmt) for stmt in kernel.body]
+    reads = sum((names.counts for names in top), Counter())
     defined = {a.arg for a in kernel.args.args}
     replacements = []
 
-    def visit(body):
-        for stmt in body:
-            loads, stores = _reads_writes(stmt)
+    def visit(body, names):
+        for stmt, found in zip(body, names):
             if isinstance(stmt, (ast.For, ast.If)) and _is_statement(stmt) \
                     and _source(stmt) not in keep:
-                inside = _read_counts(stmt)
-                inputs = [n for n in dict.fromkeys(loads + stores) if n in defined]
-                outputs = [n for n in stores if reads[n] > inside[n]]
-                replacements.append((stmt, inputs, outputs))
+                inputs = [n for n in dict.fromkeys(found.reads + found.writes) if n in defined]
+                outputs = [n for n in found.writes if reads[n] > found.counts[n]]
+                replacements.append((stmt, found, inputs, outputs))
                 defined.update(outputs)
             elif isinstance(stmt, (ast.For, ast.If)):
                 if isinstance(stmt, ast.For):
-                    defined.update(_reads_writes(stmt.target)[1])
-                visit(stmt.body)
-                visit(stmt.orelse)
+                    defined.update(_Names(stmt.target).writes)
+                visit(stmt.body, [_Names(s) for s in stmt.body])
+                visit(stmt.orelse, [_Names(s) for s in stmt.orelse])
             else:
-                defined.update(stores)
+                defined.update(found.writes)
 
-    visit(kernel.body)
+    visit(kernel.body, top)
     groups = _memory_groups(kernel, {id(r[0]) for r in replacements})
     replacements.sort(key=lambda r: r[0].lineno, reverse=True)
-    for stmt, inputs, outputs in replacements:
+    for stmt, found, inputs, outputs in replacements:
         first, last = stmt.lineno - 1, stmt.end_lineno
         indent = " " * stmt.col_offset
         loop = _source(stmt)
         header = f"{', '.join(inputs)} ->" + (f" {', '.join(outputs)}" if outputs else "")
-        apart = _apart(stmt, inputs, groups)
+        apart = _apart(found, inputs, groups)
         if apart:
             header += f" | apart: {apart}"
         assign = f"{', '.join(outputs)}{',' if len(outputs) == 1 else ''} = " if outputs else ""
