@@ -32,3 +32,21 @@ def jax_np():
     import jax.numpy as jnp
 
     return jax, jnp
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a run in which a loop of a generated kernel was compiled in Python because its nest
+    could not be lowered (``adjit.cache_info()["python_loops"]``): the results stay right, so
+    no test would notice that the nest language met something it cannot type, and every
+    kernel with it would compile slowly (tests/test_nests.py's own such test resets the
+    count)."""
+    import sys
+
+    cache = sys.modules.get("adjit.backend.numba_cpu.cache")
+    loops = cache.cache_info()["python_loops"] if cache is not None else 0
+    if loops:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"adjit: {loops} loop(s) compiled in Python after their nest "
+                                "failed (logger \"adjit\" at DEBUG names each)", red=True)
+        session.exitstatus = 1

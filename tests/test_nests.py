@@ -10,7 +10,7 @@ import pytest
 
 import adjit
 import adjit.numpy as anp
-from adjit.backend.numba_cpu import nests
+from adjit.backend.numba_cpu import cache, nests
 
 HEADER = """import cmath
 import math
@@ -223,11 +223,13 @@ def test_the_runner_compiles_python_loops_where_a_nest_fails(monkeypatch, caplog
         raise nests.NestError("refused by the test")
 
     monkeypatch.setattr(nests._Typed, "__init__", refuse)
+    monkeypatch.setitem(cache._counts, "python_loops", 0)
     x = np.linspace(-1.0, 1.0, 7)
     with caplog.at_level(logging.DEBUG, logger="adjit"):
         g = adjit.grad(lambda x: anp.sum(anp.sin(x) * x * 1.25))(x)
     np.testing.assert_allclose(g, 1.25 * (np.cos(x) * x + np.sin(x)), rtol=1e-14)
     assert "refused by the test; compiling that loop in Python" in caplog.text
+    assert adjit.cache_info()["python_loops"] >= 1
 
 
 def test_kernels_run_their_loops_as_nests():

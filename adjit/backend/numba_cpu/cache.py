@@ -72,7 +72,8 @@ _memory: dict = {}  # (source, arg_types) -> dispatcher compiled for arg_types
 _dispatchers: dict = {}  # source -> dispatcher (one module per source in this process)
 _source_locks: dict = {}  # source -> RLock
 _dir_state: dict = {}  # root folder -> (tag folder, or None where unusable)
-_counts = {"compiles": 0, "memory_hits": 0, "disk_hits": 0, "corrupt_entries": 0}
+_counts = {"compiles": 0, "memory_hits": 0, "disk_hits": 0, "corrupt_entries": 0,
+           "python_loops": 0}
 _tag_cache: list = []  # [cache_tag()], computed once
 
 
@@ -90,13 +91,21 @@ def _reset_for_tests() -> None:
 
 def cache_info() -> dict:
     """Counters for this process: ``compiles`` (Numba compilations), ``memory_hits``,
-    ``disk_hits``, ``corrupt_entries`` (recovered), ``kernels`` (in memory) and ``dir``."""
+    ``disk_hits``, ``corrupt_entries`` (recovered), ``python_loops`` (loops compiled by
+    Numba's front end because their nest could not be lowered: 0 unless the nest language
+    meets something it cannot type), ``kernels`` (in memory) and ``dir``."""
     with _state_lock:
         info = dict(_counts)
         info["kernels"] = len(_memory)
     folder = config.cache_dir
     info["dir"] = str(folder) if folder is not None and _usable(folder) else None
     return info
+
+
+def count_python_loop() -> None:
+    """One loop compiled in Python after its nest failed (``runner.load_source``)."""
+    with _state_lock:
+        _counts["python_loops"] += 1
 
 
 def cache_dir() -> pathlib.Path | None:

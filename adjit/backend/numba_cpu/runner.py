@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from adjit.backend.numba_cpu import compat, nests
-from adjit.backend.numba_cpu.cache import load_kernel
+from adjit.backend.numba_cpu.cache import count_python_loop, load_kernel
 from adjit.backend.numba_cpu.codegen import KernelSource, generate
 from adjit.backend.numba_cpu.lowering import LOWERINGS
 from adjit.collector import collector_paused
@@ -181,6 +181,7 @@ def load_source(source: KernelSource, arg_types: tuple, reason: str):
             if exc.loop is None or exc.loop in keep:  # pragma: no cover (wrap's own bug)
                 raise
             logger.debug("adjit: %s; compiling that loop in Python", exc)
+            count_python_loop()
             keep |= {exc.loop}
             text = nests.wrap(source.plain, keep)
 
