@@ -4,33 +4,35 @@ Numba turns each statement of a kernel into bytecode, its IR, typed IR and then 
 about a millisecond per statement on the 2-core machine, most of it in the loops (the MLP
 gradient's kernel compiled in 360 ms without its loops and 1.2 s with them). The loops the
 generator writes are a small language: counted ``for`` loops over ``range``, ``if``, scalar
-assignments and ``+=``, reads and writes of array elements, and calls of math functions, of
-``vecmath``'s helpers and of ``runtime``'s scalar intrinsics. So each top-level loop (or
-``if``) of that language becomes one call of the intrinsic :func:`nest`, whose text is the
-loop itself:
+assignments and ``+=``, reads and writes of array elements, ``a.shape[k]``, and calls of
+math functions, NumPy scalar types, ``vecmath``'s helpers and ``runtime``'s scalar
+intrinsics. So each loop (or ``if``) of that language becomes one call of the intrinsic
+:func:`nest`, whose text is the loop itself:
 
     v21, outside1 = nest('''
-        v2, v19, v21, outside1 -> v21, outside1
+        v2, v19, v21, outside1 -> v21, outside1 | apart: v2; v19 v21
         for i57 in range(5):
             ...
         ''', (v2, v19, v21, outside1))
 
-The first line names the values the loop reads from the kernel (the tuple, in that order)
-and the ones it assigns that the kernel reads afterwards (returned). Numba types and lowers
-one call; the intrinsic types the loop's statements itself and writes their LLVM IR into the
-kernel's function. It borrows Numba's semantics wherever there are any: every operator,
-conversion and call is typed by Numba's typing context and lowered by Numba's implementation
-of it (so integer division, NaN comparisons, casts and ``error_model`` are Numba's), the
-function's fast-math flags are applied to it as to the rest, and an element's address is
-Numba's (``get_item_pointer2``, a negative index wrapping around as in ``a[i]``). What it
-does not take from Numba is the per-statement machinery: one typing of ``x + y`` for a pair of
-types per process (``_signature``), no variable lifetimes (``del``), no reference counts (no
-array is created or bound inside a nest).
+The first line names the values the loop reads from the kernel (the tuple, in that order),
+the ones it assigns that the kernel reads afterwards (returned), and its arrays by the
+memory they may lie in (:func:`wrap`). Numba types and lowers one call; the intrinsic types
+the loop's statements itself and writes their LLVM IR into the kernel's function. It
+borrows Numba's semantics wherever there are any: every operator, conversion and call is
+typed by Numba's typing context and lowered by Numba's implementation of it (so integer
+division, NaN comparisons, casts and ``error_model`` are Numba's), the function's fast-math
+flags are applied to it as to the rest, and an element's address is Numba's
+(``get_item_pointer2``, a negative index wrapping around as in ``a[i]``). What it does not
+take from Numba is the per-statement machinery: one typing of ``x + y`` for a pair of types
+per process (``_signature``), no variable lifetimes (``del``), no reference counts (no array
+is created or bound inside a nest). What it adds: each element access declared in its
+memory group's alias scope and apart from the others', so LLVM checks no overlap at run
+time.
 
-A loop the language does not cover stays Python (:func:`wrap` checks the syntax). A nest
-whose types the intrinsic cannot lower (none the generator writes, so far) fails typing
-with :class:`NestError` in its message, and the runner compiles the kernel without nests
-(``KernelSource.plain``).
+A loop the language does not hold stays Python (:func:`wrap` checks the syntax). A nest
+whose types the intrinsic cannot lower fails typing with :class:`NestError`, and the runner
+compiles the kernel again with that loop in Python (``runner.load_source``).
 """
 
 from __future__ import annotations
@@ -410,6 +412,7 @@ class _Typed:
         if not all(_is_statement(s) for s in self.body):
             raise NestError("a statement outside the nest language")
         self.typingctx = typingctx
+        self.value_types = value_types
         self.types = {n: types.unliteral(t) for n, t in zip(self.inputs, value_types)}
         self.calls: dict = {}  # id(node) -> (function type, signature)
         for _ in range(8):  # until no variable's type widens
@@ -696,7 +699,6 @@ def nest(typingctx, text, values):
         typed = _Typed(typingctx, text.literal_value, tuple(values))
     except NestError as exc:
         raise NestError(f"adjit nest: {exc}", _loop_text(text.literal_value)) from None
-    typed.value_types = tuple(values)
     out = types.Tuple(typed.out_types) if typed.outputs else types.none
 
     def codegen(context, builder, signature, args):
