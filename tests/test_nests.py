@@ -51,7 +51,7 @@ def test_wrap_names_what_a_loop_reads_and_what_the_kernel_reads_after_it():
         n = a.shape[0]
         out = rt.empty((n,), np.float64)
         total = 0.0
-        total, = nest("""
+        total, = nest(r"""
             n, a, out, total -> total | apart: a; out
             for i in range(n):
                 e = a[i]
@@ -87,7 +87,7 @@ def test_arrays_are_declared_apart_by_the_memory_they_may_lie_in():
             return fresh, viewed, left, row
         """)
     wrapped = nests.wrap(text)
-    header = wrapped.split('nest("""\n')[1].split("\n")[0].strip()
+    header = wrapped.split('nest(r"""\n')[1].split("\n")[0].strip()
     assert header == "n, fresh, a, b, half, view, left, right, row -> " \
         "| apart: fresh; a b; half view; row", header
     a, b = np.arange(4.0), np.ones(4)
@@ -193,7 +193,7 @@ def test_a_nest_computes_what_its_python_loop_computes(name):
     body, make = PROGRAMS[name]
     plain = HEADER + textwrap.dedent(body)
     wrapped = nests.wrap(plain)
-    assert 'nest("""' in wrapped
+    assert 'nest(r"""' in wrapped
     args = make(np.random.default_rng(0))
     want, got = _kernel(plain)(*args), _kernel(wrapped)(*args)
     for w, g in zip(want if isinstance(want, tuple) else (want,),
@@ -207,15 +207,18 @@ def test_a_nest_computes_what_its_python_loop_computes(name):
 
 
 def test_a_nest_numba_cannot_type_is_an_error_naming_it():
-    # float // complex has no Numba typing: the intrinsic says which nest failed.
-    wrapped = nests.wrap(HEADER + textwrap.dedent("""\
+    """float // complex has no Numba typing: the error names the loop (its text as written,
+    a continued line included), and wrapping again with it kept leaves that loop Python."""
+    plain = HEADER + textwrap.dedent("""\
         def kernel(a, c):
             for i in range(a.shape[0]):
-                a[i] = a[i] // c
+                a[i] = a[i] \\
+                    // c
             return a
-        """))
-    with pytest.raises(nests.NestError, match="adjit nest: no typing of floordiv"):
-        _kernel(wrapped)(np.ones(3), 1j)
+        """)
+    with pytest.raises(nests.NestError, match="adjit nest: no typing of floordiv") as error:
+        _kernel(nests.wrap(plain))(np.ones(3), 1j)
+    assert nests.wrap(plain, frozenset({error.value.loop})) == plain
 
 
 def test_the_runner_compiles_python_loops_where_a_nest_fails(monkeypatch, caplog):
@@ -235,4 +238,4 @@ def test_the_runner_compiles_python_loops_where_a_nest_fails(monkeypatch, caplog
 def test_kernels_run_their_loops_as_nests():
     x = np.linspace(-1.0, 1.0, 7)
     source = adjit.inspect(adjit.grad(lambda x: anp.sum(anp.exp(x) * x)), x).source
-    assert 'nest("""' in source and "\n    for " not in source
+    assert 'nest(r"""' in source and "\n    for " not in source

@@ -9,7 +9,7 @@ math functions, NumPy scalar types, ``vecmath``'s helpers and ``runtime``'s scal
 intrinsics. So each loop (or ``if``) of that language becomes one call of the intrinsic
 :func:`nest`, whose text is the loop itself:
 
-    v21, outside1 = nest('''
+    v21, outside1 = nest(r'''
         v2, v19, v21, outside1 -> v21, outside1 | apart: v2; v19 v21
         for i57 in range(5):
             ...
@@ -357,7 +357,7 @@ def wrap(text: str, keep: frozenset = frozenset()) -> str:
         assign = f"{', '.join(outputs)}{',' if len(outputs) == 1 else ''} = " if outputs else ""
         values = f"({', '.join(inputs)}{',' if len(inputs) == 1 else ''})"
         inner = textwrap.indent(f"{header}\n{loop}", indent + "    ")
-        lines[first:last] = [f'{indent}{assign}nest("""', *inner.split("\n"),
+        lines[first:last] = [f'{indent}{assign}nest(r"""', *inner.split("\n"),
                              f'{indent}""", {values})']
     if replacements:
         at = lines.index(_IMPORT_AFTER) + 1
