@@ -532,3 +532,21 @@ def test_to_numba_nested_arguments_and_closed_over_arrays():
     assert total == pytest.approx(np.sum(scale * a * b))
     np.testing.assert_allclose(ay, a * 3.0)
     np.testing.assert_allclose(b_out, b)
+
+
+def test_outputs_written_in_place_may_overlap_the_inputs():
+    """A library function writes its array outputs into the caller's buffers, which a C caller
+    may pass overlapping an input: the in-place kernel's nests keep those buffers in the
+    arguments' memory group, declared apart from nothing (nests.py)."""
+    from adjit.aot import library
+
+    export = library.Export("vg", adjit.value_and_grad(loss), (np.zeros(3), np.zeros(3)))
+    assert export.in_place == [1]
+    text = export.kernel_source.text
+    assert 'nest(r"""' in text and "apart:" not in text, text
+    kernel = export.kernel()
+    w, x = W[:3].copy(), X[:3].copy()
+    want = adjit.value_and_grad(loss)(w, x)
+    value, grad = kernel(w, x, w)  # the gradient written over w itself
+    assert grad is not None and value == pytest.approx(float(want[0]), rel=1e-14)
+    np.testing.assert_allclose(w, want[1], rtol=1e-14)

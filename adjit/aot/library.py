@@ -19,7 +19,8 @@ import numpy as np
 
 from adjit.aot import compat
 from adjit.aot.stage import Staged, check_flat_outputs
-from adjit.backend.numba_cpu.cache import load_kernel
+from adjit.backend.numba_cpu.codegen import KernelSource
+from adjit.backend.numba_cpu.runner import load_source
 from adjit.errors import AdjitTypeError, AdjitValueError
 from adjit.ir.graph import Dim
 
@@ -91,8 +92,13 @@ class Export:
         # A plain function is the cfunc itself, exported under its name (nothing to check, so
         # no C wrapper and no extra call in a caller's loop).
         self.impl = name if self.plain else f"adjit_impl_{name}"
-        self.kernel_source, self.in_place = writing_into_outputs(
-            self.staged.source, len(outs), [len(aval.shape) for aval in outs])
+        # The generator's text with Python loops, edited, and then its loops made nests: the
+        # nests' memory groups (nests.py) then hold the caller's output arrays with the other
+        # arguments, as a C caller may pass an output that overlaps an input.
+        staged = self.staged.compiled.source
+        plain, self.in_place = writing_into_outputs(
+            staged.plain, len(outs), [len(aval.shape) for aval in outs])
+        self.kernel_source = KernelSource(plain, staged.n_loops, staged.scalar_outputs, True)
 
     def kernel(self):
         """The kernel the cfunc calls: the staged one, or the one writing into outputs."""
@@ -103,7 +109,7 @@ class Export:
         out_types = [numba.typeof(np.empty((2,) * len(self.outputs[k].shape),
                                            self.staged.out_avals[k].dtype))
                      for k in self.in_place]
-        return load_kernel(self.kernel_source, (*self.staged.arg_types(), *out_types),
+        return load_source(self.kernel_source, (*self.staged.arg_types(), *out_types),
                            "adjit.aot")
 
     def symbols(self) -> dict[str, str]:
