@@ -96,7 +96,8 @@ def test_arrays_are_declared_apart_by_the_memory_they_may_lie_in():
 
 
 def test_wrap_leaves_what_the_language_does_not_hold():
-    # A slice, a call of a function the nest does not know, an assignment of a tuple.
+    # A slice, a call of a function the nest does not know, an assignment of a tuple, a
+    # loop binding rows (the nest language's variables are numbers).
     text = HEADER + textwrap.dedent("""\
         def kernel(a, b):
             for i in range(3):
@@ -105,6 +106,9 @@ def test_wrap_leaves_what_the_language_does_not_hold():
                 b[i] = len(a)
             for i in range(3):
                 x, y = a[i], b[i]
+            for i in range(3):
+                row = a[i]
+                b[i] = row[0]
             return b
         """)
     assert nests.wrap(text) == text

@@ -180,7 +180,8 @@ def _is_statement(node) -> bool:
 class _Names:
     """What a statement reads and assigns, from one walk of it: ``reads`` and ``writes`` in
     order of first appearance in the text (an augmented assignment reads its target too),
-    ``counts`` (how often each is read), ``arrays`` (the variables it indexes) and
+    ``counts`` (how often each is read), ``arrays`` (the variables it indexes or reads the
+    shape of) and
     ``written`` (the arrays whose elements it assigns, in order)."""
 
     def __init__(self, node):
@@ -203,6 +204,9 @@ class _Names:
                     self.arrays.add(n.value.id)
                     if not isinstance(n.ctx, ast.Load):
                         written.setdefault(n.value.id)
+            elif isinstance(n, ast.Attribute) and n.attr == "shape" \
+                    and isinstance(n.value, ast.Name):
+                self.arrays.add(n.value.id)
             elif isinstance(n, ast.AugAssign):
                 target = n.target
                 if isinstance(target, ast.Name):
@@ -324,13 +328,16 @@ def wrap(text: str, keep: frozenset = frozenset()) -> str:
 
     top = [_Names(stmt) for stmt in kernel.body]
     reads = sum((names.counts for names in top), Counter())
+    # A nest's variables are numbers: a loop that assigns a name the kernel uses as an array
+    # anywhere (a scan's step binding rows, x = v[i]) stays Python, its inner loops nests.
+    arrays = set().union(*(names.arrays for names in top))
     defined = {a.arg for a in kernel.args.args}
     replacements = []
 
     def visit(body, names):
         for stmt, found in zip(body, names):
             if isinstance(stmt, (ast.For, ast.If)) and _is_statement(stmt) \
-                    and _source(stmt) not in keep:
+                    and not arrays.intersection(found.writes) and _source(stmt) not in keep:
                 inputs = [n for n in dict.fromkeys(found.reads + found.writes) if n in defined]
                 outputs = [n for n in found.writes if reads[n] > found.counts[n]]
                 replacements.append((stmt, found, inputs, outputs))
