@@ -181,8 +181,7 @@ class _Names:
     """What a statement reads and assigns, from one walk of it: ``reads`` and ``writes`` in
     order of first appearance in the text (an augmented assignment reads its target too),
     ``counts`` (how often each is read), ``arrays`` (the variables it indexes or reads the
-    shape of) and
-    ``written`` (the arrays whose elements it assigns, in order)."""
+    shape of) and ``written`` (the arrays whose elements it assigns, in order)."""
 
     def __init__(self, node):
         reads: dict[str, tuple] = {}
@@ -304,7 +303,7 @@ def _apart(names: _Names, inputs: list[str], groups: dict[str, int]) -> str:
     written = set(names.written)
     if len(by_group) < 2 or not any(written.intersection(g) for g in by_group.values()):
         return ""
-    return "; ".join(" ".join(names) for names in by_group.values())
+    return "; ".join(" ".join(group) for group in by_group.values())
 
 
 def wrap(text: str, keep: frozenset = frozenset()) -> str:
@@ -327,7 +326,9 @@ def wrap(text: str, keep: frozenset = frozenset()) -> str:
         return textwrap.dedent("\n".join(lines[stmt.lineno - 1:stmt.end_lineno]))
 
     top = [_Names(stmt) for stmt in kernel.body]
-    reads = sum((names.counts for names in top), Counter())
+    reads: Counter = Counter()  # how often the kernel reads each variable
+    for names in top:
+        reads.update(names.counts)
     # A nest's variables are numbers: a loop that assigns a name the kernel uses as an array
     # anywhere (a scan's step binding rows, x = v[i]) stays Python, its inner loops nests.
     arrays = set().union(*(names.arrays for names in top))
