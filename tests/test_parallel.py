@@ -106,7 +106,7 @@ def test_gather_and_its_scatter_add_transpose():
     np.add.at(expected, idx, 2 * V[:9][idx])
     np.testing.assert_allclose(g, expected, rtol=1e-13)
     (exe,) = [e for entries in grad.staged._cache.values() for e in entries]
-    assert "copies" in exe.run.parallel.text  # each thread adds into its own copy
+    assert "copies" in exe.run.parallel.source.text  # each thread adds into its own copy
 
     def rows(x):  # gathered along axis 1 of a matrix: the updates' first axis is split
         return anp.sum(anp.take(x, idx[:7], axis=1) * W[:7])
@@ -161,14 +161,14 @@ def test_parallel_and_serial_transforms_do_not_share_cached_functions():
     from adjit.dispatch import call_cache
     assert call_cache[f][key_parallel].parallel and not call_cache[f][key_serial].parallel
     assert "prange" in next(iter(call_cache[f][key_parallel]._cache.values()))[0] \
-        .run.parallel.text
+        .run.parallel.source.text
 
 
 def test_parallel_source_splits_the_outer_loop_and_keeps_partials_per_chunk():
     f = adjit.jit(lambda x: anp.sum(x, axis=0) + anp.sum(x * x), parallel=True)
     f(X)
     (exe,) = [e for entries in f.staged._cache.values() for e in entries]
-    text = exe.run.parallel.text
+    text = exe.run.parallel.source.text
     assert "numba.prange(chunks" in text and "parallel=True" in text
     assert "partial" in text  # both reductions run over the split axis
     # never an accumulation into a shared element from inside the parallel loop
@@ -200,5 +200,5 @@ def test_per_example_loop_is_shared_among_threads():
     for s, p in zip(adjit.jit(per_example_jacobians)(x, y), f(x, y)):
         np.testing.assert_allclose(p, s, rtol=1e-13, atol=1e-13)
     (exe,) = [e for entries in f.staged._cache.values() for e in entries]
-    text = exe.run.parallel.text
+    text = exe.run.parallel.source.text
     assert "numba.prange(" in text and "partial" in text, text

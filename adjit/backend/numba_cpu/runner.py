@@ -67,7 +67,7 @@ class CompiledGraph:
         # A graph without loop nests over arrays has nothing to share among threads.
         self.parallel = None
         if parallel and self.schedule.loop_count:
-            self.parallel = _Parallel(generate(self.schedule, lowerings, parallel=True).text)
+            self.parallel = _Parallel(generate(self.schedule, lowerings, parallel=True))
 
     def compile_for(self, inputs):
         self._load(_types(inputs), self.reason)
@@ -151,15 +151,15 @@ class _Parallel:
     """The parallel kernel, compiled on its first call; it runs on ``config.num_threads``
     threads (at most Numba's pool, ``NUMBA_NUM_THREADS``), its first argument."""
 
-    def __init__(self, text: str):
-        self.text = text
+    def __init__(self, source: KernelSource):
+        self.source = source
         self.kernel = None
 
     def __call__(self, inputs, reason: str):
         threads = min(config.num_threads or _POOL, _POOL)
         if self.kernel is None:
-            self.kernel = _compile(self.text, _types((threads, *inputs)),
-                                   reason + " (parallel)")[2]
+            self.kernel = compile_source(self.source, _types((threads, *inputs)),
+                                         reason + " (parallel)")[2]
         return self.kernel(threads, *inputs)
 
 
@@ -187,15 +187,9 @@ def load_source(source: KernelSource, arg_types: tuple, reason: str):
 
 
 def compile_source(source: KernelSource, arg_types: tuple, reason: str):
-    """``_compile`` of ``source``'s kernel, with nests where they can be lowered."""
+    """(argument types, dispatcher, entry point) of ``source``'s kernel for ``arg_types``
+    (``_types`` of the inputs; ``load_source``). Calling the entry point skips Numba's type
+    dispatch, which is safe: the caller keys the kernel on exactly these types (dtype, rank,
+    layout, writability)."""
     dispatcher = load_source(source, arg_types, reason)
-    return arg_types, dispatcher, compat.entry_point(dispatcher, arg_types)
-
-
-def _compile(text: str, arg_types: tuple, reason: str):
-    """(argument types, dispatcher, entry point) of the kernel in ``text`` for ``arg_types``
-    (``_types`` of the inputs). Calling the entry point skips Numba's type dispatch, which is
-    safe: the caller keys the kernel on exactly these types (dtype, rank, layout,
-    writability)."""
-    dispatcher = load_kernel(text, arg_types, reason)
     return arg_types, dispatcher, compat.entry_point(dispatcher, arg_types)
