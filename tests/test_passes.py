@@ -473,8 +473,8 @@ def test_pads_and_concatenations_are_read_in_their_readers_nest():
     rng = np.random.default_rng(0)
     x, y, z = (rng.standard_normal(shape) for shape in [(5, 3), (5, 2), (7, 2)])
     cg = _compiled(f, x, y, z)
-    assert [it.prim for it in cg.schedule.items if not isinstance(it, LoopNest)] == \
-        ["pad"], cg.source.plain
+    assert [it.prim for it in cg.schedule.items
+            if not isinstance(it, (LoopNest, fusion.SharedLoop))] == ["pad"], cg.source.plain
     text = cg.source.plain
     assert text.count("rt.zeros(") + text.count(".fill(0)") == 1, text  # the whole-array pad
     for n in (5, 1):  # the same kernel at another length
@@ -655,8 +655,8 @@ def test_per_example_jacobians_flattened_into_one_vector():
     """Per-example Jacobians flattened and joined with a per-example gradient into one vector
     (a sparse Jacobian's values, as the BA benchmark assembles them): the flattening fixes the
     number of examples, and the per-example nests still share one loop over that many
-    examples (from SHARED_KNOWN_MIN of them), writing the blocks into the vector itself.
-    Equals the interpreter, and the blocks equal jacfwd's."""
+    examples (from SHARED_KNOWN_MIN of them, or up to SHARED_SMALL_MAX), writing the blocks
+    into the vector itself. Equals the interpreter, and the blocks equal jacfwd's."""
     def values(x, y):
         blocks = adjit.vmap(adjit.jacrev(per_example))(x, y)
         tail = adjit.vmap(adjit.grad(lambda a: anp.sum(anp.sin(a))))(y)
@@ -672,8 +672,44 @@ def test_per_example_jacobians_flattened_into_one_vector():
     np.testing.assert_allclose(got, values(x, y), rtol=1e-13, atol=1e-13)
     blocks = adjit.jit(adjit.vmap(adjit.jacfwd(per_example)))(x, y)
     np.testing.assert_allclose(got[:9 * n].reshape(n, 3, 3), blocks, rtol=1e-12, atol=1e-12)
-    few = _compiled(values, x[:300], y[:300])  # few examples: separate nests
-    assert "SharedLoop" not in [type(it).__name__ for it in few.schedule.items]
+    # Fewer examples: shared only up to SHARED_SMALL_MAX (each has at most SHARED_SMALL_INNER
+    # elements per nest here), separate nests from there.
+    few = _compiled(values, x[:300], y[:300])
+    assert [type(it).__name__ for it in few.schedule.items].count("SharedLoop") == 1
+    np.testing.assert_allclose(adjit.jit(values)(x[:300], y[:300]), values(x[:300], y[:300]),
+                               rtol=1e-13, atol=1e-13)
+    m = fusion.SHARED_SMALL_MAX + 1
+    more = _compiled(values, x[:m], y[:m])
+    assert "SharedLoop" not in [type(it).__name__ for it in more.schedule.items]
+
+
+def test_short_known_batch_with_few_classes_shares_one_loop():
+    """A softmax cross-entropy over a batch whose size and class count the data fix (the MLP
+    gradient's): with at most SHARED_SMALL_INNER classes, its row-wise nests (max, sums of
+    exponentials, their gradients) are one loop over the rows with no arrays of their own;
+    with more, separate nests. Compiled equals interpreted, and the gradient finite
+    differences."""
+    rng = np.random.default_rng(5)
+    for k, shared in ((10, True), (fusion.SHARED_SMALL_INNER + 1, False)):
+        x, y = rng.standard_normal((64, 5)), np.eye(k)[rng.integers(0, k, 64)]
+
+        def loss(w):
+            z = x @ w
+            z = z - anp.max(z, axis=1, keepdims=True)
+            return anp.mean(anp.log(anp.sum(anp.exp(z), axis=1)) - anp.sum(z * y, axis=1))
+
+        w = rng.standard_normal((5, k))
+        cg = _compiled(adjit.grad(loss), w)
+        kinds = [type(it).__name__ for it in cg.schedule.items]
+        assert ("SharedLoop" in kinds) is shared, cg.source.plain
+        if shared:
+            assert kinds.count("LoopNest") == 0 and "rt.full((" not in cg.source.plain, kinds
+        got = adjit.jit(adjit.grad(loss))(w)
+        np.testing.assert_allclose(got, adjit.grad(loss)(w), rtol=1e-13, atol=1e-15)
+        step = np.zeros_like(w)
+        step[1, 2] = 1e-6
+        fd = (loss(w + step) - loss(w - step)) / 2e-6
+        np.testing.assert_allclose(got[1, 2], fd, rtol=1e-6, atol=1e-9)
 
 
 def test_matmul_is_not_a_loop():
