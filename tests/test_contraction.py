@@ -153,6 +153,31 @@ def test_batched_products_are_blas_calls_on_views(spec):
     assert schedule.loop_count == 0, source
 
 
+def test_products_of_whole_stacked_matrices_call_blas_from_the_kernel():
+    """A product of stacks whose matrices are whole slices (``m[b]``, ``m[b].T``: types Numba
+    knows are contiguous) calls BLAS from the kernel itself, linking nothing in (no strided
+    ``gemm_into``, no NumPy copy), value and gradient; results equal NumPy's."""
+    import re
+
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((4, 30, 40)), rng.standard_normal((4, 50, 40))
+
+    def f(a, b):
+        return anp.sum(anp.sin(anp.einsum("bij,bkj->bik", a, b)))
+
+    info = adjit.inspect(adjit.value_and_grad(f, argnums=(0, 1)), a, b)
+    assert info.source.count("rt.gemm_into(") == 3 and "].T," in info.source, info.source
+    defined = re.findall(r'^define [^@]*@"?([\w.$]+)', info.llvm, re.M)
+    assert not [name for name in defined if "gemm_into" in name or "contiguous" in name], defined
+    value, (da, db) = adjit.jit(adjit.value_and_grad(f, argnums=(0, 1)))(a, b)
+    c = np.einsum("bij,bkj->bik", a, b)
+    np.testing.assert_allclose(value, np.sum(np.sin(c)), rtol=1e-12)
+    np.testing.assert_allclose(da, np.einsum("bik,bkj->bij", np.cos(c), b), rtol=1e-11,
+                               atol=1e-12)
+    np.testing.assert_allclose(db, np.einsum("bik,bij->bkj", np.cos(c), a), rtol=1e-11,
+                               atol=1e-12)
+
+
 def test_gmm_contraction_reads_its_operand_in_place():
     """'krj,ikj->ikr' reads x (n, K, d) per k as x[:, k, :] in place (BLAS with x's row
     stride), with no loop nest copying x into (K, n, d) order: the only nest is the sum."""
@@ -227,13 +252,17 @@ def test_a_stack_times_one_matrix_is_one_blas_call():
     assert schedule.loop_count == 0 and " for " not in source, source
 
 
+@numba.njit(cache=False)
+def _gemm_into(a, b, out):
+    rt.gemm_into(a, b, out)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
 def test_gemm_into_reads_every_layout_in_place_or_copies(dtype):
     """``rt.gemm_into`` against NumPy for operands whose rows are contiguous, whose columns
     are, neither (a reversed view: copied first), single rows and columns, k = 0, into a slice
-    of a stack (its neighbours untouched)."""
-    from adjit.backend.numba_cpu import runtime as rt
-
+    of a stack (its neighbours untouched): operands typed C or Fortran-contiguous take the
+    BLAS call written in the kernel, others (views typed 'A') the strided implementation."""
     rng = np.random.default_rng(0)
     for m, k, n in [(3, 4, 5), (1, 4, 5), (3, 1, 5), (3, 4, 1), (1, 1, 1), (3, 0, 2)]:
         a4 = (rng.standard_normal((m, 3, k, 2)) * 4).astype(dtype)
@@ -244,7 +273,7 @@ def test_gemm_into_reads_every_layout_in_place_or_copies(dtype):
         for a in lefts:
             for b in rights:
                 stack = np.full((2, m, n), 7, dtype)
-                rt.gemm_into(a, b, stack[1])
+                _gemm_into(a, b, stack[1])
                 np.testing.assert_allclose(stack[1], a @ b, rtol=1e-5, atol=1e-4)
                 assert (stack[0] == 7).all()
 
@@ -261,12 +290,14 @@ def test_integer_products_of_stacks_are_loops():
     np.testing.assert_array_equal(got[1], a @ b[0])
 
 
-def test_gemm_into_refuses_an_output_without_contiguous_rows():
-    from adjit.backend.numba_cpu import runtime as rt
-
+def test_gemm_into_refuses_an_output_without_contiguous_rows_or_of_other_lengths():
     out = np.zeros((3, 4), order="F")
     with pytest.raises(ValueError, match="contiguous rows"):
-        rt.gemm_into(np.ones((3, 2)), np.ones((2, 4)), out)
+        _gemm_into(np.ones((3, 2)), np.ones((2, 4)), out)
+    for a, b, out in [(np.ones((3, 2)), np.ones((3, 4)), np.zeros((3, 4))),
+                      (np.ones((3, 2)), np.ones((2, 4)), np.zeros((3, 5)))]:
+        with pytest.raises(ValueError, match="incompatible lengths"):
+            _gemm_into(a, b, out)
 
 
 def test_products_and_new_arrays_link_no_helper_into_the_kernel():

@@ -411,11 +411,13 @@ BLAS_MIN_WORK = 1000
 
 def _stacked_matmul(g: Generator, eqn):
     """A product of stacks of matrices: loops over the batch axes, each step one BLAS ``gemm``
-    of two 2-D slices written into the output's slice (``rt.gemm_into``, compiled once per
-    layout and cached on disk). ``gemm_into`` reads a matrix in place wherever its rows or its
-    columns are contiguous, so an operand that is a view (axes permuted, a broadcast along the
-    batch) is read in its source (``Schedule.stacked``): ``x[:, b, :]`` of an (n, K, d) array,
-    ``x[b].T``; a non-contiguous input is copied once, before the loop. Below
+    of two 2-D slices written into the output's slice (``rt.gemm_into``: the BLAS call written
+    in the kernel where the slices' types are contiguous, else a strided implementation
+    compiled once per layout and cached on disk). ``gemm_into`` reads a matrix in place
+    wherever its rows or its columns are contiguous, so an operand that is a view (axes
+    permuted, a broadcast along the batch) is read in its source (``Schedule.stacked``):
+    ``x[:, b, :]`` of an (n, K, d) array, ``x[b].T``; a non-contiguous input is copied once,
+    before the loop. Below
     ``BLAS_MIN_WORK`` multiply-adds per matrix, or for integers and booleans, the step is
     plain loops instead (chosen in the kernel when the lengths are symbolic). A stack times
     one matrix is one product of the stack's rows."""
@@ -439,8 +441,11 @@ def _stacked_matmul(g: Generator, eqn):
     def matrix(name, axes):
         if axes == ["i", "j"]:
             return name
-        if axes[-2:] == ["i", "j"] and all(t is not None for t in axes[:-2]):
-            return f"{name}[{at(axes[:-2])}]"
+        if axes[-2:] in (["i", "j"], ["j", "i"]) and all(t is not None for t in axes[:-2]):
+            # x[b] (.T): Numba types it C-contiguous (x[b, :, :] it does not), and
+            # gemm_into calls BLAS in the kernel on operands of such types.
+            rows = f"{name}[{at(axes[:-2])}]" if len(axes) > 2 else name
+            return rows + (".T" if axes[-2] == "j" else "")
         return f"{name}[{at(axes)}]" + (".T" if axes.index("j") < axes.index("i") else "")
 
     def loops():

@@ -326,6 +326,17 @@ def dot(typingctx, a, b):
     return out(a, b), codegen
 
 
+def _check_blas_lengths(context, builder, lengths):
+    """An OverflowError where a length exceeds what BLAS takes (a C int)."""
+    too_long = ir.Constant(ir.IntType(1), 0)
+    for length in lengths:
+        too_long = builder.or_(too_long, builder.icmp_signed(
+            ">", length, ir.Constant(length.type, 2 ** 31 - 1)))
+    with builder.if_then(too_long, likely=False):
+        context.call_conv.return_user_exc(
+            builder, OverflowError, ("adjit: a matrix product's length exceeds BLAS's C int",))
+
+
 def _blas_product(context, builder, a, b, out, args):
     """LLVM IR of ``np.dot(a, b)`` for ``dot``: lengths checked, the result allocated, and one
     BLAS call (none where the result is empty; zeros where the shared length is 0)."""
@@ -335,13 +346,7 @@ def _blas_product(context, builder, a, b, out, args):
     with builder.if_then(builder.icmp_signed("!=", xs[-1], ys[0]), likely=False):
         context.call_conv.return_user_exc(
             builder, ValueError, ("adjit: a matrix product of incompatible lengths",))
-    too_long = ir.Constant(ir.IntType(1), 0)
-    for length in (*xs, *ys):  # BLAS takes C ints
-        too_long = builder.or_(too_long, builder.icmp_signed(
-            ">", length, ir.Constant(length.type, 2 ** 31 - 1)))
-    with builder.if_then(too_long, likely=False):
-        context.call_conv.return_user_exc(
-            builder, OverflowError, ("adjit: a matrix product's length exceeds BLAS's C int",))
+    _check_blas_lengths(context, builder, (*xs, *ys))
     if out is a.dtype:  # vector . vector
         slot = cgutils.alloca_once(builder, context.get_value_type(out))
         linalg.call_xxdot(context, builder, False, out, xs[0], x.data, y.data, slot)
@@ -490,11 +495,48 @@ def _in_place(x):
     return 0, 0
 
 
+@intrinsic
+def gemm_into(typingctx, a, b, out):
+    """``out[...] = a @ b`` for 2-D float or complex arrays of one dtype: where the types say
+    ``a`` and ``b`` are contiguous (C or Fortran order) and ``out`` C-contiguous, one BLAS
+    ``gemm`` call written in the kernel, as ``dot``'s; other layouts go to
+    ``_gemm_into_strided``. A cached ``@njit`` function called by a kernel is linked into it,
+    and LLVM optimized and compiled its whole body, with ``np.ascontiguousarray``'s, in every
+    kernel again: a seventh of the ADBench GMM gradient's machine code."""
+    arrays = (a, b, out)
+    if not (all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
+            and a.dtype == b.dtype == out.dtype and a.dtype in _BLAS_KINDS and out.mutable):
+        return None
+    if a.layout not in ("C", "F") or b.layout not in ("C", "F") or out.layout != "C":
+        return _by_cached(typingctx, _gemm_into_strided, a, b, out)
+
+    def codegen(context, builder, signature, args):
+        x, y, z = (context.make_array(t)(context, builder, v) for t, v in zip(arrays, args))
+        xs, ys, zs = (cgutils.unpack_tuple(builder, v.shape) for v in (x, y, z))
+        wrong = builder.or_(builder.icmp_signed("!=", xs[1], ys[0]), builder.or_(
+            builder.icmp_signed("!=", zs[0], xs[0]), builder.icmp_signed("!=", zs[1], ys[1])))
+        with builder.if_then(wrong, likely=False):
+            context.call_conv.return_user_exc(
+                builder, ValueError, ("adjit: a matrix product of incompatible lengths",))
+        _check_blas_lengths(context, builder, (*xs, *ys))
+        zero = ir.Constant(xs[0].type, 0)
+        with builder.if_else(builder.icmp_signed("==", xs[1], zero), likely=False) as (none, some):
+            with none:
+                _zero(builder, z)
+            with some:
+                with builder.if_then(builder.icmp_signed(">", z.nitems, zero), likely=True):
+                    linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data,
+                                       out, zs, z.data)
+        return context.get_dummy_value()
+
+    return types.none(a, b, out), codegen
+
+
 @_cached
-def gemm_into(a, b, out):
-    """``out[...] = a @ b`` for 2-D float or complex arrays, by one BLAS ``gemm`` reading each
-    operand in place when its rows or its columns are contiguous (any other operand is copied
-    first)."""
+def _gemm_into_strided(a, b, out):
+    """``gemm_into`` of operands whose types do not say they are contiguous: one BLAS ``gemm``
+    reading each operand in place when its rows or its columns are contiguous (any other
+    operand is copied first)."""
     if a.shape[1] == 0:
         out[...] = 0
         return
