@@ -20,6 +20,7 @@ stamps a function by its own file, and the kernels' cache tag hashes this one.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numba
@@ -353,22 +354,31 @@ def _blas_product(context, builder, a, b, out, args):
         return builder.load(slot)
     shape = [*xs[:-1], *ys[1:]]
     result = _allocate(context, builder, out, shape)
-    zero = ir.Constant(xs[0].type, 0)
-    with builder.if_else(builder.icmp_signed("==", xs[-1], zero), likely=False) as (none, some):
+    with _blas_writes(builder, xs[-1], result):
+        if a.ndim == b.ndim == 2:
+            linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data,
+                               out, shape, result.data)
+        elif a.ndim == 2:  # matrix . vector
+            linalg.call_xxgemv(context, builder, a.layout == "C", a, xs, x.data,
+                               y.data, result.data)
+        else:  # vector . matrix: the matrix's transpose times the vector
+            linalg.call_xxgemv(context, builder, b.layout == "F", b, ys, y.data,
+                               x.data, result.data)
+    return result._getvalue()
+
+
+@contextlib.contextmanager
+def _blas_writes(builder, shared, result):
+    """Inside: the BLAS call that writes ``result``, run where ``result`` has elements and the
+    product's shared length ``shared`` is not 0; where it is 0, ``result`` is zeroed instead
+    (BLAS would leave it unwritten)."""
+    zero = ir.Constant(shared.type, 0)
+    with builder.if_else(builder.icmp_signed("==", shared, zero), likely=False) as (none, some):
         with none:
             _zero(builder, result)
         with some:
             with builder.if_then(builder.icmp_signed(">", result.nitems, zero), likely=True):
-                if a.ndim == b.ndim == 2:
-                    linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data,
-                                       out, shape, result.data)
-                elif a.ndim == 2:  # matrix . vector
-                    linalg.call_xxgemv(context, builder, a.layout == "C", a, xs, x.data,
-                                       y.data, result.data)
-                else:  # vector . matrix: the matrix's transpose times the vector
-                    linalg.call_xxgemv(context, builder, b.layout == "F", b, ys, y.data,
-                                       x.data, result.data)
-    return result._getvalue()
+                yield
 
 
 # ----------------------------------------------------------------- branch-free scalars
@@ -519,14 +529,8 @@ def gemm_into(typingctx, a, b, out):
             context.call_conv.return_user_exc(
                 builder, ValueError, ("adjit: a matrix product of incompatible lengths",))
         _check_blas_lengths(context, builder, (*xs, *ys))
-        zero = ir.Constant(xs[0].type, 0)
-        with builder.if_else(builder.icmp_signed("==", xs[1], zero), likely=False) as (none, some):
-            with none:
-                _zero(builder, z)
-            with some:
-                with builder.if_then(builder.icmp_signed(">", z.nitems, zero), likely=True):
-                    linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data,
-                                       out, zs, z.data)
+        with _blas_writes(builder, xs[1], z):
+            linalg.call_xxgemm(context, builder, a, xs, x.data, b, ys, y.data, out, zs, z.data)
         return context.get_dummy_value()
 
     return types.none(a, b, out), codegen
