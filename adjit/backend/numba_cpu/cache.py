@@ -5,7 +5,7 @@ np``, ``numba``, ``math``, adjit's own compiled helpers (``runtime as rt``, and 
 functions where used; the hashes of their files are in the cache tag) and defines one
 ``@numba.njit(cache=True, ...)`` function ``kernel``. The source is written to a
 content-addressed file ``<cache_dir()>/<cache_tag()>/k_<sha256 of source>.py`` (temp file in the
-same folder, fsync, ``os.replace``), its content is checked against its name whenever it is
+same folder, ``os.replace``), its content is checked against its name whenever it is
 loaded, and it is exec'd as a module whose ``__file__`` is that file, so Numba's own
 ``cache=True`` keeps its index and data next to it (``__pycache__``). The tag folder (the
 target's ``cache_tag()``) is named from the versions of Python, Numba, llvmlite and adjit and
@@ -286,24 +286,19 @@ def _file_lock(path: pathlib.Path):
 
 
 def _write_atomic(path: pathlib.Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one. Not synced to the disk (two fsyncs cost
+    a millisecond of each new kernel's first call): a file a system crash leaves torn fails
+    the content check on its next load and is written again, as Numba's own index and data
+    files, never synced, are checked and replaced."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename durable too (best effort)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
 
 
 def _warn_corrupt(path, problem: str) -> None:
