@@ -514,14 +514,73 @@ class _Typed:
 # --------------------------------------------------------------------------- lowering
 
 
+def _single_assignments(nest: _Typed) -> set[str]:
+    """The nest's variables assigned once whose every read that assignment dominates: an
+    input never assigned in the loop, a name assigned by one ``=`` and read only in the
+    statements after it in its block (nested ones included), a loop's index read only in its
+    body. Not an output (the kernel reads it after the loop), nor a ``+=`` target."""
+    assigned: Counter = Counter(nest.inputs)
+    reads: dict[str, list] = {}  # name -> for each read, {id(block): index in it}
+
+    def visit(block: list, where: dict):
+        for k, stmt in enumerate(block):
+            here = {**where, id(block): k}
+            if isinstance(stmt, ast.For):
+                assigned[stmt.target.id] += 1
+            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                assigned[stmt.target.id] += 2  # read and assigned: never single
+            elif isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                assigned[stmt.targets[0].id] += 1
+            if isinstance(stmt, (ast.For, ast.If)):
+                for part in (stmt.iter.args if isinstance(stmt, ast.For) else [stmt.test]):
+                    for node in ast.walk(part):
+                        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                            reads.setdefault(node.id, []).append(here)
+                for inner in (stmt.body, stmt.orelse):
+                    visit(inner, here)
+            else:
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                        reads.setdefault(node.id, []).append(here)
+
+    visit(nest.body, {})
+    single = {n for n in nest.inputs if assigned[n] == 1}
+
+    def dominated(block: list, k: int, name: str) -> bool:
+        return all(where.get(id(block), -1) > k for where in reads.get(name, []))
+
+    def scan(block: list):
+        for k, stmt in enumerate(block):
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name):
+                name = stmt.targets[0].id
+                if assigned[name] == 1 and dominated(block, k, name):
+                    single.add(name)
+            elif isinstance(stmt, ast.For):
+                name = stmt.target.id
+                if assigned[name] == 1 and dominated(stmt.body, -1, name):
+                    single.add(name)
+            if isinstance(stmt, (ast.For, ast.If)):
+                scan(stmt.body)
+                scan(stmt.orelse)
+
+    scan(nest.body)
+    return single - set(nest.outputs)
+
+
 class _Lowering:
-    """Writes a typed nest's LLVM IR at ``builder``'s position: variables are stack slots
-    (LLVM's mem2reg makes them registers), arrays are read where the kernel passed them."""
+    """Writes a typed nest's LLVM IR at ``builder``'s position: arrays are read where the
+    kernel passed them; a variable assigned once before all its reads is that LLVM value
+    (``_single_assignments``: most of the generator's, ``t12 = (e7 * t9)``), any other a stack
+    slot (LLVM's mem2reg makes them registers). Fewer loads and stores are less IR for Numba to
+    print and LLVM to parse and clean up."""
 
     def __init__(self, nest: _Typed, context, builder, values):
         self.nest, self.context, self.builder = nest, context, builder
+        self.single = _single_assignments(nest)
+        self.values: dict = {}  # a single assignment's name -> its value
         self.slots = {name: cgutils.alloca_once(builder, context.get_value_type(ty), name=name)
-                      for name, ty in nest.types.items() if not isinstance(ty, types.Array)}
+                      for name, ty in nest.types.items()
+                      if not isinstance(ty, types.Array) and name not in self.single}
         self.arrays = {}
         self.nonnegative: set[str] = set()  # loop variables counting up from 0
         for name, value, ty in zip(nest.inputs, values, nest.value_types):
@@ -534,8 +593,7 @@ class _Lowering:
                 self.arrays[name] = (ty, data, cgutils.unpack_tuple(builder, shape, ty.ndim),
                                      cgutils.unpack_tuple(builder, strides, ty.ndim))
             else:
-                builder.store(context.cast(builder, value, ty, nest.types[name]),
-                              self.slots[name])
+                self.assign(name, value, ty)
         self.metadata = self.alias_metadata() if nest.groups else {}
 
     def alias_metadata(self) -> dict:
@@ -624,7 +682,7 @@ class _Lowering:
         i = builder.load(counter)
         builder.cbranch(builder.icmp_signed("<", i, stop), body, done)
         builder.position_at_end(body)
-        builder.store(i, self.slots[s.target.id])
+        self.assign(s.target.id, i, types.intp)
         self.statements(s.body)
         builder.store(builder.add(i, context.get_constant(types.intp, 1), flags=["nsw"]),
                       counter)
@@ -636,11 +694,17 @@ class _Lowering:
             return value
         return self.context.is_true(self.builder, ty, value)
 
+    def assign(self, name: str, value, ty):
+        value = self.context.cast(self.builder, value, ty, self.nest.types[name])
+        if name in self.single:
+            self.values[name] = value
+        else:
+            self.builder.store(value, self.slots[name])
+
     def store(self, target, value, ty):
         context, builder = self.context, self.builder
         if isinstance(target, ast.Name):
-            builder.store(context.cast(builder, value, ty, self.nest.types[target.id]),
-                          self.slots[target.id])
+            self.assign(target.id, value, ty)
             return
         aty, pointer = self.pointer(target)
         self.store_element(aty, context.cast(builder, value, ty, aty.dtype), pointer,
@@ -676,7 +740,10 @@ class _Lowering:
     def expr(self, node):
         context, builder = self.context, self.builder
         if isinstance(node, ast.Name):
-            return builder.load(self.slots[node.id]), self.nest.types[node.id]
+            value = self.values.get(node.id)
+            if value is None:
+                value = builder.load(self.slots[node.id])
+            return value, self.nest.types[node.id]
         if isinstance(node, ast.Constant):
             ty = self.nest.expr(node)
             return context.get_constant(ty, node.value), ty
