@@ -293,3 +293,41 @@ def machine_code(asm: str) -> list[str]:
     numbers them afresh)."""
     return [re.sub(r"_ZN\S+|\.L\w+|\.const\S*", "S", line) for line in asm.splitlines()
             if line.startswith("\t") and not line.startswith("\t.")]
+
+
+
+@pytest.mark.skipif(not re.match(r"x86_64|AMD64", __import__("platform").machine()),
+                    reason="counts x86 division instructions")
+def test_quotients_by_one_value_share_its_reciprocal():
+    """The kernels' ``arcp`` flag: the forward and reverse sweeps divide by y five times per
+    point; LLVM inverts y once and multiplies, as hand-written code would (fewer division
+    instructions than the same kernel compiled without the flag); the values stay those of
+    the interpreter to rounding."""
+
+    def f(x, y):
+        return x / y + anp.sin(x) / y + (x * x) / y
+
+    g = adjit.vmap(adjit.grad(f, argnums=(0, 1)))
+    x, y = np.linspace(0.5, 2.0, 37), np.linspace(1.0, 3.0, 37)
+    source = adjit.inspect(g, x, y).source
+    assert '"arcp"' in source
+
+    def divisions(text: str, tag: str) -> int:
+        namespace = {"__name__": "_adjit_kernel_" + tag * 16}
+        exec(compile(text.replace("cache=True", "cache=False"), "<test kernel>", "exec"),
+             namespace)
+        kernel = namespace["kernel"]
+        kernel(x, y)
+        asm = kernel.inspect_asm(kernel.signatures[0])
+        return sum(bool(re.fullmatch(r"v?div[sp]d", line.split()[0]))
+                   for line in asm.splitlines() if line.startswith("\t"))
+
+    assert divisions(source, "ar") < divisions(source.replace(', "arcp"', ""), "no")
+    dx, dy = g(x, y)
+    with pytest.MonkeyPatch.context() as patch:  # the reference interpreter
+        patch.setattr(config, "jit", False)
+        want = g(x, y)
+    np.testing.assert_allclose(dx, want[0], rtol=1e-14)
+    np.testing.assert_allclose(dy, want[1], rtol=1e-14)
+    np.testing.assert_allclose(dx, (1.0 + np.cos(x) + 2.0 * x) / y, rtol=1e-13)
+    np.testing.assert_allclose(dy, -(x + np.sin(x) + x * x) / y ** 2, rtol=1e-13)
