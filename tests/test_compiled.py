@@ -9,6 +9,7 @@ kernels, shape errors, one compilation for many sizes, and unusual array layouts
 
 from __future__ import annotations
 
+import platform
 import re
 import warnings
 
@@ -295,8 +296,7 @@ def machine_code(asm: str) -> list[str]:
             if line.startswith("\t") and not line.startswith("\t.")]
 
 
-
-@pytest.mark.skipif(not re.match(r"x86_64|AMD64", __import__("platform").machine()),
+@pytest.mark.skipif(not re.match(r"x86_64|AMD64", platform.machine()),
                     reason="counts x86 division instructions")
 def test_quotients_by_one_value_share_its_reciprocal():
     """The kernels' ``arcp`` flag: the forward and reverse sweeps divide by y five times per
