@@ -462,6 +462,41 @@ def test_scalar_typing_is_remembered_and_the_same(monkeypatch):
         assert (not resolutions) == remembered, (fn, args)
 
 
+
+def test_reference_counts_extract_only_meminfos(monkeypatch):
+    """compat.extract_only_meminfos: Numba's get_meminfos (which every incref and decref
+    calls) finds the same meminfos, of the same types and in the same order, as Numba's own,
+    and extracts nothing else from the value (Numba's extracted every field of every array:
+    most of a kernel's unoptimized LLVM IR)."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.core.registry import cpu_target
+    from numba.core.runtime.context import NRTContext
+
+    from adjit.backend.numba_cpu import compat
+
+    assert compat.extract_only_meminfos()
+    ours, numbas = NRTContext.get_meminfos, NRTContext.get_meminfos.__wrapped__
+    # (a copy with NRT: the first .nrt of a context is cached, and copied into its subtargets)
+    context = cpu_target.target_context.subtarget(enable_nrt=True)
+    a1, a3 = types.Array(types.float64, 1, "C"), types.Array(types.int32, 3, "A")
+    cases = [(a3, 1), (types.UniTuple(a1, 3), 3), (types.Tuple((types.int64, a3, types.float64,
+                                                               types.Tuple((a1, types.int8)))), 2),
+             (types.Tuple((types.float64, types.UniTuple(types.int64, 2))), 0),
+             (types.optional(a1), 1)]
+    for ty, count in cases:
+        found, extracted = [], []
+        for get in (ours, numbas):
+            monkeypatch.setattr(NRTContext, "get_meminfos", get)  # (it calls itself)
+            module = ir.Module()
+            fn = ir.Function(module, ir.FunctionType(ir.VoidType(),
+                                                     [context.get_value_type(ty)]), "f")
+            builder = ir.IRBuilder(fn.append_basic_block())
+            found.append([t for t, _ in get(context.nrt, builder, ty, fn.args[0])])
+            extracted.append(str(module).count("extractvalue"))
+        assert found[0] == found[1] and len(found[0]) == count, ty
+        assert extracted[0] < extracted[1] or count == extracted[1] == 0, (ty, extracted)
+
 def test_constant_inference_formats_no_source_excerpt_and_still_infers(capfd):
     """compat.skip_constant_inference_locations: an expression's constant-inference error
     carries no source location (formatting one scanned the kernel back to its ``def``, for

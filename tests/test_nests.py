@@ -35,6 +35,24 @@ def _kernel(text: str):
     return namespace["kernel"]
 
 
+
+@pytest.mark.parametrize("count", [nests.ARGUMENTS_MAX, nests.ARGUMENTS_MAX + 1])
+def test_values_are_passed_one_by_one_or_past_the_limit_in_one_tuple(count):
+    """A nest's values are the call's arguments, up to ARGUMENTS_MAX (so Numba builds no tuple
+    to count references of); more go in one tuple (CPython would build one anyway, and Numba
+    would type the loop's text as a plain string). Both compile to the sum the loop makes."""
+    names = [f"c{k}" for k in range(count - 2)]  # and a, total
+    body = [f"{name} = {k + 1}" for k, name in enumerate(names)] + [
+        "total = 0.0", "for i in range(a.shape[0]):",
+        f"    total += a[i] * ({' + '.join(names)})", "return total"]
+    text = HEADER + "def kernel(a):\n" + "".join(f"    {line}\n" for line in body)
+    wrapped = nests.wrap(text)
+    call = wrapped.split('"""')[2].split(")")[0]
+    packed = count > nests.ARGUMENTS_MAX
+    assert call.startswith(", (" if packed else ", a") and call.count(",") == count + packed, call
+    a = np.arange(4.0)
+    assert _kernel(wrapped)(a) == 6.0 * sum(range(1, count - 1))
+
 def test_wrap_names_what_a_loop_reads_and_what_the_kernel_reads_after_it():
     text = HEADER + textwrap.dedent("""\
         def kernel(a):
@@ -59,7 +77,7 @@ def test_wrap_names_what_a_loop_reads_and_what_the_kernel_reads_after_it():
                 e = a[i]
                 out[i] = e * 2.0
                 total += e
-        """, (n, a, out, total))
+        """, n, a, out, total)
         return out, total
         '''), "    ")
     a = np.arange(5.0)
@@ -182,6 +200,16 @@ PROGRAMS = {
         """, lambda rng: (rng.standard_normal((14, 12))[::2, ::3],
                           np.asfortranarray(rng.standard_normal((4, 7))
                                             + 1j * rng.standard_normal((4, 7))))),
+    "constant indices, C and Fortran order": ("""\
+        def kernel(a, f):
+            out = np.empty((4, 5))
+            for j in range(4):
+                for k in range(5):
+                    out[j, k] = a[0, j, k] + a[2, j, 0] + a[1, 0, k] * f[k, 0] + f[0, 5] \\
+                        + f[k, j] + a[0, 0, 0]
+            return out
+        """, lambda rng: (rng.standard_normal((3, 4, 5)),
+                          np.asfortranarray(rng.standard_normal((5, 6))))),
     "empty loops": ("""\
         def kernel(a):
             best = -np.inf

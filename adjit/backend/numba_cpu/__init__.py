@@ -33,3 +33,4 @@ compat.memoize_scalar_typing()  # a scalar operation's type is found once, not p
 compat.skip_constant_inference_locations()  # no source excerpt per call: quadratic in length
 compat.split_large_kernels()  # a large kernel's loop nests become functions for LLVM's backend
 compat.fast_live_map()  # Numba's liveness analysis, linear in the variables
+compat.extract_only_meminfos()  # an array's reference count reads its meminfo only

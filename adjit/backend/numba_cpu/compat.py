@@ -97,6 +97,16 @@ Compiling a kernel (installed by importing the CPU target, ``__init__.py``):
   per variable: which blocks reach which (bit masks) and which blocks mention the variable.
   The two agree because what reaches a block also reaches its successors; the test compares
   them on every map a compilation asks for. It applies to every function Numba compiles.
+* Numba's reference counting (``NRTContext.get_meminfos``, under every incref and decref)
+  walks a value's members and extracts each one, although only meminfos are counted: an
+  array's decref extracted its seven fields and each length and stride, all dead code that
+  Python wrote out as text and LLVM parsed and deleted. In the ADBench GMM gradient kernel
+  (d=10 K=25 n=1000, its loops passed as separate arguments) that was 1,248 of 8,410 LLVM
+  instructions before optimization; its first call took 1.56 s instead of 1.78 s with both
+  changes (medians of 5 fresh processes), the MLP gradient's 0.77 s instead of 1.09 s.
+  :func:`extract_only_meminfos` extracts only the members whose type holds a meminfo (the
+  same walk over types, once per type), so the same meminfos are counted in the same order.
+  It applies to every function Numba compiles.
 Also: Numba's ``np.empty`` never asks Linux for huge pages; ``runtime.py`` does (it
 lives there, not here, because Numba's cache stamps a function by its own file: a change here
 would not reach the cached ``rt.empty`` that calls it).
@@ -141,6 +151,7 @@ __all__ = [
     "contiguous",
     "ensure_disk_caching",
     "entry_point",
+    "extract_only_meminfos",
     "fast_live_map",
     "fix_scope_fixup",
     "guard_disk_cache",
@@ -256,6 +267,46 @@ def skip_kernel_function_passes() -> bool:
     CPUCodeLibrary._optimize_functions = _optimize_functions
     return True
 
+
+
+def extract_only_meminfos() -> bool:
+    """Make Numba's reference counting extract only the members of a value that hold
+    meminfos (see the module docstring); whether it is in place."""
+    try:
+        from numba.core.runtime.context import NRTContext
+    except ImportError:  # pragma: no cover (another Numba layout)
+        return False
+    original = getattr(NRTContext, "get_meminfos", None)
+    if original is None:  # pragma: no cover
+        return False
+    if getattr(original, "_adjit_extracts_meminfos", False):
+        return True
+    holds: dict = {}  # (data model manager, type) -> whether a meminfo lies in its values
+
+    def holds_meminfo(models, ty) -> bool:
+        key = (models, ty)
+        found = holds.get(key)
+        if found is None:
+            holds[key] = True  # (a type met again inside itself: assumed to hold one)
+            model = models[ty]
+            # The members get_meminfos visits: traverse's getters build no code until called.
+            found = holds[key] = model.has_nrt_meminfo() or any(
+                holds_meminfo(models, member) for member, _ in model.traverse(None))
+        return found
+
+    @functools.wraps(original)
+    def get_meminfos(self, builder, ty, val):
+        models = self._context.data_model_manager
+        model = models[ty]
+        meminfos = [(ty, model.get_nrt_meminfo(builder, val))] if model.has_nrt_meminfo() else []
+        for member, getter in model.traverse(builder):
+            if holds_meminfo(models, member):
+                meminfos.extend(get_meminfos(self, builder, member, getter(val)))
+        return meminfos
+
+    get_meminfos._adjit_extracts_meminfos = True
+    NRTContext.get_meminfos = get_meminfos
+    return True
 
 # The functions whose typing of plain scalars :func:`memoize_scalar_typing` remembers.
 _PURE_TYPING_MODULES = ("_operator", "operator", "math")
