@@ -330,7 +330,10 @@ def test_products_and_new_arrays_link_no_helper_into_the_kernel():
 def _runtime_calls(a, b, v, w, n):
     """Every intrinsic of ``runtime.py`` once (``test_runtime_intrinsics_equal_numpy``)."""
     new = (rt.empty((n, np.int64(2)), np.float64).shape, rt.zeros((n,), np.bool_),
-           rt.full((n, n), 3), rt.full((n,), True), rt.full((n,), -np.inf))
+           rt.full((n, n), 3), rt.full((n,), True), rt.full((n,), -np.inf),
+           # fixed lengths (literals: sized at typing), one array of 8 MiB (huge pages)
+           rt.full((3, 2, 4), 1.5), rt.full((n, 4), 2), rt.zeros((1024, 1024), np.float64),
+           rt.empty((2, 0, 5), np.int32))
     products = (rt.dot(a, b), rt.dot(a.T, a), rt.dot(b.T, a.T), rt.dot(a, v), rt.dot(w, a),
                 rt.dot(v, v), rt.dot(a.T, w), rt.dot(a[::2], b))
     views = (rt.copy(a), rt.copy(a[::2]), rt.ascontiguousarray(a.T), rt.reshape(a, (a.size,)))
@@ -341,6 +344,18 @@ def _runtime_calls(a, b, v, w, n):
     columns = rt.zeros((a.shape[1], a.shape[0]), a.dtype).T
     rt.copy_into(columns, a[:, ::-1])  # neither contiguous: a loop
     return new, products, views, scalars, (rows, columns)
+
+
+@numba.njit(cache=False)
+def _impossible(n):
+    return rt.empty((-1, 2), np.float64).size + rt.empty((n, 2), np.float64).size
+
+
+def test_impossible_lengths_raise():
+    """A negative fixed length is no literal size: the array is sized in the kernel, which
+    raises as ``np.empty`` does, as for a negative length known only there."""
+    with pytest.raises(ValueError, match="negative or too large"):
+        _impossible(3)
 
 
 @numba.njit(cache=False)
@@ -366,6 +381,11 @@ def test_runtime_intrinsics_equal_numpy(dtype):
         assert new[0] == (3, 2) and new[1].dtype == np.bool_ and not new[1].any()
         assert new[2].dtype == np.int64 and (new[2] == 3).all() and new[3].all()
         assert (new[4] == -np.inf).all()
+        for got, shape, fill in zip(new[5:], [(3, 2, 4), (3, 4), (1024, 1024), (2, 0, 5)],
+                                    [1.5, 2, 0.0, None]):
+            want = np.full(shape, fill) if fill is not None else np.empty(shape, np.int32)
+            assert got.shape == shape and (got.strides == want.strides or not want.size)
+            assert fill is None or (got == fill).all()
         expected = (a @ b, a.T @ a, b.T @ a.T, a @ v, w @ a, v @ v, a.T @ w, a[::2] @ b)
         for got, want in zip(products, expected):
             assert np.shape(got) == np.shape(want)

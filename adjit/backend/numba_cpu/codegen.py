@@ -189,10 +189,9 @@ class Generator:
 
     def new_array(self, shape, dtype, fill: str | None = None, zeros: bool = False) -> str:
         """Source text of a new array: ``rt.empty`` (``rt.zeros``, or ``rt.full`` of the
-        scalar text ``fill``; see ``runtime.py``). Its fixed lengths are typed constants: a
-        literal length would be a type of its own, and each size a compilation of ``rt``'s."""
-        shape = shape_text(shape, lambda d: self.dim(d) if isinstance(d, Dim)
-                           else self.const(d, np.int64))
+        scalar text ``fill``; see ``runtime.py``). Its fixed lengths are literals, so the
+        intrinsic knows the size and writes no checks of it."""
+        shape = shape_text(shape, lambda d: self.dim(d) if isinstance(d, Dim) else str(int(d)))
         if fill is not None:
             return f"rt.full({shape}, {fill})"
         return f"rt.{'zeros' if zeros else 'empty'}({shape}, np.{np.dtype(dtype).name})"

@@ -598,14 +598,19 @@ class _Lowering:
         for name, value, ty in zip(nest.inputs, values, nest.value_types):
             if isinstance(ty, types.Array):
                 # The fields read from the array's struct value (a struct proxy would store
-                # it in a stack slot first, and cost a millisecond per array to build).
+                # it in a stack slot first, and cost a millisecond per array to build); the
+                # strides only where the layout does not imply them.
                 model = context.data_model_manager[ty]
-                data, shape, strides = (builder.extract_value(value, model.get_field_position(f))
-                                        for f in ("data", "shape", "strides"))
-                shape = cgutils.unpack_tuple(builder, shape, ty.ndim)
-                self.arrays[name] = (ty, data, shape,
-                                     cgutils.unpack_tuple(builder, strides, ty.ndim),
-                                     _steps(builder, ty.layout, shape))
+
+                def field(name, value=value, model=model, ty=ty):
+                    return cgutils.unpack_tuple(builder, builder.extract_value(
+                        value, model.get_field_position(name)), ty.ndim)
+
+                data = builder.extract_value(value, model.get_field_position("data"))
+                shape = field("shape")
+                steps = _steps(builder, ty.layout, shape)
+                self.arrays[name] = (ty, data, shape, field("strides") if steps is None else None,
+                                     steps)
             else:
                 self.assign(name, value, ty)
         self.metadata = self.alias_metadata() if nest.groups else {}

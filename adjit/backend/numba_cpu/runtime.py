@@ -21,7 +21,9 @@ stamps a function by its own file, and the kernels' cache tag hashes this one.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -31,6 +33,7 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np import linalg
 from numba.np.arrayobj import load_item, populate_array, store_item
+from numba.np.numpy_support import as_dtype
 
 _cached = numba.njit(cache=True, nogil=True)
 
@@ -61,54 +64,102 @@ def _intp_args(context, builder, ty, value):
     return _as_intp(context, builder, [value], [ty])
 
 
-def _allocate(context, builder, arrty, shape):
-    """A new C-contiguous array of ``arrty`` with the lengths ``shape``: one NRT allocation,
-    aligned as Numba aligns arrays; huge pages asked for from ``_HUGE_FROM`` bytes. An
-    impossible size raises ValueError and a failed allocation MemoryError, as ``np.empty``."""
+class _NewArray(NamedTuple):
+    """A new array's struct value and the fields its filling needs (LLVM values)."""
+    value: ir.Value
+    data: ir.Value
+    nitems: ir.Value
+    itemsize: ir.Value
+
+
+def _itemsize(context, dtype) -> int:
+    """Bytes per element of ``dtype`` (Numba asks LLVM, which parses a module to answer)."""
+    size = _ITEMSIZES.get(dtype)
+    if size is None:
+        size = _ITEMSIZES[dtype] = context.get_abi_sizeof(context.get_data_type(dtype))
+    return size
+
+
+_ITEMSIZES: dict = {}
+
+
+def _allocate(context, builder, arrty, shape) -> _NewArray:
+    """A new C-contiguous array of ``arrty`` with the lengths ``shape`` (LLVM values, or Python
+    integers where the kernel's text fixes them): one NRT allocation, aligned as Numba aligns
+    arrays; huge pages asked for from ``_HUGE_FROM`` bytes. An impossible size raises
+    ValueError and a failed allocation MemoryError, as ``np.empty``; fixed lengths are
+    multiplied here, not checked in the kernel (``_fixed_size`` checked them). The array's
+    struct is built as a value (a struct proxy would store each field in a stack slot and
+    load it back, and cost about a millisecond of Python per array)."""
     intp = context.get_value_type(types.intp)
-    itemsize = context.get_abi_sizeof(context.get_data_type(arrty.dtype))
-    size, overflow = ir.Constant(intp, itemsize), ir.Constant(ir.IntType(1), 0)
-    for length in shape:
-        product = builder.smul_with_overflow(size, length)
+    itemsize = _itemsize(context, arrty.dtype)
+    fixed = math.prod(n for n in shape if isinstance(n, int))
+    varying = [n for n in shape if not isinstance(n, int)]
+    nitems, overflow = ir.Constant(intp, fixed), ir.Constant(ir.IntType(1), 0)
+    for length in varying:
+        product = builder.smul_with_overflow(nitems, length)
+        nitems = builder.extract_value(product, 0)
+        overflow = builder.or_(overflow, builder.extract_value(product, 1))
+    if varying:
+        product = builder.smul_with_overflow(nitems, ir.Constant(intp, itemsize))
         size = builder.extract_value(product, 0)
         overflow = builder.or_(overflow, builder.extract_value(product, 1))
-    negative = ir.Constant(ir.IntType(1), 0)
-    for length in shape:
-        negative = builder.or_(negative, builder.icmp_signed("<", length, ir.Constant(intp, 0)))
-    with builder.if_then(builder.or_(overflow, negative), likely=False):
-        context.call_conv.return_user_exc(
-            builder, ValueError, ("adjit: a new array's lengths are negative or too large",))
+        negative = ir.Constant(ir.IntType(1), 0)
+        for length in varying:
+            negative = builder.or_(negative,
+                                   builder.icmp_signed("<", length, ir.Constant(intp, 0)))
+        with builder.if_then(builder.or_(overflow, negative), likely=False):
+            context.call_conv.return_user_exc(
+                builder, ValueError, ("adjit: a new array's lengths are negative or too large",))
+    else:
+        size = ir.Constant(intp, fixed * itemsize)
     align = context.get_preferred_array_alignment(arrty.dtype)
     meminfo = context.nrt.meminfo_alloc_aligned(builder, size, align)
     with builder.if_then(cgutils.is_null(builder, meminfo), likely=False):
         context.call_conv.return_user_exc(
             builder, MemoryError, ("adjit: could not allocate a new array",))
     data = context.nrt.meminfo_data(builder, meminfo)
-    if sys.platform.startswith("linux"):
-        _advise_huge(builder, data, size)
-    array = context.make_array(arrty)(context, builder)
-    populate_array(array, data=builder.bitcast(data, context.get_data_type(arrty.dtype)
-                                               .as_pointer()),
-                   shape=cgutils.pack_array(builder, shape, ty=intp),
-                   strides=_c_strides(builder, shape, ir.Constant(intp, itemsize)),
-                   itemsize=ir.Constant(intp, itemsize), meminfo=meminfo)
-    return array
+    if sys.platform.startswith("linux") and (varying or fixed * itemsize >= _HUGE_FROM):
+        _advise_huge(builder, data, size, known=not varying)
+    data = builder.bitcast(data, context.get_data_type(arrty.dtype).as_pointer())
+    lengths = [ir.Constant(intp, n) if isinstance(n, int) else n for n in shape]
+    model = context.data_model_manager[arrty]
+    fields = {"meminfo": meminfo, "parent": context.get_constant_null(types.pyobject),
+              "nitems": nitems, "itemsize": ir.Constant(intp, itemsize), "data": data,
+              "shape": cgutils.pack_array(builder, lengths, ty=intp),
+              "strides": _c_strides(builder, shape, itemsize, intp)}
+    value = ir.Constant(context.get_value_type(arrty), ir.Undefined)
+    for name, field in fields.items():
+        value = builder.insert_value(value, field, model.get_field_position(name))
+    return _NewArray(value, data, nitems, fields["itemsize"])
 
 
-def _c_strides(builder, shape, itemsize):
-    """The strides of a C-contiguous array of lengths ``shape`` (LLVM values), packed."""
+def _c_strides(builder, shape, itemsize, intp):
+    """The strides of a C-contiguous array of lengths ``shape``, packed; the lengths and
+    ``itemsize`` are LLVM values or integers, and integers are multiplied here."""
+    def constant(n):
+        return ir.Constant(intp, n) if isinstance(n, int) else n
+
     strides = [itemsize] if shape else []
     for length in reversed(shape[1:]):
-        strides.append(builder.mul(strides[-1], length))
-    return cgutils.pack_array(builder, strides[::-1], ty=itemsize.type)
+        last = strides[-1]
+        strides.append(last * length if isinstance(last, int) and isinstance(length, int)
+                       else builder.mul(constant(last), constant(length)))
+    return cgutils.pack_array(builder, [constant(n) for n in strides[::-1]], ty=intp)
 
 
-def _advise_huge(builder, data, size):
+def _fixed_size(lengths, itemsize: int) -> bool:
+    """Whether fixed lengths make a possible array (none negative, at most 2^63 - 1 bytes)."""
+    return all(n >= 0 for n in lengths) and math.prod(lengths) * itemsize < 1 << 63
+
+
+def _advise_huge(builder, data, size, known: bool = False):
     """``madvise(MADV_HUGEPAGE)`` on the whole pages of a new block of ``_HUGE_FROM`` bytes or
-    more, before anything is written into it (advice: its result is ignored)."""
+    more, before anything is written into it (advice: its result is ignored); ``known``: the
+    caller knows the block is that large (no test in the kernel)."""
     i8p, i64 = ir.IntType(8).as_pointer(), ir.IntType(64)
-    with builder.if_then(builder.icmp_signed(">=", size, ir.Constant(i64, _HUGE_FROM)),
-                         likely=False):
+    with contextlib.nullcontext() if known else builder.if_then(
+            builder.icmp_signed(">=", size, ir.Constant(i64, _HUGE_FROM)), likely=False):
         address = builder.ptrtoint(data, i64)
         start = builder.and_(builder.add(address, ir.Constant(i64, 4095)),
                              ir.Constant(i64, ~4095))
@@ -141,17 +192,25 @@ def _new_array_intrinsic(name: str, doc: str, fill):
         arrty = _new_array_type(shape, kind)
         if arrty is None:
             return None
+        lengths = list(shape) if isinstance(shape, types.BaseTuple) else [shape]
+        # A length the kernel's text fixes is a literal type: the size is known here.
+        fixed = {k: t.literal_value for k, t in enumerate(lengths)
+                 if isinstance(t, types.IntegerLiteral)}
+        if not _fixed_size(list(fixed.values()), as_dtype(arrty.dtype).itemsize):
+            return None
 
         def codegen(context, builder, signature, args):
+            values = _intp_args(context, builder, signature.args[0], args[0])
             array = _allocate(context, builder, arrty,
-                              _intp_args(context, builder, signature.args[0], args[0]))
+                              [fixed.get(k, v) for k, v in enumerate(values)])
             fill(context, builder, arrty, array, signature, args)
-            return array._getvalue()
+            return array.value
 
         return arrty(shape, kind), codegen
 
     typer.__name__, typer.__qualname__, typer.__doc__ = name, name, doc
-    return intrinsic(typer)
+    # Literal lengths first: a fixed size is multiplied and checked once, at typing.
+    return intrinsic(prefer_literal=True)(typer)
 
 
 def _zero(builder, array):
@@ -201,7 +260,7 @@ def reshape(typingctx, a, shape):
                 builder, ValueError, ("adjit: a reshape that changes the number of elements",))
         view = context.make_array(out)(context, builder)
         populate_array(view, data=source.data, shape=cgutils.pack_array(builder, new, ty=intp),
-                       strides=_c_strides(builder, new, source.itemsize),
+                       strides=_c_strides(builder, new, source.itemsize, intp),
                        itemsize=source.itemsize, meminfo=source.meminfo, parent=source.parent)
         return impl_ret_borrowed(context, builder, out, view._getvalue())
 
@@ -269,7 +328,7 @@ def copy(typingctx, a):
         source = context.make_array(a)(context, builder, args[0])
         new = _allocate(context, builder, out, cgutils.unpack_tuple(builder, source.shape))
         cgutils.raw_memcpy(builder, new.data, source.data, source.nitems, source.itemsize)
-        return new._getvalue()
+        return new.value
 
     return out(a), codegen
 
@@ -364,7 +423,7 @@ def _blas_product(context, builder, a, b, out, args):
         else:  # vector . matrix: the matrix's transpose times the vector
             linalg.call_xxgemv(context, builder, b.layout == "F", b, ys, y.data,
                                x.data, result.data)
-    return result._getvalue()
+    return result.value
 
 
 @contextlib.contextmanager
