@@ -351,11 +351,19 @@ def _impossible(n):
     return rt.empty((-1, 2), np.float64).size + rt.empty((n, 2), np.float64).size
 
 
+@numba.njit(cache=False)
+def _unallocatable(n):
+    return rt.empty((n, 1 << 20), np.float64).size
+
+
 def test_impossible_lengths_raise():
     """A negative fixed length is no literal size: the array is sized in the kernel, which
-    raises as ``np.empty`` does, as for a negative length known only there."""
+    raises as ``np.empty`` does, as for a negative length known only there; a size no address
+    space holds (2 PiB) is a MemoryError."""
     with pytest.raises(ValueError, match="negative or too large"):
         _impossible(3)
+    with pytest.raises(MemoryError, match="could not allocate"):
+        _unallocatable(1 << 28)
 
 
 @numba.njit(cache=False)

@@ -114,7 +114,8 @@ def _allocate(context, builder, arrty, shape) -> _NewArray:
     else:
         size = ir.Constant(intp, fixed * itemsize)
     align = context.get_preferred_array_alignment(arrty.dtype)
-    meminfo = context.nrt.meminfo_alloc_aligned(builder, size, align)
+    # (Numba's checked allocation tests the pointer too: a second branch to the same error.)
+    meminfo = context.nrt.meminfo_alloc_aligned_unchecked(builder, size, align)
     with builder.if_then(cgutils.is_null(builder, meminfo), likely=False):
         context.call_conv.return_user_exc(
             builder, MemoryError, ("adjit: could not allocate a new array",))
