@@ -803,10 +803,10 @@ def _steps(builder, layout: str, shape: list):
     if layout not in "CF":
         return None
     lengths = shape[::-1] if layout == "C" else shape
-    steps, step = [], None
-    for length in lengths:
-        steps.append(step)
+    steps, step = [None] if shape else [], None
+    for length in lengths[:-1]:  # (the outermost length is no step's factor)
         step = length if step is None else builder.mul(step, length)
+        steps.append(step)
     return steps[::-1] if layout == "C" else steps
 
 
