@@ -72,17 +72,6 @@ class _NewArray(NamedTuple):
     itemsize: ir.Value
 
 
-def _itemsize(context, dtype) -> int:
-    """Bytes per element of ``dtype`` (Numba asks LLVM, which parses a module to answer)."""
-    size = _ITEMSIZES.get(dtype)
-    if size is None:
-        size = _ITEMSIZES[dtype] = context.get_abi_sizeof(context.get_data_type(dtype))
-    return size
-
-
-_ITEMSIZES: dict = {}
-
-
 def _allocate(context, builder, arrty, shape) -> _NewArray:
     """A new C-contiguous array of ``arrty`` with the lengths ``shape`` (LLVM values, or Python
     integers where the kernel's text fixes them): one NRT allocation, aligned as Numba aligns
@@ -92,7 +81,8 @@ def _allocate(context, builder, arrty, shape) -> _NewArray:
     struct is built as a value (a struct proxy would store each field in a stack slot and
     load it back, and cost about a millisecond of Python per array)."""
     intp = context.get_value_type(types.intp)
-    itemsize = _itemsize(context, arrty.dtype)
+    # (NumPy's itemsize, as the typer's: Numba's get_abi_sizeof has LLVM parse a module.)
+    itemsize = as_dtype(arrty.dtype).itemsize
     fixed = math.prod(n for n in shape if isinstance(n, int))
     varying = [n for n in shape if not isinstance(n, int)]
     nitems, overflow = ir.Constant(intp, fixed), ir.Constant(ir.IntType(1), 0)
