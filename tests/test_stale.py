@@ -352,6 +352,21 @@ def test_array_read_only_by_numpy_keeps_a_copy():
     assert f(2.0) == 12.0
 
 
+def test_kept_array_compared_bit_for_bit():
+    """A kept copy is compared bit for bit: NaNs that stay do not force a new trace, and a
+    change that equal values would miss (0.0 to -0.0, which 1/X tells apart) is seen."""
+    calls = []
+    ns = _namespace(X=np.array([np.nan, 0.0, 2.0]), calls=calls)
+    exec("def f(x):\n    calls.append(1)\n    return x * anp.sum(1.0 / X[1:]) + np.sum(X[1:])\n",
+         ns)
+    f = adjit.jit(ns["f"])
+    assert f(1.0) == np.inf + 2.0
+    assert f(1.0) == np.inf + 2.0 and len(calls) == 1  # NaN == NaN, bit for bit
+    assert _kinds(f) == ["array", "id"]  # X, and the list calls
+    ns["X"][1] = -0.0
+    assert f(1.0) == -np.inf and len(calls) == 2
+
+
 def test_aliased_free_arrays():
     """Two names for one array: one is read as an input, the other compared by identity and
     content, so rebinding either is seen."""
