@@ -331,3 +331,40 @@ def test_quotients_by_one_value_share_its_reciprocal():
     np.testing.assert_allclose(dy, want[1], rtol=1e-14)
     np.testing.assert_allclose(dx, (1.0 + np.cos(x) + 2.0 * x) / y, rtol=1e-13)
     np.testing.assert_allclose(dy, -(x + np.sin(x) + x * x) / y ** 2, rtol=1e-13)
+
+
+def _y_then(y_uses):
+    """f(x) = y_uses(exp(x)): exp(x) is stored for the nests after the row sums."""
+    return lambda x: y_uses(anp.exp(x))
+
+
+IN_PLACE = {
+    # (function, how many values a later loop writes over an array it reads for the last time)
+    "softmax": (_y_then(lambda y: y / anp.sum(y, axis=1, keepdims=True)), 1),
+    "second value in place": (
+        _y_then(lambda y: (y / anp.sum(y, axis=1, keepdims=True), y * 3.0)), 1),
+    # exp(x) is read after the quotient's loop (so not written over there), reversed by it
+    "read again afterwards": (_y_then(lambda y: (lambda z: z[::-1] * y + anp.sum(z))(
+        y / anp.sum(y, axis=1, keepdims=True))), 1),
+    "read reversed": (_y_then(lambda y: y / anp.sum(y, axis=1, keepdims=True) + y[::-1]), 0),
+    "read transposed": (_y_then(lambda y: y / anp.sum(y, axis=0) + y.T.T[:, ::-1]), 0),
+    "returned": (_y_then(lambda y: (y / anp.sum(y, axis=1, keepdims=True), y)), 0),
+}
+
+
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_values_written_in_place_of_an_array_read_for_the_last_time(name):
+    """A loop nest writes a value over an array of the kernel's own that it reads for the
+    last time, element by element at its own index; never over one read again after it,
+    read at another index, or returned; the results stay the interpreter's."""
+    f, count = IN_PLACE[name]
+    x = np.random.default_rng(0).standard_normal((300, 7))
+    jf = adjit.jit(f)
+    source = adjit.inspect(jf, x).source
+    assert source.count("# in place:") == count, source
+    got = jf(x)
+    with pytest.MonkeyPatch.context() as patch:  # the reference interpreter
+        patch.setattr(config, "jit", False)
+        want = adjit.jit(f)(x)
+    for g, w in zip(tree.flatten(got)[0], tree.flatten(want)[0]):
+        np.testing.assert_allclose(g, w, rtol=1e-14, atol=0)

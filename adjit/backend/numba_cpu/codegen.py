@@ -173,6 +173,11 @@ class Generator:
         self.bindings: dict[str, str] = {}
         # The concatenations whose parts are written in their place (``assemble_in_place``).
         self.assembled: set[int] = set()
+        # Arrays this kernel allocated (``alloc``) that nothing else lies in, and the units
+        # of the schedule written so far: a nest's value may take the place of such an array
+        # that it reads for the last time (``donor``).
+        self.own_arrays: set[int] = set()
+        self.emitted: set[int] = set()
 
     # ---------------------------------------------------------------- naming
 
@@ -202,6 +207,8 @@ class Generator:
         shape, dtype = var.aval.shape, var.aval.dtype
         if not self.in_loop or var.id in self.escaping:
             self.w(f"{self.name(var)} = {self.new_array(shape, dtype, zeros=zeros)}")
+            if not self.in_loop:
+                self.own_arrays.add(var.id)
             return
         text = self.new_array(shape, dtype)
         self.hoisted.append(f"{self.name(var)} = {text}")
@@ -332,10 +339,12 @@ class Generator:
                 continue
             if isinstance(item, SharedLoop):
                 self.shared_loop(item)
+                self.emitted.update(id(nest) for nest in item.nests)
             elif isinstance(item, LoopNest):
                 self.loop_nest(item)
             else:
                 self.array_eqn(item)
+            self.emitted.add(id(item))
 
     def inline_graph(self, graph: Graph, args: list[str], destinations=None,
                      written=None, loop: bool = False) -> list[str]:
@@ -368,7 +377,7 @@ class Generator:
     # ---------------------------------------------------------------- loop nests
 
     def loop_nest(self, nest: LoopNest):
-        resets = self.allocate(nest)
+        resets = self.allocate(nest, in_place=True)
         if self.scalar_code(nest, len(nest.shape)):
             self.exact = True  # scalar code: libm's is as fast, and exact everywhere
             self.shared_loops(nest)
@@ -384,12 +393,15 @@ class Generator:
 
         self.rerun_outside(resets, exact_loops)
 
-    def allocate(self, nest: LoopNest) -> list[str]:
+    def allocate(self, nest: LoopNest, in_place: bool = False) -> list[str]:
         """Writes the nest's allocations: values needed after the loop, and reduction
         accumulators (not those kept per index of a shared loop); returns the lines that reset
-        the accumulators."""
+        the accumulators. With ``in_place`` (a nest of its own, run once), a value is written
+        in the place of an array the nest reads for the last time (``donor``) rather than
+        into a new one."""
         w = self.w
         resets = []
+        in_place = in_place and not self.parallel and not self.in_loop and not self.reruns(nest)
         for eqn in nest.eqns:
             out = eqn.out
             if out.id in self.per_index:
@@ -398,12 +410,44 @@ class Generator:
                 resets.append(f"{self.name(out)} = {self.reduce_init(eqn, out.aval.shape)}")
                 w(resets[-1])
             elif nest.shape and self.schedule.needed_after(out, nest):
+                donor = self.donor(nest, eqn) if in_place else None
                 if out.id in self.destinations:
                     w(f"{self.name(out)} = {self.destinations[out.id]}")
                     self.written.add(out.id)
+                elif donor is not None:  # (the nest reads and writes it by one name)
+                    w(f"# in place: the next loop's last reads of {self.name(donor)}")
+                    self.names[out.id] = self.name(donor)
+                    self.own_arrays.discard(donor.id)
+                    self.own_arrays.add(out.id)
                 else:
                     self.alloc(out)
         return resets
+
+    def donor(self, nest: LoopNest, eqn):
+        """An array whose place the value ``eqn.out`` of ``nest`` can take, or None: one this
+        kernel allocated (``own_arrays``), of the same shape and dtype, that no view lies in
+        and nothing after the nest reads, and that the nest reads only element by element
+        at its own index, in equations up to ``eqn`` (each element is read before the value's
+        element is written over it). Saves the allocation and, for arrays larger than the
+        cache, the memory traffic of a new one: the ADBench GMM gradient's (5, 10^4, 10)
+        temporaries."""
+        out = eqn.out
+        if out.id in self.names or out.id in self.destinations or \
+                not _same_lengths(out.aval.shape, nest.shape):
+            return None
+        last = nest.eqns.index(eqn)
+        views = self.schedule.views
+        viewed = {v.inputs[0].id for v in views.values() if not isinstance(v.inputs[0], Literal)}
+        done = self.emitted | {id(nest)}
+        for a in (a for e in nest.eqns[:last + 1] for a in e.inputs):
+            if isinstance(a, Literal) or a.id not in self.own_arrays or a.id in viewed \
+                    or a.aval.dtype != out.aval.dtype \
+                    or not _same_lengths(a.aval.shape, out.aval.shape) \
+                    or not self.schedule.readers(a.id) <= done:
+                continue
+            if all(_reads_in_place(e, a, k <= last, views) for k, e in enumerate(nest.eqns)):
+                return a
+        return None
 
     def reduce_init(self, eqn, shape) -> str:
         """Source text of a reduction's accumulator of ``shape``, holding its initial value."""
@@ -435,12 +479,22 @@ class Generator:
         return bool(uses) and (not rank or len(uses) > _MAX_INLINED
                                or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT)
 
+    def has_domains(self, nests) -> bool:
+        """Whether one of ``nests`` calls a vectorizable helper with a domain (outside it,
+        the nest runs again with libm: ``rerun_outside``)."""
+        libm = self.lowerings.get("libm", {})
+        return any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype)
+                   for nest in nests for eqn in nest.eqns if eqn.prim in libm)
+
+    def reruns(self, nest: LoopNest) -> bool:
+        """Whether a nest of its own (``loop_nest``) may run twice: a second run would read
+        what the first wrote in place."""
+        return not self.scalar_code(nest, len(nest.shape)) and self.has_domains([nest])
+
     def outside_flag(self, nests):
         """Starts ``self.outside``, the flag of an element outside a helper's domain, where
         one of ``nests`` calls a helper with such a domain."""
-        libm = self.lowerings.get("libm", {})
-        if any(libm[eqn.prim][0]("x", out_dtype=eqn.out.aval.dtype)
-               for nest in nests for eqn in nest.eqns if eqn.prim in libm):
+        if self.has_domains(nests):
             self.outside = self.fresh("outside")
             self.w(f"{self.outside} = False")
 
@@ -822,6 +876,36 @@ _LLVM_CHECK_LIMIT = 8
 # either way, but its first call took 819 ms against 743 ms (LLVM: 387 against 311 ms).
 RUNNING_MIN = 64
 RUNNING_NEST_MIN = 1 << 14
+
+
+def _reads_in_place(eqn, a, allowed: bool, views) -> bool:
+    """Whether ``eqn`` of a nest reads array ``a`` only as an in-place update allows: not at
+    all, or (where ``allowed``) directly, at the nest's own index (an elementwise operation
+    or a reduction over ``a``'s shape, not a gather or a view of it)."""
+    direct = any(x is a for x in eqn.inputs)
+    through = any(not isinstance(x, Literal) and x is not a and x.id in views
+                  and a.id in _view_sources(x, views) for x in eqn.inputs)
+    if not direct:
+        return not through
+    return allowed and not through and not is_view(eqn) and (
+        kind_of(eqn.prim) == "elementwise" or is_reduction(eqn.prim))
+
+
+def _same_lengths(a, b) -> bool:
+    """Shapes equal as written, a symbol only to itself (no symbol's value is read)."""
+    return len(a) == len(b) and all(isinstance(x, Dim) == isinstance(y, Dim) and x == y
+                                    for x, y in zip(a, b))
+
+
+def _view_sources(x, views) -> set:
+    """The ids of the arrays view ``x`` reads, through views of views."""
+    found = set()
+    while x.id in views:
+        x = views[x.id].inputs[0]
+        if isinstance(x, Literal):
+            break
+        found.add(x.id)
+    return found
 
 
 def _at_least(lengths, count: int) -> bool:
