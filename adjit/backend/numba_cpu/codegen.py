@@ -321,6 +321,7 @@ class Generator:
         skipped = set()
         for item, concat, parts in _assembled_in_place(self.schedule):
             self.alloc(concat.out)
+            self.own_arrays.discard(concat.out.id)  # its parts' names are views of it
             start = 0
             for x, source in parts:
                 rows = x.aval.shape[0]
