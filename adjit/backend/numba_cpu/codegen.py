@@ -178,6 +178,7 @@ class Generator:
         # that it reads for the last time (``donor``).
         self.own_arrays: set[int] = set()
         self.emitted: set[int] = set()
+        self.viewed: set[int] | None = None  # the arrays a view of the schedule reads
 
     # ---------------------------------------------------------------- naming
 
@@ -411,11 +412,11 @@ class Generator:
                 resets.append(f"{self.name(out)} = {self.reduce_init(eqn, out.aval.shape)}")
                 w(resets[-1])
             elif nest.shape and self.schedule.needed_after(out, nest):
-                donor = self.donor(nest, eqn) if in_place else None
                 if out.id in self.destinations:
                     w(f"{self.name(out)} = {self.destinations[out.id]}")
                     self.written.add(out.id)
-                elif donor is not None:  # (the nest reads and writes it by one name)
+                elif in_place and (donor := self.donor(nest, eqn)) is not None:
+                    # (the nest reads and writes it by one name)
                     w(f"# in place: the next loop's last reads of {self.name(donor)}")
                     self.names[out.id] = self.name(donor)
                     self.own_arrays.discard(donor.id)
@@ -433,15 +434,16 @@ class Generator:
         cache, the memory traffic of a new one: the ADBench GMM gradient's (5, 10^4, 10)
         temporaries."""
         out = eqn.out
-        if out.id in self.names or out.id in self.destinations or \
-                not _same_lengths(out.aval.shape, nest.shape):
+        if out.id in self.names or not _same_lengths(out.aval.shape, nest.shape):
             return None
         last = nest.eqns.index(eqn)
         views = self.schedule.views
-        viewed = {v.inputs[0].id for v in views.values() if not isinstance(v.inputs[0], Literal)}
+        if self.viewed is None:
+            self.viewed = {v.inputs[0].id for v in views.values()
+                           if not isinstance(v.inputs[0], Literal)}
         done = self.emitted | {id(nest)}
         for a in (a for e in nest.eqns[:last + 1] for a in e.inputs):
-            if isinstance(a, Literal) or a.id not in self.own_arrays or a.id in viewed \
+            if isinstance(a, Literal) or a.id not in self.own_arrays or a.id in self.viewed \
                     or a.aval.dtype != out.aval.dtype \
                     or not _same_lengths(a.aval.shape, out.aval.shape) \
                     or not self.schedule.readers(a.id) <= done:
