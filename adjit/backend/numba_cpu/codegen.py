@@ -178,7 +178,8 @@ class Generator:
         # that it reads for the last time (``donor``).
         self.own_arrays: set[int] = set()
         self.emitted: set[int] = set()
-        self.viewed: set[int] | None = None  # the arrays a view of the schedule reads
+        self.viewed = {v.inputs[0].id for v in schedule.views.values()  # (read by a view)
+                       if not isinstance(v.inputs[0], Literal)}
 
     # ---------------------------------------------------------------- naming
 
@@ -437,10 +438,6 @@ class Generator:
         if out.id in self.names or not _same_lengths(out.aval.shape, nest.shape):
             return None
         last = nest.eqns.index(eqn)
-        views = self.schedule.views
-        if self.viewed is None:
-            self.viewed = {v.inputs[0].id for v in views.values()
-                           if not isinstance(v.inputs[0], Literal)}
         done = self.emitted | {id(nest)}
         for a in (a for e in nest.eqns[:last + 1] for a in e.inputs):
             if isinstance(a, Literal) or a.id not in self.own_arrays or a.id in self.viewed \
@@ -448,7 +445,7 @@ class Generator:
                     or not _same_lengths(a.aval.shape, out.aval.shape) \
                     or not self.schedule.readers(a.id) <= done:
                 continue
-            if all(_reads_in_place(e, a, k <= last, views) for k, e in enumerate(nest.eqns)):
+            if all(_reads_in_place(e, a, k <= last) for k, e in enumerate(nest.eqns)):
                 return a
         return None
 
@@ -881,16 +878,14 @@ RUNNING_MIN = 64
 RUNNING_NEST_MIN = 1 << 14
 
 
-def _reads_in_place(eqn, a, allowed: bool, views) -> bool:
+def _reads_in_place(eqn, a, allowed: bool) -> bool:
     """Whether ``eqn`` of a nest reads array ``a`` only as an in-place update allows: not at
-    all, or (where ``allowed``) directly, at the nest's own index (an elementwise operation
-    or a reduction over ``a``'s shape, not a gather or a view of it)."""
-    direct = any(x is a for x in eqn.inputs)
-    through = any(not isinstance(x, Literal) and x is not a and x.id in views
-                  and a.id in _view_sources(x, views) for x in eqn.inputs)
-    if not direct:
-        return not through
-    return allowed and not through and not is_view(eqn) and (
+    all, or (where ``allowed``) at the nest's own index (an elementwise operation or a
+    reduction over ``a``'s shape, not a gather or a view of it). A view of the schedule
+    that reads ``a`` is ruled out before (``Generator.viewed``)."""
+    if not any(x is a for x in eqn.inputs):
+        return True
+    return allowed and not is_view(eqn) and (
         kind_of(eqn.prim) == "elementwise" or is_reduction(eqn.prim))
 
 
@@ -898,17 +893,6 @@ def _same_lengths(a, b) -> bool:
     """Shapes equal as written, a symbol only to itself (no symbol's value is read)."""
     return len(a) == len(b) and all(isinstance(x, Dim) == isinstance(y, Dim) and x == y
                                     for x, y in zip(a, b))
-
-
-def _view_sources(x, views) -> set:
-    """The ids of the arrays view ``x`` reads, through views of views."""
-    found = set()
-    while x.id in views:
-        x = views[x.id].inputs[0]
-        if isinstance(x, Literal):
-            break
-        found.add(x.id)
-    return found
 
 
 def _at_least(lengths, count: int) -> bool:
