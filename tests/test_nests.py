@@ -115,6 +115,46 @@ def test_arrays_are_declared_apart_by_the_memory_they_may_lie_in():
         np.testing.assert_array_equal(got, want)
 
 
+def test_rows_of_one_new_array_are_apart_where_they_cannot_meet():
+    """The parts of a concatenation written in its place (rows ``whole[start:stop]``, seen
+    through a reshape too) are declared apart where one ends where the other starts, or
+    both are constants that do not meet; rows that may meet, or the whole array, share a
+    group with them."""
+    text = HEADER + textwrap.dedent("""\
+        def kernel(a, n):
+            whole = rt.zeros((n + n + 10,), np.float64)
+            first = whole[0:n]
+            second = rt.reshape(whole[n:n + n], (n,))
+            low = whole[n + n:n + n + 4]
+            high = rt.reshape(whole[n + n + 4:n + n + 10], (3, 2))
+            early = whole[0:3]
+            late = whole[5:7]
+            for i in range(n):
+                first[i] = a[i]
+                second[i] = a[i] * 2.0
+            for j in range(3):
+                for k in range(2):
+                    high[j, k] = low[j] + k
+            for m in range(2):
+                late[m] = early[m] * 3.0
+            for q in range(3):
+                early[q] = late[0] + first[q]
+            for r in range(4):
+                low[r] = whole[r] + first[r]
+            return whole
+        """)
+    wrapped = nests.wrap(text)
+    headers = [line.strip() for line in wrapped.split("\n")
+               if " -> " in line or line.endswith(" ->")]
+    assert headers == ["n, first, a, second -> | apart: first; a; second",
+                       "high, low -> | apart: high; low",
+                       "late, early -> | apart: late; early",
+                       "early, late, first ->",  # [0:3] and [0:n] may meet; [5:7] and [0:n]
+                       "low, whole, first ->"], headers
+    a = np.arange(5.0)
+    np.testing.assert_array_equal(_kernel(wrapped)(a, 5), _kernel(text)(a, 5))
+
+
 def test_wrap_leaves_what_the_language_does_not_hold():
     # A slice, a call of a function the nest does not know, an assignment of a tuple, a
     # loop binding rows (the nest language's variables are numbers).

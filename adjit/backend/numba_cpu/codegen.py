@@ -162,6 +162,9 @@ class Generator:
         # and whether it is written element by element (each such value's element a scalar).
         self.per_index: set[int] = set()
         self.unrolled = False
+        # Appended to those scalars' names in a nest's run again by libm (``rerun_outside``):
+        # its own temporaries, so that the first run's are read nowhere else and stay in it.
+        self.rerun_suffix = ""
         # Within the inner loops of a nest that a reduction sums over: the scalar it
         # accumulates in (see ``loops``).
         self.running: dict[int, str] = {}
@@ -284,6 +287,11 @@ class Generator:
                              for i, d in enumerate(v.aval.shape)
                              if isinstance(d, Dim) and d.name == symbol)
             body(f"{symbol} = {self.name(var)}.shape[{axis}]")
+        for var in (*g.constvars, *g.invars):
+            # Lengths known here (constants) make the steps through the array constants.
+            shape = var.aval.shape
+            if len(shape) >= 2 and not all(isinstance(d, Dim) for d in shape):
+                body(f"{self.name(var)} = rt.fixed_shape({self.name(var)}, {self.shape(shape)})")
         self.assembled = self.assemble_in_place()
         top = len(body.lines)
         self.emit_items()
@@ -473,11 +481,13 @@ class Generator:
 
     def scalar_code(self, nest: LoopNest, rank: int) -> bool:
         """Whether the nest (``rank`` loops of its own) calls libm rather than vectorizable
-        helpers: where LLVM will not vectorize it (see the ``"libm"`` table)."""
+        helpers: where LLVM will not vectorize it (see the ``"libm"`` table). Its arrays are
+        declared apart by the memory they lie in (``nests._memory_groups``), which LLVM then
+        does not check; a loop's body swaps its carries, which are declared nothing."""
         libm = self.lowerings.get("libm", {})
         uses = [eqn for eqn in nest.eqns if eqn.prim in libm]
-        return bool(uses) and (not rank or len(uses) > _MAX_INLINED
-                               or _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT)
+        return bool(uses) and (not rank or len(uses) > _MAX_INLINED or (
+            self.in_loop and _overlap_checks(self.schedule, nest) > _LLVM_CHECK_LIMIT))
 
     def has_domains(self, nests) -> bool:
         """Whether one of ``nests`` calls a vectorizable helper with a domain (outside it,
@@ -509,7 +519,9 @@ class Generator:
         for line in resets:
             w(line)
         self.outside = None
+        self.rerun_suffix = "x"
         exact_loops()
+        self.rerun_suffix = ""
         w.depth -= 1
 
     def shared_loop(self, loop: SharedLoop):
@@ -538,10 +550,11 @@ class Generator:
     def shared_loop_once(self, loop: SharedLoop):
         self.per_index = loop.inner
         resets = [line for nest in loop.nests for line in self.allocate(nest)]
-        # Written out element by element, a nest has no loop of its own: libm, whose calls
-        # compiled the BA Jacobian in a quarter of the time of the inlined helpers (doubled by
-        # the loop run again for arguments outside their domain) and ran as fast.
-        scalar = {id(nest): self.scalar_code(nest, 0 if self.unrolled else len(nest.shape) - 1)
+        # The shared axis is a loop LLVM vectorizes, written out element by element too: the
+        # ADBench BA Jacobian (p = 10^5) ran in 3.4 ms with the helpers against 8.7 ms with
+        # libm, once its arrays were declared apart and its steps constants (compiling took
+        # 1.0 s against 0.8 s: the loop is written twice, the second time by libm).
+        scalar = {id(nest): self.scalar_code(nest, len(nest.shape))
                   for nest in loop.nests}
         self.outside_flag([nest for nest in loop.nests if not scalar[id(nest)]])
         self.shared_axis(loop, scalar)
@@ -834,7 +847,8 @@ class Generator:
         if var.id in self.per_index:
             at = at[1:]
             if self.unrolled:  # a scalar per element
-                return self.name(var) + "".join(f"_{_constant(i)}" for i in at)
+                return self.name(var) + self.rerun_suffix + "".join(
+                    f"_{_constant(i)}" for i in at)
         return f"{self.name(var)}[{subscript(at)}]" if at else self.name(var)
 
     def reduce_into(self, eqn, value: str, index, subscript):

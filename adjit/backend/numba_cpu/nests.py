@@ -256,14 +256,44 @@ def _viewed(value):
             return None
 
 
-def _memory_groups(kernel, nests: set) -> dict[str, int]:
-    """Which memory each array of the kernel may lie in: variable -> group, two arrays of
-    different groups never overlapping. Group 0 holds the kernel's arguments (which a caller
-    may pass overlapping), and each new array (a runtime call that allocates, assigned to one
-    name) a group of its own, shared by the views of it assigned once to a name (a slice,
-    a reshape, a row ``x = v[i]``, ``a = v``). A variable assigned more than once (a swap of
-    two carries) or from anything else has no group: nothing is said of it. ``nests``: ids
-    of the statements that become nests (their own assignments are of numbers only)."""
+def _piece(value, root: str):
+    """``(start, stop)`` texts where ``value`` is rows ``root[start:stop]`` (within
+    ``rt.reshape`` or ``rt.ascontiguousarray``: a part of a concatenation written in its
+    place), else None."""
+    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "rt" \
+            and value.func.attr in _VIEWS and value.args:
+        value = value.args[0]
+    if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)
+            and value.value.id == root and isinstance(value.slice, ast.Slice)
+            and value.slice.upper is not None and value.slice.step is None):
+        return None
+    bounds = (value.slice.lower or ast.Constant(0), value.slice.upper)
+    return tuple(ast.unparse(b) for b in bounds) if all(map(_length, bounds)) else None
+
+
+def _length(node) -> bool:
+    """Whether ``node`` is a length as the generator writes one (names of lengths, integer
+    constants >= 0, sums and products of them): never negative, so a slice's bound never
+    counts from the end."""
+    if isinstance(node, ast.BinOp):
+        return isinstance(node.op, (ast.Add, ast.Mult)) and _length(node.left) \
+            and _length(node.right)
+    return isinstance(node, ast.Name) or (isinstance(node, ast.Constant)
+                                          and type(node.value) is int and node.value >= 0)
+
+
+def _memory_groups(kernel, nests: set) -> dict[str, tuple]:
+    """Which memory each array of the kernel may lie in: variable -> (group, piece), two
+    arrays of different groups never overlapping, nor two of the same group whose pieces are
+    rows of their new array known apart (``_apart_pieces``). Group 0 holds the kernel's
+    arguments (which a caller may pass overlapping), and each new array (a runtime call that
+    allocates, assigned to one name) a group of its own, shared by the views of it assigned
+    once to a name (a slice, a reshape, a row ``x = v[i]``, ``a = v``); a view of rows
+    ``new[start:stop]`` (``_piece``) and the views of it are that piece, any other is None
+    (anywhere in the array). A variable assigned more than once (a swap of two carries) or
+    from anything else has no group: nothing is said of it. ``nests``: ids of the statements
+    that become nests (their own assignments are of numbers only)."""
     assigned: Counter = Counter()
     sources: dict[str, ast.AST] = {}
 
@@ -283,26 +313,55 @@ def _memory_groups(kernel, nests: set) -> dict[str, int]:
 
     for stmt in kernel.body:
         visit(stmt)
-    groups = {a.arg: 0 for a in kernel.args.args}
+    groups = {a.arg: (0, None) for a in kernel.args.args}
     new = itertools.count(1)
+    news: dict[int, str] = {}  # group -> the new array it is the memory of
     for name, value in sources.items():  # in the order of the text
         if assigned[name] != 1 or value is None or name in groups:
             continue
         if _new_array(value):
-            groups[name] = next(new)
+            groups[name] = (next(new), None)
+            news[groups[name][0]] = name
         elif (root := _viewed(value)) is not None and root in groups:
-            groups[name] = groups[root]
+            group, piece = groups[root]
+            groups[name] = (group, piece or (_piece(value, news[group]) if group else None))
     return groups
 
 
-def _apart(names: _Names, inputs: list[str], groups: dict[str, int]) -> str:
-    """The header's ``apart`` part: the arrays whose elements the nest reads or writes, by
-    memory group (``_memory_groups``), ``;`` between groups, where there are two groups or
-    more and the nest writes into one; else empty."""
-    by_group: dict[int, list[str]] = {}
-    for name in inputs:
-        if name in groups and name in names.arrays:
-            by_group.setdefault(groups[name], []).append(name)
+def _apart_pieces(a, b) -> bool:
+    """Whether rows ``[start:stop]`` of one array, ``a`` and ``b``, share none: one ends
+    where the other starts, or (constants) one ends before the other starts."""
+    if a[1] == b[0] or b[1] == a[0]:
+        return True
+    try:
+        (a0, a1), (b0, b1) = ((int(x) for x in p) for p in (a, b))
+    except ValueError:
+        return False
+    return a1 <= b0 or b1 <= a0
+
+
+def _apart(names: _Names, inputs: list[str], groups: dict[str, tuple]) -> str:
+    """The header's ``apart`` part: the arrays whose elements the nest reads or writes, in
+    groups that share no memory (``_memory_groups``: two arrays are in one group where they
+    may overlap, directly or through a third), ``;`` between groups, where there are two
+    groups or more and the nest writes into one; else empty."""
+    arrays = [name for name in inputs if name in groups and name in names.arrays]
+    joined = {name: name for name in arrays}  # union-find: each array's group's first
+
+    def find(name):
+        while joined[name] != name:
+            name = joined[name]
+        return name
+
+    for i, a in enumerate(arrays):
+        for b in arrays[:i]:
+            (ga, pa), (gb, pb) = groups[a], groups[b]
+            if ga == gb and not (pa and pb and _apart_pieces(pa, pb)):
+                first, second = sorted((find(a), find(b)), key=arrays.index)
+                joined[second] = first
+    by_group: dict[str, list[str]] = {}
+    for name in arrays:
+        by_group.setdefault(find(name), []).append(name)
     written = set(names.written)
     if len(by_group) < 2 or not any(written.intersection(g) for g in by_group.values()):
         return ""

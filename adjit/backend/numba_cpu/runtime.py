@@ -258,6 +258,28 @@ def reshape(typingctx, a, shape):
     return out(a, shape), codegen
 
 
+@intrinsic
+def fixed_shape(typingctx, a, shape):
+    """``a`` with ``shape`` as its lengths: those its graph gives, which every caller checked
+    before the kernel runs (the dispatcher, ``to_numba``'s wrapper, an ahead-of-time
+    library's entry). A constant length makes the steps through the array constants: in an
+    (n, 2) array ``x[i, 1]`` is element ``2 i + 1``, which LLVM vectorizes over ``i``; with the
+    length read at run time it assumed a step of 1 and checked it before its vector loop
+    (the ADBench BA Jacobian's features: the check failed and the loop ran scalar)."""
+    lengths = list(shape) if isinstance(shape, types.BaseTuple) else [shape]
+    if not (isinstance(a, types.Array) and len(lengths) == a.ndim
+            and all(isinstance(t, types.Integer) for t in lengths)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(a)(context, builder, args[0])
+        new = _intp_args(context, builder, signature.args[1], args[1])
+        array.shape = cgutils.pack_array(builder, new, ty=context.get_value_type(types.intp))
+        return impl_ret_borrowed(context, builder, a, array._getvalue())
+
+    return a(a, shape), codegen
+
+
 def _blas_operands(a, b) -> bool:
     """Whether ``dot`` hands ``a`` and ``b`` to BLAS: vectors or matrices of one float or
     complex dtype whose types say they are contiguous (C or Fortran order)."""
