@@ -69,12 +69,14 @@ def _short(exc: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def measure(ctx: Context, label: str, fn, arg, check) -> tuple[float | None, str]:
-    """Warm up (compile), check the result, then time ``fn(arg)``; (seconds or None, note)."""
+def measure(ctx: Context, label: str, fn, arg, check,
+            budget_s: float | None = None) -> tuple[float | None, str]:
+    """Warm up (compile), check the result, then time ``fn(arg)`` (for ``budget_s``, the
+    run's budget by default); (seconds or None, note)."""
     try:
         check(fn(arg))
         fn(arg)
-        best, reps, batches = time_per_call(fn, arg, ctx.budget_s)
+        best, reps, batches = time_per_call(fn, arg, budget_s or ctx.budget_s)
     except CheckError as e:
         log(f"  {label}: CHECK FAILED {e}")
         return None, f"check failed: {_short(e)}"
