@@ -230,10 +230,15 @@ _IMPORT_AFTER = "from adjit.backend.numba_cpu import runtime as rt"
 _NEW_ARRAYS = {"empty", "zeros", "full", "copy", "dot"}
 
 
-def _new_array(value) -> bool:
+def _rt_call(value, names: set) -> bool:
+    """Whether ``value`` is a call of one of the runtime's functions ``names`` (``rt.f(...)``)."""
     return isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
         and isinstance(value.func.value, ast.Name) and value.func.value.id == "rt" \
-        and value.func.attr in _NEW_ARRAYS
+        and value.func.attr in names
+
+
+def _new_array(value) -> bool:
+    return _rt_call(value, _NEW_ARRAYS)
 
 
 # The runtime's calls whose result is a view of their first argument (or that argument).
@@ -248,9 +253,7 @@ def _viewed(value):
             return value.id
         if isinstance(value, (ast.Subscript, ast.Attribute)):
             value = value.value
-        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and isinstance(value.func.value, ast.Name) and value.func.value.id == "rt" \
-                and value.func.attr in _VIEWS and value.args:
+        elif _rt_call(value, _VIEWS) and value.args:
             value = value.args[0]
         else:
             return None
@@ -260,9 +263,7 @@ def _piece(value, root: str):
     """``(start, stop)`` texts where ``value`` is rows ``root[start:stop]`` (within
     ``rt.reshape`` or ``rt.ascontiguousarray``: a part of a concatenation written in its
     place), else None."""
-    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-            and isinstance(value.func.value, ast.Name) and value.func.value.id == "rt" \
-            and value.func.attr in _VIEWS and value.args:
+    while _rt_call(value, _VIEWS) and value.args:
         value = value.args[0]
     if not (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)
             and value.value.id == root and isinstance(value.slice, ast.Slice)
